@@ -1,0 +1,157 @@
+//! Loading and validating /etc/wg-exec/NAME.ron. Everything is checked before anything is touched,
+//! and every error names the file, line:column and field.
+
+mod locate;
+mod raw;
+mod validate;
+
+pub use locate::{Locations, Pos};
+pub use raw::BackendChoice;
+pub use validate::{parse_allowed_ip, parse_endpoint, parse_fwmark, RouteTables};
+
+use ipnet::IpNet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use wg_exec_steps::{Backend, Endpoint, Key, SecretSource};
+
+/// A validated interface.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, for messages.
+    pub path: PathBuf,
+    pub name: String,
+    pub ips: Vec<IpNet>,
+    pub private_key: SecretSource,
+    pub generate_private_key_file: bool,
+    pub listen_port: Option<u16>,
+    pub pre_setup: Vec<String>,
+    pub post_setup: Vec<String>,
+    pub pre_shutdown: Vec<String>,
+    pub post_shutdown: Vec<String>,
+    pub table: Table,
+    pub peers: Vec<Peer>,
+    pub allowed_ips_as_routes: bool,
+    pub socket_namespace: Option<String>,
+    pub interface_namespace: Option<String>,
+    pub fwmark: Option<u32>,
+    pub mtu: Option<u32>,
+    pub metric: Option<u32>,
+    pub dynamic_endpoint_refresh_seconds: u64,
+    pub backend: Backend,
+    /// Where each value was written, for errors found after loading (missing key files…).
+    pub locations: Locations,
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// As configured, else the public key.
+    pub name: String,
+    pub public_key: Key,
+    pub preshared_key: Option<SecretSource>,
+    pub allowed_ips: Vec<IpNet>,
+    pub endpoint: Option<Endpoint>,
+    pub dynamic_endpoint_refresh_seconds: Option<u64>,
+    pub dynamic_endpoint_refresh_restart_seconds: Option<u64>,
+    pub persistent_keepalive: Option<u16>,
+}
+
+impl Peer {
+    /// The refresh period in force: the peer's own, else the interface's; 0 = never.
+    pub fn refresh_seconds(&self, interface_default: u64) -> u64 {
+        self.dynamic_endpoint_refresh_seconds
+            .unwrap_or(interface_default)
+    }
+}
+
+/// A routing table: its number and how the configuration wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Table {
+    pub id: u32,
+    pub label: String,
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// None where the problem has no place in the file (the interface name, a missing file).
+    pub pos: Option<Pos>,
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(p) = self.pos {
+            write!(f, ":{}:{}", p.line, p.col)?;
+        }
+        if self.field.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.field, self.message)
+        }
+    }
+}
+
+/// Every problem found, all at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A warning: printed, not fatal. Same shape as an error.
+pub type Warning = ConfigError;
+
+/// The configuration file of an interface: `--config FILE`, else `$WG_EXEC_CONFIG_DIR/NAME.ron`,
+/// else `/etc/wg-exec/NAME.ron`.
+pub fn config_path(name: &str, explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    let dir = std::env::var_os("WG_EXEC_CONFIG_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/wg-exec"));
+    dir.join(format!("{name}.ron"))
+}
+
+/// Reads and validates the file. Returns the configuration and its warnings.
+pub fn load(
+    name: &str,
+    path: &Path,
+    tables: &RouteTables,
+) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            pos: None,
+            field: String::new(),
+            message: format!("cannot read the configuration: {e}"),
+        }])
+    })?;
+    parse(name, path, &text, tables)
+}
+
+/// Validates `text` as if read from `path`.
+pub fn parse(
+    name: &str,
+    path: &Path,
+    text: &str,
+    tables: &RouteTables,
+) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+    let raw = validate::deserialize(path, text)?;
+    validate::validate(name, path, text, raw, tables)
+}

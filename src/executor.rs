@@ -1,0 +1,169 @@
+//! Runs a plan as a transaction. Up: on the first failure (or a signal between steps) every
+//! applied step is rolled back in reverse. Down: every step runs, failures are collected.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wg_exec_steps::step::join_human;
+use wg_exec_steps::{Kernel, Step, StepError};
+
+/// A step that failed: its kind, its object and what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub step: &'static str,
+    pub object: String,
+    pub error: StepError,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step '{}' ({}): {}", self.step, self.object, self.error)?;
+        for u in &self.error.undo_failures {
+            write!(f, "; and undoing its own work failed: {u}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why an up did not complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    Step(Failure),
+    /// A signal arrived; it is honoured between steps.
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpError {
+    pub cause: Cause,
+    /// Steps rolled back, in the order they were undone ("route", "peer set", …).
+    pub rolled_back: Vec<String>,
+    pub rollback_failures: Vec<Failure>,
+}
+
+impl UpError {
+    /// True when the machine is not back where it started.
+    pub fn incomplete(&self) -> bool {
+        let partial = match &self.cause {
+            Cause::Step(f) => !f.error.undo_failures.is_empty(),
+            Cause::Interrupted => false,
+        };
+        partial || !self.rollback_failures.is_empty()
+    }
+}
+
+impl fmt::Display for UpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            Cause::Step(fail) => write!(f, "failed at {fail}")?,
+            Cause::Interrupted => write!(f, "interrupted by a signal")?,
+        }
+        match self.rolled_back.is_empty() {
+            true => write!(f, "; nothing had been changed yet")?,
+            false => write!(f, "; rolled back: {}", join_human(&self.rolled_back))?,
+        }
+        if !self.rollback_failures.is_empty() {
+            write!(f, "; ROLLBACK INCOMPLETE, left behind:")?;
+            for r in &self.rollback_failures {
+                write!(f, "\n  - {r}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UpError {}
+
+/// Applies `plan` in order; on failure or interruption undoes what was applied, newest first.
+pub fn up(
+    plan: &mut [Box<dyn Step>],
+    kernel: &mut dyn Kernel,
+    interrupted: &AtomicBool,
+) -> Result<(), Box<UpError>> {
+    let mut applied = 0;
+    let mut cause = None;
+    for step in plan.iter_mut() {
+        if interrupted.load(Ordering::SeqCst) {
+            cause = Some(Cause::Interrupted);
+            break;
+        }
+        log::debug!("{}: {}", step.name(), step.describe());
+        match step.apply(kernel) {
+            Ok(()) => applied += 1,
+            Err(error) => {
+                log::error!("step '{}' failed: {error}", step.name());
+                cause = Some(Cause::Step(Failure {
+                    step: step.name(),
+                    object: step.describe(),
+                    error,
+                }));
+                break;
+            }
+        }
+    }
+    // A signal during the last step: the step finished, now undo everything.
+    if cause.is_none() && interrupted.load(Ordering::SeqCst) {
+        cause = Some(Cause::Interrupted);
+    }
+    let Some(cause) = cause else {
+        return Ok(());
+    };
+    let (rolled_back, rollback_failures) = rollback(&mut plan[..applied], kernel);
+    Err(Box::new(UpError {
+        cause,
+        rolled_back,
+        rollback_failures,
+    }))
+}
+
+/// Rolls back applied steps in reverse, going on past failures.
+pub fn rollback(
+    applied: &mut [Box<dyn Step>],
+    kernel: &mut dyn Kernel,
+) -> (Vec<String>, Vec<Failure>) {
+    let mut done = Vec::new();
+    let mut failures = Vec::new();
+    for step in applied.iter_mut().rev() {
+        log::debug!("rolling back {}: {}", step.name(), step.describe());
+        match step.rollback(kernel) {
+            Ok(()) => done.push(step.name().to_string()),
+            Err(error) => {
+                log::error!("rollback of step '{}' failed: {error}", step.name());
+                failures.push(Failure {
+                    step: step.name(),
+                    object: step.describe(),
+                    error,
+                });
+            }
+        }
+    }
+    (done, failures)
+}
+
+/// Runs every step of a down plan, collecting failures instead of stopping.
+pub fn down(plan: &mut [Box<dyn Step>], kernel: &mut dyn Kernel) -> Vec<Failure> {
+    let mut failures = Vec::new();
+    for step in plan.iter_mut() {
+        log::debug!("{}: {}", step.name(), step.describe());
+        if let Err(error) = step.apply(kernel) {
+            log::error!("step '{}' failed: {error}; going on", step.name());
+            failures.push(Failure {
+                step: step.name(),
+                object: step.describe(),
+                error,
+            });
+        }
+    }
+    failures
+}
+
+/// `--print`: every step's commands, one per line.
+pub fn print(plan: &[Box<dyn Step>]) -> String {
+    let mut out = String::new();
+    for step in plan {
+        for line in step.print() {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}

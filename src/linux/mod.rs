@@ -1,0 +1,360 @@
+//! The real kernel: rtnetlink for links, addresses and routes; generic netlink "wireguard" or a
+//! userspace implementation's UAPI socket for keys and peers; setns to reach named namespaces.
+
+mod genl;
+mod netns;
+mod nl;
+mod process;
+mod rtnl;
+mod uapi;
+
+pub use genl::{remove_peers as genl_remove_peers, set_peers as genl_set_peers, MESSAGE_LIMIT};
+pub use uapi::socket_path;
+
+use ipnet::IpNet;
+use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
+use nl::Conn;
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use wg_exec_steps::{
+    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, Netns, PeerSettings,
+    Route,
+};
+use zeroize::Zeroize;
+
+/// Netlink sockets opened inside one namespace.
+struct NsConns {
+    route: Conn,
+    /// The "wireguard" family socket and id, opened on first use.
+    genl: Option<(Conn, u16)>,
+}
+
+pub struct LinuxKernel {
+    /// The namespace wg-exec started in; every excursion returns here.
+    home: File,
+    conns: HashMap<Netns, NsConns>,
+    ifindex: HashMap<(Netns, String), u32>,
+    /// Set by a signal: endless retries (name resolution) give up.
+    stop: Arc<AtomicBool>,
+}
+
+fn enodev() -> KernelError {
+    KernelError::from_errno(libc::ENODEV, None)
+}
+
+impl LinuxKernel {
+    pub fn new(stop: Arc<AtomicBool>) -> anyhow::Result<LinuxKernel> {
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| anyhow::anyhow!("cannot open this thread's network namespace: {e}"))?;
+        Ok(LinuxKernel {
+            home,
+            conns: HashMap::new(),
+            ifindex: HashMap::new(),
+            stop,
+        })
+    }
+
+    /// Opens a socket inside `ns` (entering it only for the socket call).
+    fn open_in(&self, ns: &Netns, protocol: isize) -> Result<Conn, KernelError> {
+        let open = || Conn::new(protocol).map_err(|e| KernelError::from_io(&e));
+        match ns {
+            Netns::Current => open(),
+            other => {
+                let target = netns::open(other)?;
+                let _inside = netns::Entered::enter(&target, &self.home)?;
+                open()
+            }
+        }
+    }
+
+    fn ns(&mut self, ns: &Netns) -> Result<&mut NsConns, KernelError> {
+        if !self.conns.contains_key(ns) {
+            let route = self.open_in(ns, NETLINK_ROUTE)?;
+            self.conns.insert(ns.clone(), NsConns { route, genl: None });
+        }
+        Ok(self.conns.get_mut(ns).expect("inserted above"))
+    }
+
+    fn route(&mut self, ns: &Netns) -> Result<&mut Conn, KernelError> {
+        Ok(&mut self.ns(ns)?.route)
+    }
+
+    fn genl(&mut self, ns: &Netns) -> Result<(&mut Conn, u16), KernelError> {
+        if self.ns(ns)?.genl.is_none() {
+            let mut conn = self.open_in(ns, NETLINK_GENERIC)?;
+            let id = genl::family_id(&mut conn).map_err(|mut e| {
+                if e.is_errno(libc::ENOENT) {
+                    e.message = format!("the kernel has no WireGuard (generic netlink family \"wireguard\" not found): {}", e.message);
+                }
+                e
+            })?;
+            self.ns(ns)?.genl = Some((conn, id));
+        }
+        let (conn, id) = self.ns(ns)?.genl.as_mut().expect("set above");
+        Ok((conn, *id))
+    }
+
+    /// The link's index, from the cache or the kernel; ENODEV when it does not exist.
+    fn index(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        let key = (ns.clone(), name.to_string());
+        if let Some(i) = self.ifindex.get(&key) {
+            return Ok(*i);
+        }
+        let (index, _) = rtnl::get_link(self.route(ns)?, name)?.ok_or_else(enodev)?;
+        self.ifindex.insert(key, index);
+        Ok(index)
+    }
+
+    fn forget(&mut self, ns: &Netns, name: &str) {
+        self.ifindex.remove(&(ns.clone(), name.to_string()));
+    }
+
+    /// A device served by a userspace implementation has a UAPI socket.
+    fn userspace(name: &str) -> bool {
+        uapi::socket_path(name).exists()
+    }
+
+    fn genl_send(
+        &mut self,
+        ns: &Netns,
+        msgs: Vec<netlink_packet_wireguard::WireguardMessage>,
+    ) -> Result<(), KernelError> {
+        let (conn, family) = self.genl(ns)?;
+        genl::send_all(conn, family, msgs)
+    }
+
+    fn add_kernel_link(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        rtnl::add_wireguard(self.route(ns)?, name)
+    }
+
+    fn add_userspace_link(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        program: &str,
+    ) -> Result<(), KernelError> {
+        if rtnl::get_link(self.route(ns)?, name)?.is_some() {
+            return Err(KernelError::from_errno(
+                libc::EEXIST,
+                Some(&format!("a link named {name} already exists")),
+            ));
+        }
+        let target = netns::open(ns)?;
+        let socket = uapi::socket_path(name);
+        process::start_userspace(program, name, &target, &self.home, &socket)?;
+        if rtnl::get_link(self.route(ns)?, name)?.is_none() {
+            // It serves the socket but made no link here: stop it.
+            let _ = std::fs::remove_file(&socket);
+            return Err(KernelError::new(format!(
+                "{program} started but created no link {name} in {ns}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Kernel for LinuxKernel {
+    fn file_exists(&mut self, path: &Path) -> Result<bool, KernelError> {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(KernelError::from_io(&e)),
+        }
+    }
+
+    fn generate_key_file(&mut self, path: &Path) -> Result<(), KernelError> {
+        process::write_key_file(path)
+    }
+
+    fn remove_file(&mut self, path: &Path) -> Result<(), KernelError> {
+        std::fs::remove_file(path).map_err(|e| KernelError::from_io(&e))
+    }
+
+    fn read_secret_file(&mut self, path: &Path) -> Result<Key, KernelError> {
+        let mut text = std::fs::read_to_string(path).map_err(|e| KernelError::from_io(&e))?;
+        let key = Key::from_base64(&text, true);
+        text.zeroize();
+        key.map_err(|e| KernelError::new(format!("not a WireGuard key: {e}")))
+    }
+
+    fn modprobe(&mut self, module: &str) -> Result<(), KernelError> {
+        if Path::new("/sys/module").join(module).exists() {
+            log::debug!("module {module} is already loaded");
+            return Ok(());
+        }
+        process::modprobe(module)
+    }
+
+    fn run_hook(&mut self, device: &str, script: &str) -> Result<(), KernelError> {
+        process::hook(device, script)
+    }
+
+    fn link_add(&mut self, ns: &Netns, name: &str, backend: &Backend) -> Result<(), KernelError> {
+        match backend {
+            Backend::Kernel => self.add_kernel_link(ns, name)?,
+            Backend::Userspace { program } => self.add_userspace_link(ns, name, program)?,
+            Backend::Auto { userspace } => match self.add_kernel_link(ns, name) {
+                Err(e) if e.is_errno(libc::EOPNOTSUPP) => {
+                    log::info!("the kernel has no WireGuard ({e}); starting {userspace}");
+                    self.add_userspace_link(ns, name, userspace)?
+                }
+                other => other?,
+            },
+        }
+        self.forget(ns, name);
+        self.index(ns, name).map(drop)
+    }
+
+    fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        let userspace = Self::userspace(name);
+        let result = rtnl::del_link(self.route(ns)?, index);
+        self.forget(ns, name);
+        result?;
+        if userspace {
+            process::wait_socket_gone(&uapi::socket_path(name))?;
+        }
+        Ok(())
+    }
+
+    fn link_exists(&mut self, ns: &Netns, name: &str) -> Result<bool, KernelError> {
+        Ok(rtnl::get_link(self.route(ns)?, name)?.is_some())
+    }
+
+    fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        let target = match to {
+            Netns::Current => self
+                .home
+                .try_clone()
+                .map_err(|e| KernelError::from_io(&e))?,
+            other => netns::open(other)?,
+        };
+        let result = rtnl::set_netns(self.route(ns)?, index, target.as_raw_fd());
+        self.forget(ns, name);
+        result
+    }
+
+    fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        let (_, mtu) = rtnl::get_link(self.route(ns)?, name)?.ok_or_else(enodev)?;
+        Ok(mtu)
+    }
+
+    fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::set_mtu(self.route(ns)?, index, mtu)
+    }
+
+    fn link_set_up(&mut self, ns: &Netns, name: &str, up: bool) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::set_up(self.route(ns)?, index, up)
+    }
+
+    fn addr_add(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::add_address(self.route(ns)?, index, addr)
+    }
+
+    fn addr_del(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::del_address(self.route(ns)?, index, addr)
+    }
+
+    fn wg_set_device(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        settings: &DeviceSettings,
+    ) -> Result<(), KernelError> {
+        if Self::userspace(name) {
+            return uapi::request(name, uapi::set_device(settings));
+        }
+        let mut msg = genl::set_device(name, settings);
+        let result = self.genl_send(ns, vec![msg.clone()]);
+        genl::scrub(&mut msg);
+        result
+    }
+
+    fn wg_clear_device(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        if Self::userspace(name) {
+            return uapi::request(name, uapi::clear_device());
+        }
+        self.genl_send(ns, vec![genl::clear_device(name)])
+    }
+
+    fn wg_set_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        peers: &[PeerSettings],
+    ) -> Result<(), KernelError> {
+        if Self::userspace(name) {
+            return uapi::request(name, uapi::set_peers(peers));
+        }
+        let msgs = genl::set_peers(name, peers, MESSAGE_LIMIT);
+        self.genl_send(ns, msgs)
+    }
+
+    fn wg_remove_peers(&mut self, ns: &Netns, name: &str, keys: &[Key]) -> Result<(), KernelError> {
+        if Self::userspace(name) {
+            return uapi::request(name, uapi::remove_peers(keys));
+        }
+        let msgs = genl::remove_peers(name, keys, MESSAGE_LIMIT);
+        self.genl_send(ns, msgs)
+    }
+
+    fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
+        match ns {
+            Netns::Current => process::resolve(ep, &self.stop),
+            other => {
+                let target = netns::open(other)?;
+                let _inside = netns::Entered::enter(&target, &self.home)?;
+                process::resolve(ep, &self.stop)
+            }
+        }
+    }
+
+    fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
+        self.routes(ns, dev, routes, false)
+    }
+
+    fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
+        self.routes(ns, dev, routes, true)
+    }
+}
+
+impl LinuxKernel {
+    fn routes(
+        &mut self,
+        ns: &Netns,
+        dev: &str,
+        routes: &[Route],
+        delete: bool,
+    ) -> Result<(), BatchError> {
+        let whole = |e: KernelError| BatchError {
+            failed: (0..routes.len()).map(|i| (i, e.clone())).collect(),
+        };
+        let index = match self.index(ns, dev) {
+            // Routes through a link that is gone went with it.
+            Err(e) if delete && e.is_errno(libc::ENODEV) => return Ok(()),
+            other => other.map_err(whole)?,
+        };
+        let conn = self.route(ns).map_err(whole)?;
+        let results = rtnl::routes(conn, index, routes, delete).map_err(whole)?;
+        let failed: Vec<(usize, KernelError)> = results
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.err().map(|e| (i, e)))
+            .filter(|(_, e)| !(delete && (e.is_errno(libc::ESRCH) || e.is_errno(libc::ENOENT))))
+            .collect();
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(BatchError { failed }),
+        }
+    }
+}

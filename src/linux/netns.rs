@@ -1,0 +1,48 @@
+//! Network namespaces as file descriptors. A namespace is entered only long enough to open a
+//! socket or start a process in it; a guard brings the thread back even on early return.
+
+use nix::sched::{setns, CloneFlags};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use wg_exec_steps::{KernelError, Netns};
+
+use crate::preflight::NETNS_DIR;
+
+/// The file that names a namespace.
+pub fn path(ns: &Netns) -> PathBuf {
+    match ns {
+        Netns::Current => PathBuf::from("/proc/thread-self/ns/net"),
+        Netns::Init => PathBuf::from("/proc/1/ns/net"),
+        Netns::Named(n) => PathBuf::from(NETNS_DIR).join(n),
+    }
+}
+
+pub fn open(ns: &Netns) -> Result<File, KernelError> {
+    File::open(path(ns))
+        .map_err(|e| KernelError::new(format!("cannot open {} ({}): {e}", ns, path(ns).display())))
+}
+
+/// While alive, the calling thread is in another network namespace; dropping it returns.
+pub struct Entered<'a> {
+    home: &'a File,
+}
+
+impl<'a> Entered<'a> {
+    pub fn enter(target: &File, home: &'a File) -> Result<Entered<'a>, KernelError> {
+        setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| KernelError::from_errno(e as i32, Some("setns")))?;
+        Ok(Entered { home })
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            // Staying in the wrong namespace would make every later request act on the wrong
+            // machine: stop here rather than go on.
+            eprintln!("wg-exec: cannot return to the original network namespace: {e}");
+            std::process::abort();
+        }
+    }
+}

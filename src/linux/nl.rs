@@ -1,0 +1,261 @@
+//! A blocking netlink connection: send requests (one, or many pipelined in few datagrams), read
+//! their acks in order, decode the kernel's extended-ack text.
+//!
+//! Written by hand on top of netlink-sys and the rust-netlink packet crates because the crates
+//! that wrap this (rtnetlink, netlink-proto) are async-only, and netlink-packet-core does not
+//! decode extended-ack attributes.
+
+use netlink_packet_core::{
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_ACK, NLM_F_REQUEST,
+};
+use netlink_sys::{Socket, SocketAddr};
+use wg_exec_steps::KernelError;
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+const NLMSGERR_ATTR_MSG: u16 = 1;
+const HEADER_LEN: usize = 16;
+/// How many bytes of requests go into one datagram of a pipeline.
+const BATCH_BYTES: usize = 48 * 1024;
+/// How many requests are in flight before their acks are read (the acks must fit in the
+/// socket's receive buffer).
+const WINDOW: usize = 1024;
+
+pub struct Conn {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+/// One netlink message read back: its header and body bytes.
+struct Raw<'a> {
+    msg_type: u16,
+    flags: u16,
+    seq: u32,
+    body: &'a [u8],
+    whole: &'a [u8],
+}
+
+fn split(datagram: &[u8]) -> Vec<Raw<'_>> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + HEADER_LEN <= datagram.len() {
+        let d = &datagram[off..];
+        let len = u32::from_ne_bytes(d[0..4].try_into().unwrap()) as usize;
+        if len < HEADER_LEN || len > d.len() {
+            break;
+        }
+        out.push(Raw {
+            msg_type: u16::from_ne_bytes(d[4..6].try_into().unwrap()),
+            flags: u16::from_ne_bytes(d[6..8].try_into().unwrap()),
+            seq: u32::from_ne_bytes(d[8..12].try_into().unwrap()),
+            body: &d[HEADER_LEN..len],
+            whole: &d[..len],
+        });
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+/// The errno of an NLMSG_ERROR body (0 = ack) and its extended-ack message.
+fn decode_error(flags: u16, body: &[u8]) -> (i32, Option<String>) {
+    if body.len() < 4 {
+        return (libc::EBADMSG, None);
+    }
+    let code = -i32::from_ne_bytes(body[0..4].try_into().unwrap());
+    if flags & NLM_F_ACK_TLVS == 0 || body.len() < 4 + HEADER_LEN {
+        return (code, None);
+    }
+    let orig_len = u32::from_ne_bytes(body[4..8].try_into().unwrap()) as usize;
+    let mut off = 4 + if flags & NLM_F_CAPPED != 0 {
+        HEADER_LEN
+    } else {
+        orig_len
+    };
+    off = (off + 3) & !3;
+    while off + 4 <= body.len() {
+        let len = u16::from_ne_bytes(body[off..off + 2].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(body[off + 2..off + 4].try_into().unwrap()) & 0x3fff;
+        if len < 4 || off + len > body.len() {
+            break;
+        }
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = &body[off + 4..off + len];
+            let text = text.split(|b| *b == 0).next().unwrap_or(&[]);
+            return (code, Some(String::from_utf8_lossy(text).into_owned()));
+        }
+        off += (len + 3) & !3;
+    }
+    (code, None)
+}
+
+impl Conn {
+    /// A socket of `protocol` (netlink_sys::constants::NETLINK_ROUTE, NETLINK_GENERIC) in the
+    /// calling thread's current network namespace.
+    pub fn new(protocol: isize) -> std::io::Result<Conn> {
+        let mut sock = Socket::new(protocol)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        // Both are best effort: old kernels lack them, and we only lose message text.
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
+        let _ = sock.set_rx_buf_sz(1 << 20);
+        Ok(Conn {
+            sock,
+            seq: 0,
+            buf: vec![0; 1 << 16],
+        })
+    }
+
+    fn frame<I: NetlinkSerializable>(&mut self, inner: I, flags: u16) -> (u32, Vec<u8>) {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(inner));
+        msg.finalize();
+        let mut bytes = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut bytes);
+        (self.seq, bytes)
+    }
+
+    fn recv(&mut self) -> Result<usize, KernelError> {
+        loop {
+            match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(KernelError::from_io(&e)),
+            }
+        }
+    }
+
+    fn send(&self, bytes: &[u8]) -> Result<(), KernelError> {
+        loop {
+            match self.sock.send(bytes, 0) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(KernelError::from_io(&e)),
+            }
+        }
+    }
+
+    /// One request; waits for its ack. Replies other than the ack are returned decoded.
+    pub fn request<I>(&mut self, inner: I, flags: u16) -> Result<Vec<I>, KernelError>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable,
+    {
+        let (seq, mut bytes) = self.frame(inner, flags);
+        let sent = self.send(&bytes);
+        // Requests may carry keys: do not leave them in freed memory.
+        bytes.fill(0);
+        sent?;
+        let mut replies = Vec::new();
+        loop {
+            let n = self.recv()?;
+            for raw in split(&self.buf[..n]) {
+                if raw.seq != seq {
+                    continue;
+                }
+                match raw.msg_type {
+                    NLMSG_ERROR => {
+                        let (code, text) = decode_error(raw.flags, raw.body);
+                        return match code {
+                            0 => Ok(replies),
+                            e => Err(KernelError::from_errno(e, text.as_deref())),
+                        };
+                    }
+                    NLMSG_DONE => return Ok(replies),
+                    _ => {
+                        let msg = NetlinkMessage::<I>::deserialize(raw.whole)
+                            .map_err(|e| KernelError::new(format!("bad netlink reply: {e}")))?;
+                        if let NetlinkPayload::InnerMessage(m) = msg.payload {
+                            replies.push(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Many requests pipelined: several per datagram, acks read after each window. Returns one
+    /// result per request, in order; a failure does not stop the others.
+    pub fn pipeline<I: NetlinkSerializable>(
+        &mut self,
+        requests: impl IntoIterator<Item = (I, u16)>,
+    ) -> Result<Vec<Result<(), KernelError>>, KernelError> {
+        let mut results = Vec::new();
+        let mut requests = requests.into_iter().peekable();
+        while requests.peek().is_some() {
+            let first_index = results.len();
+            let mut first_seq = None;
+            let mut in_flight = 0;
+            let mut datagram = Vec::with_capacity(BATCH_BYTES);
+            while in_flight < WINDOW {
+                let Some((inner, flags)) = requests.next() else {
+                    break;
+                };
+                let (seq, bytes) = self.frame(inner, flags);
+                first_seq.get_or_insert(seq);
+                if datagram.len() + bytes.len() > BATCH_BYTES && !datagram.is_empty() {
+                    self.send(&datagram)?;
+                    datagram.clear();
+                }
+                datagram.extend_from_slice(&bytes);
+                in_flight += 1;
+            }
+            if !datagram.is_empty() {
+                self.send(&datagram)?;
+            }
+            results.resize_with(first_index + in_flight, || Ok(()));
+            let first_seq = first_seq.expect("at least one request");
+            let mut acked = 0;
+            while acked < in_flight {
+                let n = self.recv()?;
+                for raw in split(&self.buf[..n]) {
+                    if raw.msg_type != NLMSG_ERROR {
+                        continue;
+                    }
+                    let slot = raw.seq.wrapping_sub(first_seq) as usize;
+                    if slot >= in_flight {
+                        continue;
+                    }
+                    let (code, text) = decode_error(raw.flags, raw.body);
+                    if code != 0 {
+                        results[first_index + slot] =
+                            Err(KernelError::from_errno(code, text.as_deref()));
+                    }
+                    acked += 1;
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_extended_ack_text() {
+        // NLMSG_ERROR body: -95, the capped original header, then NLMSGERR_ATTR_MSG.
+        let mut body = Vec::new();
+        body.extend_from_slice(&(-95i32).to_ne_bytes());
+        body.extend_from_slice(&[0u8; 16]);
+        let text = b"Unknown device type\0";
+        body.extend_from_slice(&((4 + text.len()) as u16).to_ne_bytes());
+        body.extend_from_slice(&NLMSGERR_ATTR_MSG.to_ne_bytes());
+        body.extend_from_slice(text);
+        let (code, msg) = decode_error(NLM_F_CAPPED | NLM_F_ACK_TLVS, &body);
+        assert_eq!(code, 95);
+        assert_eq!(msg.as_deref(), Some("Unknown device type"));
+        let err = KernelError::from_errno(code, msg.as_deref());
+        assert_eq!(
+            err.to_string(),
+            "Unknown device type: Operation not supported (os error 95)"
+        );
+    }
+}

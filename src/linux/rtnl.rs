@@ -1,0 +1,158 @@
+//! rtnetlink requests: links, addresses and routes, built with netlink-packet-route.
+
+use super::nl::Conn;
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::os::fd::RawFd;
+use wg_exec_steps::{KernelError, Route};
+
+const RT_TABLE_UNSPEC: u8 = 0;
+
+fn family(net: &IpNet) -> AddressFamily {
+    match net {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// A link's index and MTU, or None when there is no link of that name.
+pub fn get_link(conn: &mut Conn, name: &str) -> Result<Option<(u32, u32)>, KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    match conn.request(RouteNetlinkMessage::GetLink(msg), 0) {
+        Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => {
+                let mtu = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Mtu(m) => Some(*m),
+                    _ => None,
+                });
+                Some((l.header.index, mtu.unwrap_or(0)))
+            }
+            _ => None,
+        })),
+        Err(e) if e.is_errno(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn add_wireguard(conn: &mut Conn, name: &str) -> Result<(), KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    msg.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Wireguard,
+        )]));
+    conn.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+        .map(drop)
+}
+
+pub fn del_link(conn: &mut Conn, index: u32) -> Result<(), KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    conn.request(RouteNetlinkMessage::DelLink(msg), 0).map(drop)
+}
+
+fn set_link(
+    conn: &mut Conn,
+    index: u32,
+    f: impl FnOnce(&mut LinkMessage),
+) -> Result<(), KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    f(&mut msg);
+    conn.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
+}
+
+pub fn set_netns(conn: &mut Conn, index: u32, fd: RawFd) -> Result<(), KernelError> {
+    set_link(conn, index, |m| {
+        m.attributes.push(LinkAttribute::NetNsFd(fd))
+    })
+}
+
+pub fn set_mtu(conn: &mut Conn, index: u32, mtu: u32) -> Result<(), KernelError> {
+    set_link(conn, index, |m| m.attributes.push(LinkAttribute::Mtu(mtu)))
+}
+
+pub fn set_up(conn: &mut Conn, index: u32, up: bool) -> Result<(), KernelError> {
+    set_link(conn, index, |m| {
+        m.header.change_mask = LinkFlags::Up;
+        if up {
+            m.header.flags = LinkFlags::Up;
+        }
+    })
+}
+
+fn address(index: u32, net: &IpNet) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(net);
+    msg.header.prefix_len = net.prefix_len();
+    msg.header.index = index;
+    // As `ip address add` does for an address without a peer: local and address alike.
+    msg.attributes.push(AddressAttribute::Local(net.addr()));
+    msg.attributes.push(AddressAttribute::Address(net.addr()));
+    msg
+}
+
+pub fn add_address(conn: &mut Conn, index: u32, net: &IpNet) -> Result<(), KernelError> {
+    conn.request(
+        RouteNetlinkMessage::NewAddress(address(index, net)),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .map(drop)
+}
+
+pub fn del_address(conn: &mut Conn, index: u32, net: &IpNet) -> Result<(), KernelError> {
+    conn.request(RouteNetlinkMessage::DelAddress(address(index, net)), 0)
+        .map(drop)
+}
+
+/// `ip route … DST dev INDEX table T [metric M]`: a scope-link unicast route, table ids above
+/// 255 in RTA_TABLE.
+pub fn route_message(index: u32, r: &Route, delete: bool) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(&r.dst);
+    msg.header.destination_prefix_length = r.dst.prefix_len();
+    msg.header.table = u8::try_from(r.table).unwrap_or(RT_TABLE_UNSPEC);
+    if delete {
+        msg.header.scope = RouteScope::NoWhere;
+    } else {
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Link;
+        msg.header.kind = RouteType::Unicast;
+    }
+    msg.attributes.push(RouteAttribute::Table(r.table));
+    msg.attributes
+        .push(RouteAttribute::Destination(RouteAddress::from(
+            r.dst.network(),
+        )));
+    msg.attributes.push(RouteAttribute::Oif(index));
+    if let Some(m) = r.metric {
+        msg.attributes.push(RouteAttribute::Priority(m));
+    }
+    msg
+}
+
+/// Replaces (or deletes) routes in one pipeline; one result per route.
+pub fn routes(
+    conn: &mut Conn,
+    index: u32,
+    routes: &[Route],
+    delete: bool,
+) -> Result<Vec<Result<(), KernelError>>, KernelError> {
+    conn.pipeline(routes.iter().map(|r| {
+        let msg = route_message(index, r, delete);
+        match delete {
+            true => (RouteNetlinkMessage::DelRoute(msg), 0),
+            false => (
+                RouteNetlinkMessage::NewRoute(msg),
+                NLM_F_CREATE | NLM_F_REPLACE,
+            ),
+        }
+    }))
+}

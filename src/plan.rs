@@ -1,0 +1,179 @@
+//! The order of things. Each position in the up plan says why it stands there; the down plan is
+//! short because deleting the link takes its addresses, peers and routes with it.
+
+use crate::config::Config;
+use wg_exec_steps::addresses::Addresses;
+use wg_exec_steps::gen_key::GenerateKeyFile;
+use wg_exec_steps::hook::{Hook, Phase};
+use wg_exec_steps::key::DeviceKey;
+use wg_exec_steps::link_add::LinkAdd;
+use wg_exec_steps::link_up::LinkUp;
+use wg_exec_steps::modprobe::Modprobe;
+use wg_exec_steps::mtu::Mtu;
+use wg_exec_steps::netns_move::NetnsMove;
+use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
+use wg_exec_steps::route::Routes;
+use wg_exec_steps::teardown::Teardown;
+use wg_exec_steps::{Backend, Netns, Route, SecretSource, Step};
+
+pub type Plan = Vec<Box<dyn Step>>;
+
+/// Where the link is created and where its UDP socket stays.
+pub fn socket_ns(cfg: &Config) -> Netns {
+    Netns::from_option(cfg.socket_namespace.as_deref())
+}
+
+/// Where the link ends up: the interface namespace if set, else the socket namespace.
+pub fn interface_ns(cfg: &Config) -> Netns {
+    match &cfg.interface_namespace {
+        Some(n) => Netns::from_option(Some(n)),
+        None => socket_ns(cfg),
+    }
+}
+
+fn hook(cfg: &Config, phase: Phase, lines: &[String]) -> Option<Box<dyn Step>> {
+    (!lines.is_empty()).then(|| {
+        Box::new(Hook {
+            phase,
+            device: cfg.name.clone(),
+            lines: lines.to_vec(),
+        }) as Box<dyn Step>
+    })
+}
+
+pub fn up(cfg: &Config) -> Plan {
+    let name = cfg.name.clone();
+    let sock = socket_ns(cfg);
+    let iface = interface_ns(cfg);
+    let mut plan: Plan = Vec::new();
+
+    // 1. The key file first: everything after may need it, and if it cannot be created nothing
+    //    else has been touched.
+    if cfg.generate_private_key_file {
+        if let SecretSource::File(path) = &cfg.private_key {
+            plan.push(Box::new(GenerateKeyFile::new(path.clone())));
+        }
+    }
+    // 2. Load the module before the first netlink request that needs it; a userspace backend
+    //    needs no module.
+    if !matches!(cfg.backend, Backend::Userspace { .. }) {
+        plan.push(Box::new(Modprobe {
+            module: "wireguard".into(),
+        }));
+    }
+    // 3. pre_setup runs before the link exists, as in the module (it may create namespaces or
+    //    rules the rest relies on).
+    plan.extend(hook(cfg, Phase::PreSetup, &cfg.pre_setup));
+    // 4. Create the link in the socket namespace: the UDP socket is bound where the link is born
+    //    and stays there when the link moves.
+    plan.push(Box::new(LinkAdd {
+        name: name.clone(),
+        ns: sock.clone(),
+        backend: cfg.backend.clone(),
+    }));
+    // 5. Move it to the interface namespace before any address or route: a move flushes them.
+    if cfg.interface_namespace.is_some() && iface != sock {
+        plan.push(Box::new(NetnsMove {
+            name: name.clone(),
+            from: sock.clone(),
+            to: iface.clone(),
+        }));
+    }
+    // 6. MTU before addresses: IPv6 addresses need the final MTU to be at least 1280.
+    if let Some(mtu) = cfg.mtu {
+        plan.push(Box::new(Mtu::new(name.clone(), iface.clone(), mtu)));
+    }
+    // 7. Addresses while the link is still down, as the module does.
+    if !cfg.ips.is_empty() {
+        plan.push(Box::new(Addresses::new(
+            name.clone(),
+            iface.clone(),
+            cfg.ips.clone(),
+        )));
+    }
+    // 8. The private key, listen port and fwmark before any peer: a peer without a device key
+    //    cannot handshake, and the port must be bound before endpoints are used.
+    plan.push(Box::new(DeviceKey::new(
+        name.clone(),
+        iface.clone(),
+        cfg.private_key.clone(),
+        cfg.listen_port,
+        cfg.fwmark,
+    )));
+    // 9. Up before routes: the kernel refuses routes through a link that is down.
+    plan.push(Box::new(LinkUp {
+        name: name.clone(),
+        ns: iface.clone(),
+    }));
+    // 10. Peers once the device is complete; endpoints resolve in the socket namespace.
+    if !cfg.peers.is_empty() {
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|p| PeerPlan {
+                name: p.name.clone(),
+                public_key: p.public_key.clone(),
+                preshared_key: p.preshared_key.clone(),
+                endpoint: p.endpoint.clone(),
+                persistent_keepalive: p.persistent_keepalive,
+                allowed_ips: p.allowed_ips.clone(),
+            })
+            .collect();
+        plan.push(Box::new(PeerSet::new(
+            name.clone(),
+            iface.clone(),
+            sock.clone(),
+            peers,
+        )));
+    }
+    // 11. Routes last among the kernel changes: traffic is steered into the tunnel only once the
+    //     peers that will carry it exist.
+    let routes = routes(cfg);
+    if !routes.is_empty() {
+        plan.push(Box::new(Routes::new(
+            name.clone(),
+            iface.clone(),
+            routes,
+            cfg.table.label.clone(),
+        )));
+    }
+    // 12. post_setup sees the finished interface; its failure rolls everything back.
+    plan.extend(hook(cfg, Phase::PostSetup, &cfg.post_setup));
+    plan
+}
+
+/// A route for each allowed IP of each peer (when `allowed_ips_as_routes`), deduplicated.
+pub fn routes(cfg: &Config) -> Vec<Route> {
+    if !cfg.allowed_ips_as_routes {
+        return Vec::new();
+    }
+    let mut seen = std::collections::HashSet::new();
+    cfg.peers
+        .iter()
+        .flat_map(|p| p.allowed_ips.iter())
+        .filter(|dst| seen.insert(**dst))
+        .map(|dst| Route {
+            dst: *dst,
+            table: cfg.table.id,
+            metric: cfg.metric,
+        })
+        .collect()
+}
+
+pub fn down(cfg: &Config) -> Plan {
+    let sock = socket_ns(cfg);
+    let iface = interface_ns(cfg);
+    let mut plan: Plan = Vec::new();
+    // 1. pre_shutdown sees the interface still up.
+    plan.extend(hook(cfg, Phase::PreShutdown, &cfg.pre_shutdown));
+    // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
+    //    namespace too, where an interrupted up may have left it.
+    plan.push(Box::new(Teardown {
+        name: cfg.name.clone(),
+        ns: iface.clone(),
+        created_in: (iface != sock).then_some(sock),
+    }));
+    // 3. post_shutdown once it is gone.
+    plan.extend(hook(cfg, Phase::PostShutdown, &cfg.post_shutdown));
+    plan
+}

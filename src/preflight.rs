@@ -1,0 +1,99 @@
+//! Checks that need the file system but change nothing: key files exist, hold keys and are not
+//! readable by others; named namespaces exist. `check` and `up` run them before any step.
+
+use crate::config::{Config, ConfigError, Warning};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use wg_exec_steps::{Key, SecretSource};
+use zeroize::Zeroize;
+
+/// Where named network namespaces live.
+pub const NETNS_DIR: &str = "/run/netns";
+
+pub struct Preflight {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<Warning>,
+}
+
+pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
+    let mut p = Preflight {
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let at = |field: &str, message: String| ConfigError {
+        file: cfg.path.clone(),
+        pos: Some(cfg.locations.get(field)),
+        field: field.to_string(),
+        message,
+    };
+    if let SecretSource::File(path) = &cfg.private_key {
+        let may_be_missing = cfg.generate_private_key_file;
+        key_file(&mut p, path, may_be_missing, |m| at("private_key_file", m));
+    }
+    for (i, peer) in cfg.peers.iter().enumerate() {
+        if let Some(SecretSource::File(path)) = &peer.preshared_key {
+            let field = format!("peers[{i}].preshared_key_file");
+            key_file(&mut p, path, false, |m| at(&field, m));
+        }
+    }
+    for (field, ns) in [
+        ("socket_namespace", &cfg.socket_namespace),
+        ("interface_namespace", &cfg.interface_namespace),
+    ] {
+        if let Some(name) = ns.as_deref().filter(|n| *n != "init") {
+            if !netns_dir.join(name).exists() {
+                p.errors.push(at(
+                    field,
+                    format!(
+                        "network namespace `{name}` does not exist ({}/{name}); wg-exec never creates namespaces (ip netns add {name})",
+                        netns_dir.display()
+                    ),
+                ));
+            }
+        }
+    }
+    p
+}
+
+fn key_file(
+    p: &mut Preflight,
+    path: &Path,
+    may_be_missing: bool,
+    at: impl Fn(String) -> ConfigError,
+) {
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_be_missing => return,
+        Err(e) => {
+            p.errors.push(at(format!("key file {shown}: {e}")));
+            return;
+        }
+    };
+    if !meta.is_file() {
+        p.errors
+            .push(at(format!("key file {shown} is not a regular file")));
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        p.warnings.push(at(format!(
+            "key file {shown} is readable by group or others (mode {:04o}); chmod 600 it",
+            mode & 0o7777
+        )));
+    }
+    match std::fs::read_to_string(path) {
+        Ok(mut text) => {
+            let parsed = Key::from_base64(&text, true);
+            text.zeroize();
+            if let Err(e) = parsed {
+                p.errors.push(at(format!(
+                    "key file {shown} does not hold a WireGuard key: {e}"
+                )));
+            }
+        }
+        Err(e) => p
+            .errors
+            .push(at(format!("cannot read key file {shown}: {e}"))),
+    }
+}

@@ -1,0 +1,397 @@
+//! An in-memory kernel for tests: it keeps the state the real one would (links, addresses,
+//! device keys, peers, routes, files), records every call in order, and can be told to fail its
+//! Nth call so that every rollback path runs without root.
+
+use crate::kernel::{
+    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Netns, PeerSettings, Route,
+};
+use crate::secret::Key;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+const EEXIST: i32 = 17;
+const ENODEV: i32 = 19;
+const ENOENT: i32 = 2;
+const EINVAL: i32 = 22;
+
+/// One WireGuard link as the fake kernel holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeLink {
+    pub mtu: u32,
+    pub up: bool,
+    pub addrs: BTreeSet<IpNet>,
+    pub private_key: Option<Key>,
+    pub listen_port: u16,
+    pub fwmark: u32,
+    pub peers: BTreeMap<Key, PeerSettings>,
+    pub userspace: bool,
+}
+
+/// Everything the fake kernel holds; compared whole by tests.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FakeState {
+    /// Named namespaces that exist (the current and the init one always do).
+    pub namespaces: BTreeSet<String>,
+    pub links: BTreeMap<(Netns, String), FakeLink>,
+    pub routes: BTreeSet<(Netns, String, Route)>,
+    /// Key files: path → base64 text.
+    pub files: BTreeMap<PathBuf, String>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeKernel {
+    pub state: FakeState,
+    /// Every call, in order, as "method ns args…".
+    pub calls: Vec<String>,
+    /// Calls that fail, by 1-based number (counting every recorded call).
+    pub failures: BTreeMap<usize, KernelError>,
+    /// In the next `route_replace`, fail the item with this index and apply the others.
+    pub fail_batch_item: Option<(usize, KernelError)>,
+    /// Host names `resolve_endpoint` knows.
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Whether the kernel has WireGuard (decides `Backend::Auto`).
+    pub has_wireguard: bool,
+    key_counter: u8,
+}
+
+fn label(ns: &Netns) -> String {
+    match ns {
+        Netns::Current => "current".into(),
+        Netns::Init => "init".into(),
+        Netns::Named(n) => n.clone(),
+    }
+}
+
+impl FakeKernel {
+    pub fn new() -> FakeKernel {
+        FakeKernel {
+            has_wireguard: true,
+            ..FakeKernel::default()
+        }
+    }
+
+    /// Fail call number `n` (1-based, counting from the first call ever made).
+    pub fn fail_call(&mut self, n: usize, err: KernelError) {
+        self.failures.insert(n, err);
+    }
+
+    pub fn add_namespace(&mut self, name: &str) {
+        self.state.namespaces.insert(name.to_string());
+    }
+
+    /// Puts a key file holding a key made of `byte`.
+    pub fn put_key_file(&mut self, path: &str, byte: u8) {
+        let key = Key::from_bytes([byte; 32], true);
+        self.state.files.insert(path.into(), key.to_base64());
+    }
+
+    /// Records a call and decides whether it fails.
+    fn call(&mut self, text: String) -> Result<(), KernelError> {
+        self.calls.push(text);
+        match self.failures.get(&self.calls.len()) {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn check_ns(&self, ns: &Netns) -> Result<(), KernelError> {
+        match ns {
+            Netns::Named(n) if !self.state.namespaces.contains(n) => {
+                Err(KernelError::from_errno(ENOENT, None))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn link(&mut self, ns: &Netns, name: &str) -> Result<&mut FakeLink, KernelError> {
+        self.check_ns(ns)?;
+        self.state
+            .links
+            .get_mut(&(ns.clone(), name.to_string()))
+            .ok_or_else(|| KernelError::from_errno(ENODEV, None))
+    }
+}
+
+impl Kernel for FakeKernel {
+    fn file_exists(&mut self, path: &Path) -> Result<bool, KernelError> {
+        self.call(format!("file_exists {}", path.display()))?;
+        Ok(self.state.files.contains_key(path))
+    }
+
+    fn generate_key_file(&mut self, path: &Path) -> Result<(), KernelError> {
+        self.call(format!("generate_key_file {}", path.display()))?;
+        if self.state.files.contains_key(path) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        self.key_counter = self.key_counter.wrapping_add(1);
+        let key = Key::from_bytes([0xa0 ^ self.key_counter; 32], true);
+        self.state.files.insert(path.to_path_buf(), key.to_base64());
+        Ok(())
+    }
+
+    fn remove_file(&mut self, path: &Path) -> Result<(), KernelError> {
+        self.call(format!("remove_file {}", path.display()))?;
+        self.state
+            .files
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| KernelError::from_errno(ENOENT, None))
+    }
+
+    fn read_secret_file(&mut self, path: &Path) -> Result<Key, KernelError> {
+        self.call(format!("read_secret_file {}", path.display()))?;
+        let text = self
+            .state
+            .files
+            .get(path)
+            .ok_or_else(|| KernelError::from_errno(ENOENT, None))?;
+        Key::from_base64(text, true).map_err(|e| KernelError::new(e.to_string()))
+    }
+
+    fn modprobe(&mut self, module: &str) -> Result<(), KernelError> {
+        self.call(format!("modprobe {module}"))
+    }
+
+    fn run_hook(&mut self, device: &str, script: &str) -> Result<(), KernelError> {
+        self.call(format!("run_hook {device} {script:?}"))
+    }
+
+    fn link_add(&mut self, ns: &Netns, name: &str, backend: &Backend) -> Result<(), KernelError> {
+        let kind = match backend {
+            Backend::Kernel => "kernel",
+            Backend::Userspace { .. } => "userspace",
+            Backend::Auto { .. } => "auto",
+        };
+        self.call(format!("link_add {} {name} {kind}", label(ns)))?;
+        self.check_ns(ns)?;
+        let userspace = match backend {
+            Backend::Kernel if !self.has_wireguard => {
+                return Err(KernelError::from_errno(95, Some("Unknown device type")))
+            }
+            Backend::Kernel => false,
+            Backend::Userspace { .. } => true,
+            Backend::Auto { .. } => !self.has_wireguard,
+        };
+        let key = (ns.clone(), name.to_string());
+        if self.state.links.contains_key(&key) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        let link = FakeLink {
+            mtu: 1420,
+            up: false,
+            addrs: BTreeSet::new(),
+            private_key: None,
+            listen_port: 0,
+            fwmark: 0,
+            peers: BTreeMap::new(),
+            userspace,
+        };
+        self.state.links.insert(key, link);
+        Ok(())
+    }
+
+    fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        self.call(format!("link_del {} {name}", label(ns)))?;
+        self.link(ns, name)?;
+        self.state.links.remove(&(ns.clone(), name.to_string()));
+        self.state
+            .routes
+            .retain(|(rns, dev, _)| !(rns == ns && dev == name));
+        Ok(())
+    }
+
+    fn link_exists(&mut self, ns: &Netns, name: &str) -> Result<bool, KernelError> {
+        self.call(format!("link_exists {} {name}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self
+            .state
+            .links
+            .contains_key(&(ns.clone(), name.to_string())))
+    }
+
+    fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError> {
+        self.call(format!("link_set_netns {} {name} {}", label(ns), label(to)))?;
+        self.check_ns(to)?;
+        let mut link = self.link(ns, name)?.clone();
+        let target = (to.clone(), name.to_string());
+        if self.state.links.contains_key(&target) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        // As in Linux: a link that changes namespace loses its addresses and routes.
+        link.addrs.clear();
+        self.state.links.remove(&(ns.clone(), name.to_string()));
+        self.state
+            .routes
+            .retain(|(rns, dev, _)| !(rns == ns && dev == name));
+        self.state.links.insert(target, link);
+        Ok(())
+    }
+
+    fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        self.call(format!("link_mtu {} {name}", label(ns)))?;
+        Ok(self.link(ns, name)?.mtu)
+    }
+
+    fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError> {
+        self.call(format!("link_set_mtu {} {name} {mtu}", label(ns)))?;
+        self.link(ns, name)?.mtu = mtu;
+        Ok(())
+    }
+
+    fn link_set_up(&mut self, ns: &Netns, name: &str, up: bool) -> Result<(), KernelError> {
+        let word = if up { "up" } else { "down" };
+        self.call(format!("link_set_up {} {name} {word}", label(ns)))?;
+        self.link(ns, name)?.up = up;
+        Ok(())
+    }
+
+    fn addr_add(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError> {
+        self.call(format!("addr_add {} {name} {addr}", label(ns)))?;
+        if !self.link(ns, name)?.addrs.insert(*addr) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        Ok(())
+    }
+
+    fn addr_del(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError> {
+        self.call(format!("addr_del {} {name} {addr}", label(ns)))?;
+        if !self.link(ns, name)?.addrs.remove(addr) {
+            return Err(KernelError::from_errno(99, None));
+        }
+        Ok(())
+    }
+
+    fn wg_set_device(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        settings: &DeviceSettings,
+    ) -> Result<(), KernelError> {
+        self.call(format!(
+            "wg_set_device {} {name} key={} port={:?} fwmark={:?}",
+            label(ns),
+            settings
+                .private_key
+                .as_ref()
+                .map(|_| "set")
+                .unwrap_or("none"),
+            settings.listen_port,
+            settings.fwmark
+        ))?;
+        let link = self.link(ns, name)?;
+        if let Some(k) = &settings.private_key {
+            link.private_key = Some(k.clone());
+        }
+        if let Some(p) = settings.listen_port {
+            link.listen_port = p;
+        }
+        if let Some(m) = settings.fwmark {
+            link.fwmark = m;
+        }
+        Ok(())
+    }
+
+    fn wg_clear_device(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        self.call(format!("wg_clear_device {} {name}", label(ns)))?;
+        let link = self.link(ns, name)?;
+        link.private_key = None;
+        link.listen_port = 0;
+        link.fwmark = 0;
+        Ok(())
+    }
+
+    fn wg_set_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        peers: &[PeerSettings],
+    ) -> Result<(), KernelError> {
+        self.call(format!("wg_set_peers {} {name} {}", label(ns), peers.len()))?;
+        let link = self.link(ns, name)?;
+        for p in peers {
+            link.peers.insert(p.public_key.clone(), p.clone());
+        }
+        Ok(())
+    }
+
+    fn wg_remove_peers(&mut self, ns: &Netns, name: &str, keys: &[Key]) -> Result<(), KernelError> {
+        self.call(format!(
+            "wg_remove_peers {} {name} {}",
+            label(ns),
+            keys.len()
+        ))?;
+        let link = self.link(ns, name)?;
+        for k in keys {
+            link.peers.remove(k);
+        }
+        Ok(())
+    }
+
+    fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
+        self.call(format!("resolve_endpoint {} {ep}", label(ns)))?;
+        self.check_ns(ns)?;
+        let ip = match ep.host.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => *self
+                .hosts
+                .get(&ep.host)
+                .ok_or_else(|| KernelError::new("Name or service not known".to_string()))?,
+        };
+        Ok(SocketAddr::new(ip, ep.port))
+    }
+
+    fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
+        let whole = |e: KernelError| BatchError {
+            failed: (0..routes.len()).map(|i| (i, e.clone())).collect(),
+        };
+        self.call(format!(
+            "route_replace {} {dev} {}",
+            label(ns),
+            routes.len()
+        ))
+        .map_err(whole)?;
+        self.link(ns, dev).map_err(whole)?;
+        let mut failed = Vec::new();
+        let fail_item = self.fail_batch_item.take();
+        for (i, r) in routes.iter().enumerate() {
+            match &fail_item {
+                Some((n, e)) if *n == i => failed.push((i, e.clone())),
+                _ => {
+                    // `replace`: one route per (table, destination, metric).
+                    self.state
+                        .routes
+                        .retain(|(rns, _, x)| !(rns == ns && x == r));
+                    self.state
+                        .routes
+                        .insert((ns.clone(), dev.to_string(), r.clone()));
+                }
+            }
+        }
+        match failed.is_empty() {
+            true => Ok(()),
+            false => Err(BatchError { failed }),
+        }
+    }
+
+    fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
+        let whole = |e: KernelError| BatchError {
+            failed: (0..routes.len()).map(|i| (i, e.clone())).collect(),
+        };
+        self.call(format!("route_del {} {dev} {}", label(ns), routes.len()))
+            .map_err(whole)?;
+        self.check_ns(ns).map_err(whole)?;
+        for r in routes {
+            self.state
+                .routes
+                .remove(&(ns.clone(), dev.to_string(), r.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// The kernel's "Invalid argument", for tests that need some failure.
+pub fn einval() -> KernelError {
+    KernelError::from_errno(EINVAL, None)
+}

@@ -1,0 +1,95 @@
+//! Creates the private key file when `generate_private_key_file` asks for it and it is missing.
+
+use crate::kernel::Kernel;
+use crate::step::{Step, StepError};
+use std::path::PathBuf;
+
+pub struct GenerateKeyFile {
+    pub path: PathBuf,
+    created: bool,
+}
+
+impl GenerateKeyFile {
+    pub fn new(path: PathBuf) -> GenerateKeyFile {
+        GenerateKeyFile {
+            path,
+            created: false,
+        }
+    }
+}
+
+impl Step for GenerateKeyFile {
+    fn name(&self) -> &'static str {
+        "generate key file"
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn print(&self) -> Vec<String> {
+        let file = self.path.display();
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| ".".into());
+        vec![format!(
+            "mkdir -p -m 0755 {dir} && {{ [ -e {file} ] || (umask 077 && wg genkey > {file}); }}"
+        )]
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let file = self.path.display();
+        if kernel
+            .file_exists(&self.path)
+            .map_err(|e| StepError::new(format!("check key file {file}"), e))?
+        {
+            log::debug!("key file {file} exists, keeping it");
+            return Ok(());
+        }
+        kernel
+            .generate_key_file(&self.path)
+            .map_err(|e| StepError::new(format!("generate key file {file}"), e))?;
+        self.created = true;
+        log::info!("generated private key file {file}");
+        Ok(())
+    }
+
+    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if self.created {
+            kernel.remove_file(&self.path).map_err(|e| {
+                StepError::new(format!("remove key file {}", self.path.display()), e)
+            })?;
+            self.created = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeKernel;
+
+    #[test]
+    fn creates_only_when_missing_and_rolls_back_only_what_it_created() {
+        let mut k = FakeKernel::new();
+        let mut s = GenerateKeyFile::new("/keys/wg0.key".into());
+        s.apply(&mut k).unwrap();
+        assert!(k.state.files.contains_key(&PathBuf::from("/keys/wg0.key")));
+        s.rollback(&mut k).unwrap();
+        assert!(k.state.files.is_empty());
+
+        k.put_key_file("/keys/wg0.key", 7);
+        let before = k.state.clone();
+        let mut s = GenerateKeyFile::new("/keys/wg0.key".into());
+        s.apply(&mut k).unwrap();
+        s.rollback(&mut k).unwrap();
+        assert_eq!(
+            k.state, before,
+            "an existing key is never replaced or removed"
+        );
+    }
+}

@@ -1,0 +1,57 @@
+//! The four user hooks (pre_setup, post_setup, pre_shutdown, post_shutdown). The lines of a hook
+//! form one script run with `/bin/sh -e -c`, so that it stops at its first failing line as the
+//! module's generated script does.
+
+use crate::kernel::Kernel;
+use crate::step::{Step, StepError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    PreSetup,
+    PostSetup,
+    PreShutdown,
+    PostShutdown,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::PreSetup => "pre_setup",
+            Phase::PostSetup => "post_setup",
+            Phase::PreShutdown => "pre_shutdown",
+            Phase::PostShutdown => "post_shutdown",
+        }
+    }
+}
+
+pub struct Hook {
+    pub phase: Phase,
+    pub device: String,
+    pub lines: Vec<String>,
+}
+
+impl Step for Hook {
+    fn name(&self) -> &'static str {
+        self.phase.name()
+    }
+
+    fn describe(&self) -> String {
+        format!("hook for {}", self.device)
+    }
+
+    fn print(&self) -> Vec<String> {
+        self.lines.clone()
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let script = self.lines.join("\n");
+        kernel
+            .run_hook(&self.device, &script)
+            .map_err(|e| StepError::new(format!("run {} hook", self.phase.name()), e))
+    }
+
+    /// What a hook did is the hook's own business; the module has no undo for it either.
+    fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        Ok(())
+    }
+}

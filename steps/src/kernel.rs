@@ -1,0 +1,256 @@
+//! The kernel seam: one trait for everything privileged wg-exec does. The real implementation
+//! (netlink, UAPI, setns, processes) lives in the binary; [`crate::fake::FakeKernel`] keeps state
+//! in memory so that every plan and every rollback path is testable without root.
+
+use crate::secret::Key;
+use ipnet::IpNet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A network namespace as the configuration names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Netns {
+    /// The namespace wg-exec was started in (the module's `null`).
+    Current,
+    /// PID 1's network namespace (the module's `"init"`).
+    Init,
+    /// A named namespace, /run/netns/NAME.
+    Named(String),
+}
+
+impl Netns {
+    /// `None` → the current namespace, `"init"` → PID 1's, anything else → /run/netns/NAME.
+    pub fn from_option(name: Option<&str>) -> Netns {
+        match name {
+            None => Netns::Current,
+            Some("init") => Netns::Init,
+            Some(n) => Netns::Named(n.to_string()),
+        }
+    }
+
+    /// `ip -n NS ` prefix for `--print` (empty for the current and the init namespace, as the
+    /// module treats both alike).
+    pub fn ip_prefix(&self) -> String {
+        match self {
+            Netns::Named(n) => format!("ip -n {n}"),
+            _ => "ip".to_string(),
+        }
+    }
+
+    /// `ip netns exec NS ` prefix for commands that are not iproute2's.
+    pub fn exec_prefix(&self) -> String {
+        match self {
+            Netns::Named(n) => format!("ip netns exec {n} "),
+            _ => String::new(),
+        }
+    }
+}
+
+impl fmt::Display for Netns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Netns::Current => f.write_str("the current netns"),
+            Netns::Init => f.write_str("the init netns"),
+            Netns::Named(n) => write!(f, "netns {n}"),
+        }
+    }
+}
+
+/// Which WireGuard implementation backs the link.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// The kernel's when it has WireGuard, else the userspace program.
+    Auto {
+        userspace: String,
+    },
+    Kernel,
+    /// A userspace implementation speaking the cross-platform UAPI (wireguard-go, boringtun-cli).
+    Userspace {
+        program: String,
+    },
+}
+
+/// The kernel's answer to a failed request: errno and, when the kernel sent one, its
+/// extended-ack text. Displays as "Unknown device type (os error 95)" style text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelError {
+    pub errno: Option<i32>,
+    pub message: String,
+}
+
+impl KernelError {
+    pub fn new(message: impl Into<String>) -> KernelError {
+        KernelError {
+            errno: None,
+            message: message.into(),
+        }
+    }
+
+    /// From an errno, with the kernel's extended-ack text when there is one.
+    pub fn from_errno(errno: i32, ext_ack: Option<&str>) -> KernelError {
+        let base = std::io::Error::from_raw_os_error(errno).to_string();
+        let message = match ext_ack {
+            Some(text) if !text.is_empty() => format!("{text}: {base}"),
+            _ => base,
+        };
+        KernelError {
+            errno: Some(errno),
+            message,
+        }
+    }
+
+    pub fn from_io(err: &std::io::Error) -> KernelError {
+        KernelError {
+            errno: err.raw_os_error(),
+            message: err.to_string(),
+        }
+    }
+
+    pub fn is_errno(&self, errno: i32) -> bool {
+        self.errno == Some(errno)
+    }
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// A batch request (many routes in one pipeline) in which some items failed. Every item not
+/// listed in `failed` was applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError {
+    pub failed: Vec<(usize, KernelError)>,
+}
+
+/// Where a secret comes from: the configuration itself or a file read at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(Key),
+    File(PathBuf),
+}
+
+impl SecretSource {
+    /// How `--print` shows it: the path, or `<redacted>`.
+    pub fn printable(&self) -> String {
+        match self {
+            SecretSource::Inline(_) => "<redacted>".to_string(),
+            SecretSource::File(p) => p.display().to_string(),
+        }
+    }
+
+    pub fn load(&self, kernel: &mut dyn Kernel) -> Result<Key, KernelError> {
+        match self {
+            SecretSource::Inline(k) => Ok(k.clone()),
+            SecretSource::File(p) => kernel.read_secret_file(p),
+        }
+    }
+}
+
+/// Device-wide WireGuard settings of the key step.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceSettings {
+    pub private_key: Option<Key>,
+    pub listen_port: Option<u16>,
+    pub fwmark: Option<u32>,
+}
+
+/// An endpoint as configured: a host name or address literal and a port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// One peer as the kernel (or UAPI) receives it: keys loaded, endpoint resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerSettings {
+    pub public_key: Key,
+    pub preshared_key: Option<Key>,
+    pub endpoint: Option<SocketAddr>,
+    /// Seconds; `Some(0)` turns keepalives off explicitly.
+    pub persistent_keepalive: Option<u16>,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+/// A route to `dst` through the WireGuard link.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Route {
+    pub dst: IpNet,
+    pub table: u32,
+    pub metric: Option<u32>,
+}
+
+/// Everything privileged. Each method acts in the namespace it is given and returns the kernel's
+/// reason on failure; callers add what they were doing.
+pub trait Kernel {
+    /// Whether a file exists (the key file of `generate_private_key_file`).
+    fn file_exists(&mut self, path: &Path) -> Result<bool, KernelError>;
+    /// Create a key file with a fresh private key: parent 0755 if missing, file 0600, atomic,
+    /// never overwriting.
+    fn generate_key_file(&mut self, path: &Path) -> Result<(), KernelError>;
+    fn remove_file(&mut self, path: &Path) -> Result<(), KernelError>;
+    /// Read a base64 key file into a zeroizing key.
+    fn read_secret_file(&mut self, path: &Path) -> Result<Key, KernelError>;
+
+    /// Load a kernel module. Callers tolerate failure, as the module does.
+    fn modprobe(&mut self, module: &str) -> Result<(), KernelError>;
+    /// Run a hook script with /bin/sh, DEVICE set, in a minimal environment.
+    fn run_hook(&mut self, device: &str, script: &str) -> Result<(), KernelError>;
+
+    fn link_add(&mut self, ns: &Netns, name: &str, backend: &Backend) -> Result<(), KernelError>;
+    /// Delete the link; for a userspace device, also wait until its process let go of the
+    /// UAPI socket. ENODEV when it does not exist.
+    fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError>;
+    fn link_exists(&mut self, ns: &Netns, name: &str) -> Result<bool, KernelError>;
+    fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError>;
+    fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError>;
+    fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError>;
+    fn link_set_up(&mut self, ns: &Netns, name: &str, up: bool) -> Result<(), KernelError>;
+
+    fn addr_add(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError>;
+    fn addr_del(&mut self, ns: &Netns, name: &str, addr: &IpNet) -> Result<(), KernelError>;
+
+    fn wg_set_device(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        settings: &DeviceSettings,
+    ) -> Result<(), KernelError>;
+    /// Remove the private key, listen port and fwmark again.
+    fn wg_clear_device(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError>;
+    /// Add (or update) peers. On failure, a prefix may have been applied.
+    fn wg_set_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        peers: &[PeerSettings],
+    ) -> Result<(), KernelError>;
+    /// Remove peers; absent ones are not an error.
+    fn wg_remove_peers(&mut self, ns: &Netns, name: &str, keys: &[Key]) -> Result<(), KernelError>;
+    /// Resolve an endpoint host in the namespace where the tunnel's UDP socket lives.
+    fn resolve_endpoint(
+        &mut self,
+        ns: &Netns,
+        endpoint: &Endpoint,
+    ) -> Result<SocketAddr, KernelError>;
+
+    /// `ip route replace DST dev NAME table T [metric M]` for each route, in one pipeline.
+    fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError>;
+    /// Delete routes through `dev`; absent ones are not an error.
+    fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError>;
+}

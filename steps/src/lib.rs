@@ -1,0 +1,28 @@
+//! The steps of wg-exec: the [`Step`] trait, the [`Kernel`] seam every privileged action goes
+//! through, and one file per step. Nothing here parses configuration or knows about processes;
+//! the `wg-exec` binary builds plans out of these steps and runs them transactionally.
+
+pub mod fake;
+pub mod kernel;
+pub mod secret;
+pub mod step;
+
+pub mod addresses;
+pub mod gen_key;
+pub mod hook;
+pub mod key;
+pub mod link_add;
+pub mod link_up;
+pub mod modprobe;
+pub mod mtu;
+pub mod netns_move;
+pub mod peer_set;
+pub mod route;
+pub mod teardown;
+
+pub use kernel::{
+    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Netns, PeerSettings, Route,
+    SecretSource,
+};
+pub use secret::{Key, KeyError};
+pub use step::{Step, StepError};

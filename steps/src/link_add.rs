@@ -1,0 +1,51 @@
+//! Creates the WireGuard link in the socket namespace, where its UDP socket will live for good.
+
+use crate::kernel::{Backend, Kernel, Netns};
+use crate::step::{object, Step, StepError};
+
+pub struct LinkAdd {
+    pub name: String,
+    pub ns: Netns,
+    pub backend: Backend,
+}
+
+impl Step for LinkAdd {
+    fn name(&self) -> &'static str {
+        "link add"
+    }
+
+    fn describe(&self) -> String {
+        object(&self.name, &self.ns)
+    }
+
+    fn print(&self) -> Vec<String> {
+        let kernel = format!(
+            "{} link add dev {} type wireguard",
+            self.ns.ip_prefix(),
+            self.name
+        );
+        let user = |program: &str| format!("{}{program} {}", self.ns.exec_prefix(), self.name);
+        vec![match &self.backend {
+            Backend::Kernel => kernel,
+            Backend::Userspace { program } => user(program),
+            Backend::Auto { userspace } => format!("{kernel} || {}", user(userspace)),
+        }]
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        kernel
+            .link_add(&self.ns, &self.name, &self.backend)
+            .map_err(|e| StepError::new(format!("create {}", self.describe()), e))?;
+        log::info!("created {}", self.describe());
+        Ok(())
+    }
+
+    /// Deletes the link; one that is already gone (a later rollback deleted it) is fine.
+    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        const ENODEV: i32 = 19;
+        match kernel.link_del(&self.ns, &self.name) {
+            Err(e) if e.is_errno(ENODEV) => Ok(()),
+            other => other.map_err(|e| StepError::new(format!("delete {}", self.describe()), e)),
+        }
+    }
+}

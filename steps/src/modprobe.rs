@@ -1,0 +1,35 @@
+//! Loads the wireguard module. Failure is tolerated, as the module's `modprobe wireguard || true`:
+//! the link add step tells the truth about whether the kernel has WireGuard.
+
+use crate::kernel::Kernel;
+use crate::step::{Step, StepError};
+
+pub struct Modprobe {
+    pub module: String,
+}
+
+impl Step for Modprobe {
+    fn name(&self) -> &'static str {
+        "modprobe"
+    }
+
+    fn describe(&self) -> String {
+        self.module.clone()
+    }
+
+    fn print(&self) -> Vec<String> {
+        vec![format!("modprobe {} || true", self.module)]
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if let Err(e) = kernel.modprobe(&self.module) {
+            log::info!("modprobe {} failed ({e}); going on", self.module);
+        }
+        Ok(())
+    }
+
+    /// A loaded module is left loaded: other interfaces may use it, and unloading is not ours.
+    fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        Ok(())
+    }
+}

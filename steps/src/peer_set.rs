@@ -1,0 +1,154 @@
+//! Configures every peer in one request (split into as many messages as needed by the kernel
+//! seam). Endpoint host names are resolved in the socket namespace, where the UDP packets go.
+
+use crate::kernel::{Endpoint, Kernel, Netns, PeerSettings, SecretSource};
+use crate::secret::Key;
+use crate::step::{object, Step, StepError};
+use ipnet::IpNet;
+
+/// A peer as planned: secrets not yet read, endpoint not yet resolved.
+#[derive(Debug, Clone)]
+pub struct PeerPlan {
+    pub name: String,
+    pub public_key: Key,
+    pub preshared_key: Option<SecretSource>,
+    pub endpoint: Option<Endpoint>,
+    pub persistent_keepalive: Option<u16>,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+pub struct PeerSet {
+    pub name: String,
+    /// Where the link is (the interface namespace, else the socket namespace).
+    pub ns: Netns,
+    /// Where its UDP socket is: endpoints resolve here.
+    pub socket_ns: Netns,
+    pub peers: Vec<PeerPlan>,
+    applied: bool,
+}
+
+impl PeerSet {
+    pub fn new(name: String, ns: Netns, socket_ns: Netns, peers: Vec<PeerPlan>) -> PeerSet {
+        PeerSet {
+            name,
+            ns,
+            socket_ns,
+            peers,
+            applied: false,
+        }
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        self.peers.iter().map(|p| p.public_key.clone()).collect()
+    }
+
+    fn settings(&self, kernel: &mut dyn Kernel) -> Result<Vec<PeerSettings>, StepError> {
+        let mut out = Vec::with_capacity(self.peers.len());
+        for p in &self.peers {
+            let preshared_key = match &p.preshared_key {
+                Some(src) => Some(src.load(kernel).map_err(|e| {
+                    StepError::new(
+                        format!("read preshared key {} of peer {}", src.printable(), p.name),
+                        e,
+                    )
+                })?),
+                None => None,
+            };
+            let endpoint = match &p.endpoint {
+                Some(ep) => Some(kernel.resolve_endpoint(&self.socket_ns, ep).map_err(|e| {
+                    StepError::new(
+                        format!(
+                            "resolve endpoint {ep} of peer {} in {}",
+                            p.name, self.socket_ns
+                        ),
+                        e,
+                    )
+                })?),
+                None => None,
+            };
+            out.push(PeerSettings {
+                public_key: p.public_key.clone(),
+                preshared_key,
+                endpoint,
+                persistent_keepalive: p.persistent_keepalive,
+                allowed_ips: p.allowed_ips.clone(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Step for PeerSet {
+    fn name(&self) -> &'static str {
+        "peer set"
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} peer{} of {}",
+            self.peers.len(),
+            if self.peers.len() == 1 { "" } else { "s" },
+            object(&self.name, &self.ns)
+        )
+    }
+
+    fn print(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let mut line = format!(
+                    "{}wg set {} peer {}",
+                    self.ns.exec_prefix(),
+                    self.name,
+                    p.public_key
+                );
+                if let Some(psk) = &p.preshared_key {
+                    line.push_str(&format!(" preshared-key {}", psk.printable()));
+                }
+                if let Some(ep) = &p.endpoint {
+                    line.push_str(&format!(" endpoint {ep}"));
+                }
+                if let Some(k) = p.persistent_keepalive {
+                    line.push_str(&format!(" persistent-keepalive {k}"));
+                }
+                if !p.allowed_ips.is_empty() {
+                    let ips: Vec<String> = p.allowed_ips.iter().map(|a| a.to_string()).collect();
+                    line.push_str(&format!(" allowed-ips {}", ips.join(",")));
+                }
+                line
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if self.peers.is_empty() {
+            return Ok(());
+        }
+        let settings = self.settings(kernel)?;
+        if let Err(e) = kernel.wg_set_peers(&self.ns, &self.name, &settings) {
+            let err = StepError::new(format!("configure {}", self.describe()), e);
+            // Some messages may have gone through before the failing one.
+            let undo = match kernel.wg_remove_peers(&self.ns, &self.name, &self.keys()) {
+                Ok(()) => vec![],
+                Err(e) => vec![StepError::new(
+                    format!("remove the peers again from {}", self.describe()),
+                    e,
+                )],
+            };
+            return Err(err.with_undo(undo));
+        }
+        self.applied = true;
+        log::info!("configured {}", self.describe());
+        Ok(())
+    }
+
+    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if self.applied {
+            kernel
+                .wg_remove_peers(&self.ns, &self.name, &self.keys())
+                .map_err(|e| StepError::new(format!("remove {}", self.describe()), e))?;
+            self.applied = false;
+        }
+        Ok(())
+    }
+}
