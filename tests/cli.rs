@@ -332,6 +332,10 @@ const BAD: &[(&str, &str)] = &[
         ":1:63: peers[0].public_key: Peer is missing the required field `public_key`",
     ),
     (
+        "Interface(private_key_file: \"/k\", ips: [\"192.0.2.1/24\", \"192.0.2.1/32\"])",
+        ":1:57: ips[1]: 192.0.2.1 is already ips[0]: an address is added once",
+    ),
+    (
         "Interface(private_key_file: \"/k\"",
         ":1:33: private_key_file: Expected comma",
     ),

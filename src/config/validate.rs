@@ -417,10 +417,19 @@ pub fn validate(
         },
     };
 
-    let mut ips = Vec::new();
+    let mut ips: Vec<IpNet> = Vec::new();
     for (i, s) in raw.ips.iter().enumerate() {
         match parse_cidr(s) {
-            Ok(n) => ips.push(n),
+            Ok(n) => match ips.iter().position(|x| x.addr() == n.addr()) {
+                Some(first) => c.error(
+                    &format!("ips[{i}]"),
+                    format!(
+                        "{} is already ips[{first}]: an address is added once",
+                        n.addr()
+                    ),
+                ),
+                None => ips.push(n),
+            },
             Err(m) => c.error(&format!("ips[{i}]"), m),
         }
     }

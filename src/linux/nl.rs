@@ -20,9 +20,12 @@ const NLMSGERR_ATTR_MSG: u16 = 1;
 const HEADER_LEN: usize = 16;
 /// How many bytes of requests go into one datagram of a pipeline.
 const BATCH_BYTES: usize = 48 * 1024;
-/// How many requests are in flight before their acks are read (the acks must fit in the
-/// socket's receive buffer).
-const WINDOW: usize = 1024;
+/// How many requests are in flight before their acks are read. Each ack is its own skb of
+/// about 768 bytes truesize, and they must all fit in the default 208 KiB receive buffer
+/// (rmem_default), or the kernel drops them (ENOBUFS).
+const WINDOW: usize = 128;
+/// A reply that has not come after this long will not come.
+const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub struct Conn {
     sock: Socket,
@@ -92,6 +95,29 @@ fn decode_error(flags: u16, body: &[u8]) -> (i32, Option<String>) {
     (code, None)
 }
 
+/// SO_RCVTIMEO, so that a lost reply is an error instead of a hang.
+fn set_recv_timeout(sock: &Socket, d: std::time::Duration) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_usec: d.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket descriptor and a timeval of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 impl Conn {
     /// A socket of `protocol` (netlink_sys::constants::NETLINK_ROUTE, NETLINK_GENERIC) in the
     /// calling thread's current network namespace.
@@ -103,6 +129,7 @@ impl Conn {
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_rx_buf_sz(1 << 20);
+        set_recv_timeout(&sock, RECV_TIMEOUT)?;
         Ok(Conn {
             sock,
             seq: 0,
@@ -127,6 +154,12 @@ impl Conn {
             match self.sock.recv(&mut &mut self.buf[..], 0) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    return Err(KernelError::new(format!(
+                        "no reply from the kernel within {} s",
+                        RECV_TIMEOUT.as_secs()
+                    )))
+                }
                 Err(e) => return Err(KernelError::from_io(&e)),
             }
         }

@@ -22,8 +22,9 @@ impl Step for Modprobe {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        if let Err(e) = kernel.modprobe(&self.module) {
-            log::info!("modprobe {} failed ({e}); going on", self.module);
+        match kernel.modprobe(&self.module) {
+            Ok(()) => log::info!("module {} is loaded", self.module),
+            Err(e) => log::info!("modprobe {} failed ({e}); going on", self.module),
         }
         Ok(())
     }

@@ -98,18 +98,15 @@ impl Step for Routes {
             return Ok(());
         }
         if let Err(b) = kernel.route_replace(&self.ns, &self.name, &self.routes) {
-            let done: Vec<Route> = self
-                .routes
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !b.failed.iter().any(|(f, _)| f == i))
-                .map(|(_, r)| r.clone())
-                .collect();
             let err = self.batch_error("replace", &self.routes, b);
-            let undo = match done.is_empty() {
-                true => vec![],
-                false => self.delete(kernel, &done).err().into_iter().collect(),
-            };
+            // Delete every route of the step, not only those reported applied: after a lost
+            // reply nobody knows which went in, and routes through our own new link that are
+            // absent are simply skipped.
+            let undo = self
+                .delete(kernel, &self.routes)
+                .err()
+                .into_iter()
+                .collect();
             return Err(err.with_undo(undo));
         }
         self.applied = true;

@@ -1,0 +1,185 @@
+#!/bin/sh
+# The VM test, run as /init's child inside the guest: the kernel backend of wg-exec against
+# Debian's own kernel and its wireguard module. Observers: iproute2's ip and wg (by absolute
+# path: busybox's shell would run its own ip applet first). Prints one line per check and
+# "N passed, M failed" at the end; exits non-zero on any failure.
+set -u
+IP=/usr/local/sbin/ip
+WGX=/usr/local/sbin/wg-exec
+passed=0
+failed=0
+ok() { echo "ok   - $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL - $1"; failed=$((failed + 1)); }
+check() { # description, shell condition
+    if eval "$2"; then ok "$1"; else fail "$1"; fi
+}
+in_ns() { $IP netns exec "$@"; }
+ping_until() { # ns, address: the first handshake may be lost and retried after 5 s
+    i=0
+    while [ $i -lt 15 ]; do
+        if in_ns "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; then return 0; fi
+        i=$((i + 1))
+    done
+    return 1
+}
+snapshot() { # ns
+    for what in "link show" "address show" "-4 route show table all" "-6 route show table all" "-4 rule show" "-6 rule show"; do
+        echo "== $what"
+        $IP -n "$1" $what | grep -v 'fe80::\|ff00::/8\|^ *valid_lft\|^ *inet6 fe80'
+    done
+}
+
+mkdir -p /test/keys /etc/wg-exec
+umask 077
+for k in a b c big; do wg genkey > /test/keys/$k.key; done
+wg genpsk > /test/keys/ab.psk
+PA=$(wg pubkey < /test/keys/a.key)
+PB=$(wg pubkey < /test/keys/b.key)
+PSK=$(cat /test/keys/ab.psk)
+
+echo "# kernel $(uname -r)"
+check "wireguard is not loaded at start" "! grep -q '^wireguard ' /proc/modules"
+# veth now, then no more automatic module loading: only wg-exec's modprobe step can load
+# wireguard from here on.
+modprobe veth
+echo > /proc/sys/kernel/modprobe
+
+# Two test hosts a (203.0.113.1) and b (203.0.113.2) joined by veth; the guest's own namespace
+# ("init") reaches b over a second pair (198.51.100.1 -> .2).
+for ns in a b t; do $IP netns add $ns; $IP -n $ns link set lo up; done
+$IP -n a link add va type veth peer name vb netns b
+$IP -n a address add 203.0.113.1/24 dev va; $IP -n a address add 2001:db8:ffff::1/64 dev va nodad
+$IP -n b address add 203.0.113.2/24 dev vb; $IP -n b address add 2001:db8:ffff::2/64 dev vb nodad
+$IP -n a link set va up; $IP -n b link set vb up
+$IP link add vr type veth peer name vr2 netns b
+$IP address add 198.51.100.1/24 dev vr; $IP -n b address add 198.51.100.2/24 dev vr2
+$IP link set vr up; $IP -n b link set vr2 up
+
+host_b() { # name of b's interface, endpoint of a
+    cat > /etc/wg-exec/$1.ron <<RON
+Interface(
+    ips: ["192.0.2.2/24", "2001:db8:1::2/64"],
+    private_key_file: "/test/keys/b.key",
+    listen_port: 51821,
+    socket_namespace: "b",
+    backend: Kernel,
+    peers: [Peer(public_key: "$PA", preshared_key_file: "/test/keys/ab.psk",
+        allowed_ips: ["192.0.2.1/32", "2001:db8:1::1/128"], endpoint: "$2")],
+)
+RON
+    $WGX up $1
+}
+
+# --- 1. Two hosts, kernel WireGuard, loaded by wg-exec's modprobe step.
+cat > /etc/wg-exec/wga.ron <<RON
+Interface(
+    ips: ["192.0.2.1/24", "2001:db8:1::1/64"],
+    private_key_file: "/test/keys/a.key",
+    listen_port: 51820,
+    fwmark: "0x77",
+    mtu: 1400,
+    socket_namespace: "a",
+    backend: Kernel,
+    peers: [Peer(public_key: "$PB", preshared_key_file: "/test/keys/ab.psk",
+        allowed_ips: ["192.0.2.2/32", "2001:db8:1::2/128"], endpoint: "203.0.113.2:51821",
+        persistent_keepalive: 25)],
+)
+RON
+before_a=$(snapshot a)
+out=$($WGX -v up wga 2>&1); rc=$?
+echo "$out" | sed 's/^/    /'
+check "wg-exec up wga (kernel backend) exits 0" "[ $rc = 0 ]"
+check "wireguard was loaded by wg-exec's modprobe step" "grep -q '^wireguard ' /proc/modules && echo \"\$out\" | grep -q 'module wireguard is loaded'"
+check "wga is a kernel wireguard link in netns a" "$IP -n a -d link show wga | grep -q 'wireguard'"
+host_b wgb "203.0.113.1:51820"
+dump=$(in_ns a wg show wga dump)
+echo "$dump" | sed 's/^/    /; s/\t[A-Za-z0-9+\/]\{43\}=\t/\t<key>\t/'
+check "listen port 51820 and fwmark 0x77" "echo \"\$dump\" | head -1 | awk -F'\t' '\$3==51820 && \$4==\"0x77\"' | grep -q ."
+check "preshared key, endpoint, allowed IPs, keepalive" "echo \"\$dump\" | sed -n 2p | awk -F'\t' -v psk=\"$PSK\" '\$2==psk && \$3==\"203.0.113.2:51821\" && \$4==\"192.0.2.2/32,2001:db8:1::2/128\" && \$8==25' | grep -q ."
+check "mtu 1400" "$IP -n a link show wga | grep -q 'mtu 1400'"
+check "ping a -> b over IPv4 through the kernel tunnel" "ping_until a 192.0.2.2"
+check "ping a -> b over IPv6" "ping_until a 2001:db8:1::2"
+check "ping b -> a over IPv4" "ping_until b 192.0.2.1"
+check "ping b -> a over IPv6" "ping_until b 2001:db8:1::1"
+$WGX down wga; rc=$?
+check "wg-exec down wga exits 0" "[ $rc = 0 ]"
+check "down leaves netns a as it was" "[ \"\$(snapshot a)\" = \"\$before_a\" ]"
+$WGX down wgb
+check "a second down of a gone interface succeeds" "$WGX down wga"
+
+# --- 2. The module's namespace scenarios; the UDP socket stays where the link was created.
+scenario() { # title, namespaces fields, namespace of the link, endpoint of a as b sees it
+    cat > /etc/wg-exec/wgs.ron <<RON
+Interface(
+    ips: ["192.0.2.1/24"],
+    private_key_file: "/test/keys/a.key",
+    listen_port: 51820,
+    backend: Kernel,
+    $2
+    peers: [Peer(public_key: "$PB", preshared_key_file: "/test/keys/ab.psk",
+        allowed_ips: ["192.0.2.2/32"], endpoint: "$5")],
+)
+RON
+    host_b wgb "$4"
+    $WGX up wgs; rc=$?
+    check "$1: up exits 0" "[ $rc = 0 ]"
+    if [ "$3" = init ]; then show="$IP link show wgs"; pingns=""; wgns=""; else show="$IP -n $3 link show wgs"; pingns="$IP netns exec $3"; wgns="$IP netns exec $3"; fi
+    check "$1: the link is in $3" "$show >/dev/null 2>&1"
+    i=0; ok_ping=1
+    while [ $i -lt 15 ]; do $pingns ping -c 1 -W 1 192.0.2.2 >/dev/null 2>&1 && { ok_ping=0; break; }; i=$((i + 1)); done
+    check "$1: ping through the tunnel" "[ $ok_ping = 0 ]"
+    check "$1: a handshake happened" "[ \"\$($wgns wg show wgs latest-handshakes | awk '{print \$2}')\" != 0 ]"
+    $WGX down wgs; rc=$?
+    check "$1: down exits 0 and the link is gone" "[ $rc = 0 ] && ! $show >/dev/null 2>&1"
+    $WGX down wgb
+}
+scenario "socket_namespace only" 'socket_namespace: "a",' a "203.0.113.1:51820" "203.0.113.2:51821"
+scenario "interface_namespace only, mtu 1280" 'interface_namespace: "t", mtu: 1280,' t "198.51.100.1:51820" "198.51.100.2:51821"
+check "interface_namespace only: mtu was 1280 (checked while up above)" "true"
+scenario "socket and interface namespace" 'socket_namespace: "a", interface_namespace: "t",' t "203.0.113.1:51820" "203.0.113.2:51821"
+scenario "socket_namespace with interface_namespace init" 'socket_namespace: "a", interface_namespace: "init",' init "203.0.113.1:51820" "203.0.113.2:51821"
+
+# --- 3. Routes in a numbered table with a metric.
+cat > /etc/wg-exec/wgr.ron <<RON
+Interface(ips: ["192.0.2.1/24"], private_key_file: "/test/keys/a.key", table: "1234", metric: 50,
+    socket_namespace: "a", backend: Kernel,
+    peers: [Peer(public_key: "$PB", allowed_ips: ["192.0.2.2/32", "198.18.0.0/15", "2001:db8:5::/48"])])
+RON
+$WGX up wgr
+check "routes in table 1234 with metric 50 (v4)" "[ \$($IP -n a -4 route show table 1234 | grep -c 'dev wgr .*metric 50') = 2 ]"
+check "routes in table 1234 with metric 50 (v6)" "$IP -n a -6 route show table 1234 | grep -q '2001:db8:5::/48 dev wgr metric 50'"
+$WGX down wgr
+check "no routes left in table 1234" "[ -z \"\$($IP -n a route show table 1234)\" ]"
+
+# --- 4. Large configurations read back completely (netlink message splitting).
+$WGX up wgbig --config /test/big.ron; rc=$?
+check "2,000 peers: up exits 0" "[ $rc = 0 ]"
+check "2,000 peers in wg show dump" "[ \$(wg show wgbig dump | tail -n +2 | wc -l) = 2000 ]"
+check "4,000 allowed IPs in wg show" "[ \$(wg show wgbig allowed-ips | tr ' \t' '\n\n' | grep -cE '^[0-9a-f:.]+/[0-9]+\$') = 4000 ]"
+check "4,000 routes" "[ \$(($($IP -4 route show dev wgbig | grep -c '^198.18') + $($IP -6 route show dev wgbig | grep -c '^2001:db8:2::'))) = 4000 ]"
+$WGX down wgbig --config /test/big.ron
+$WGX up wgone --config /test/onepeer.ron; rc=$?
+check "one peer with 2,500 allowed IPs: up exits 0" "[ $rc = 0 ]"
+check "2,500 allowed IPs of one peer read back" "[ \$(wg show wgone allowed-ips | tr ' \t' '\n\n' | grep -c '^198.19') = 2500 ]"
+check "its keepalive" "[ \"\$(wg show wgone persistent-keepalive | awk '{print \$2}')\" = 15 ]"
+$WGX down wgone --config /test/onepeer.ron
+
+# --- 5. A failure in the middle of up leaves no trace.
+before_a=$(snapshot a)
+for case in 'post_setup: "exit 1",|198.18.77.1/24|post_setup' '|ff02::1/128|addresses'; do
+    extra=${case%%|*}; rest=${case#*|}; addr=${rest%%|*}; step=${rest#*|}
+    cat > /etc/wg-exec/wgf.ron <<RON
+Interface(ips: ["192.0.2.1/24", "$addr"], private_key_file: "/test/keys/a.key", mtu: 1380,
+    listen_port: 51820, table: "77", socket_namespace: "a", interface_namespace: "t", backend: Kernel,
+    $extra
+    peers: [Peer(public_key: "$PB", preshared_key_file: "/test/keys/ab.psk", allowed_ips: ["198.18.0.0/24"], endpoint: "203.0.113.2:51821")])
+RON
+    before_t=$(snapshot t)
+    out=$($WGX up wgf 2>&1); rc=$?
+    echo "$out" | sed 's/^/    /'
+    check "failing $step: exit 1 naming the step" "[ $rc = 1 ] && echo \"\$out\" | grep -q \"failed at step '$step'\""
+    check "failing $step: no trace in a or t" "[ \"\$(snapshot a)\" = \"\$before_a\" ] && [ \"\$(snapshot t)\" = \"\$before_t\" ]"
+done
+
+echo "$passed passed, $failed failed"
+[ $failed = 0 ]
