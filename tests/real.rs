@@ -622,3 +622,55 @@ fn a_missing_namespace_is_a_configuration_error_and_nothing_changes() {
     );
     assert!(!socket_exists(&ia));
 }
+
+#[test]
+fn boringtun_cli_works_as_the_userspace_implementation() {
+    if !real_environment("boringtun") {
+        return;
+    }
+    let root = std::env::var("WG_EXEC_BORINGTUN_ROOT")
+        .unwrap_or_else(|_| "/var/cache/wg-exec-boringtun".into());
+    let program = format!("{root}/bin/boringtun-cli");
+    if !std::path::Path::new(&program).is_file() {
+        let msg = format!("{program} is missing (scripts/setup builds it)");
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED (not counted as passed): {msg}");
+        return;
+    }
+    let pair = Pair::new();
+    let keys = Keys::new();
+    let (ia, ib) = (iface("a"), iface("b"));
+    let _s = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
+    let (ka, pa) = keys.private("a");
+    let (cb, pb) = host_b(&pair, &keys, &ib, &pa);
+    let ca = keys.write(
+        "a.ron",
+        &interface(
+            &["192.0.2.1/24"],
+            &ka,
+            &format!("listen_port: 51820, backend: Userspace, userspace_implementation: \"{program}\", socket_namespace: \"{}\",", pair.a.name),
+            &[peer(&pb, &["192.0.2.2/32"], "endpoint: \"203.0.113.2:51821\"")],
+        ),
+    );
+    ok(wg_exec("", &format!("up {ia} --config {}", ca.display())));
+    let holders = || {
+        text(&sh(&format!("pgrep -f -x '{program} {ia}'")).stdout)
+            .lines()
+            .filter(|p| {
+                !sh(&format!("grep -q '^State:.*Z' /proc/{p}/status"))
+                    .status
+                    .success()
+            })
+            .count()
+    };
+    assert_eq!(holders(), 1, "boringtun-cli serves {ia}");
+    assert!(pair.a.ping("192.0.2.2"), "ping through boringtun");
+    assert_eq!(pair.a.wg_dump(&ia)[1][0], pb);
+    ok(wg_exec("", &format!("down {ia} --config {}", ca.display())));
+    assert!(!pair.a.has_link(&ia));
+    assert!(!socket_exists(&ia));
+    assert_eq!(holders(), 0, "boringtun-cli exited");
+    ok(wg_exec("", &format!("down {ib} --config {}", cb.display())));
+}

@@ -212,12 +212,17 @@ impl Kernel for LinuxKernel {
 
     fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
         let index = self.index(ns, name)?;
-        let userspace = Self::userspace(name);
+        let socket = uapi::socket_path(name);
+        // Who serves a userspace device, found before its link goes.
+        let holders = match Self::userspace(name) {
+            true => Some(process::uapi_holders(name, &socket)),
+            false => None,
+        };
         let result = rtnl::del_link(self.route(ns)?, index);
         self.forget(ns, name);
         result?;
-        if userspace {
-            process::wait_socket_gone(&uapi::socket_path(name))?;
+        if let Some(pids) = holders {
+            process::stop_userspace(&socket, &pids)?;
         }
         Ok(())
     }

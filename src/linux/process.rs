@@ -83,7 +83,13 @@ pub fn start_userspace(
         )));
     }
     let mut cmd = command(program);
-    cmd.arg(name).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // boringtun-cli drops privileges to the login user, and there is none under systemd (it
+    // fails with "NULL from getlogin"); WG_SUDO=true keeps them, as wg-quick users set it.
+    // wireguard-go ignores it.
+    cmd.arg(name)
+        .env("WG_SUDO", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let output = {
         // The child inherits the namespace of the thread that forks it.
         let _inside = Entered::enter(target, home)?;
@@ -119,21 +125,117 @@ pub fn start_userspace(
     )))
 }
 
-/// Waits until a userspace implementation let go of its socket after its link was deleted.
-pub fn wait_socket_gone(socket: &Path) -> Result<(), KernelError> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if std::os::unix::net::UnixStream::connect(socket).is_err() {
-            // Some implementations leave the file behind; a socket nobody serves is garbage.
-            let _ = std::fs::remove_file(socket);
-            return Ok(());
+/// The processes serving `name`'s UAPI socket: their last argument is the interface name and
+/// one of their descriptors is the listening socket bound to that path (found through
+/// /proc/PID/net/unix, which shows the socket's own network namespace).
+pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // boringtun binds "/var/run/wireguard//NAME.sock": compare paths in one spelling.
+    let normal = |p: &str| {
+        let mut p = p.to_string();
+        while p.contains("//") {
+            p = p.replace("//", "/");
+        }
+        match p.strip_prefix("/var/run/") {
+            Some(rest) => format!("/run/{rest}"),
+            None => p,
+        }
+    };
+    let wanted = normal(&socket.to_string_lossy());
+    let mut pids = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let last = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .next_back();
+        if last != Some(name.as_bytes()) {
+            continue;
+        }
+        let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
+            continue;
+        };
+        let inodes: Vec<String> = unix
+            .lines()
+            .filter(|l| l.split_whitespace().nth(7).map(normal).as_deref() == Some(&*wanted))
+            .filter_map(|l| l.split_whitespace().nth(6).map(|i| format!("socket:[{i}]")))
+            .collect();
+        let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .map(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+                        .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false);
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Gone, or a zombie waiting for its parent.
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+    }
+}
+
+fn wait_exited(pids: &[i32], within: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    Err(KernelError::new(format!(
-        "the userspace WireGuard still serves {} 5 s after its link was deleted",
-        socket.display()
-    )))
+}
+
+/// After its link was deleted: removes the UAPI socket (wireguard-go exits when its link or
+/// its socket goes), waits for `pids` to exit, and stops those that do not (boringtun-cli
+/// keeps running) with SIGTERM, then SIGKILL.
+pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let alive = wait_exited(pids, Duration::from_millis(500));
+    let _ = std::fs::remove_file(socket);
+    let alive = wait_exited(&alive, Duration::from_secs(2));
+    for p in &alive {
+        log::info!(
+            "pid {p} still serves {} after its link was deleted: SIGTERM",
+            socket.display()
+        );
+        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
+    let alive = wait_exited(&alive, Duration::from_secs(3));
+    for p in &alive {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    match wait_exited(&alive, Duration::from_secs(2)).as_slice() {
+        [] => Ok(()),
+        left => Err(KernelError::new(format!(
+            "the userspace WireGuard (pid {left:?}) for {} does not exit, even after SIGKILL",
+            socket.display()
+        ))),
+    }
 }
 
 /// A fresh Curve25519 private key (clamped, as `wg genkey` writes it).
