@@ -156,10 +156,7 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        let last = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .next_back();
+        let last = cmdline.split(|b| *b == 0).rfind(|a| !a.is_empty());
         if last != Some(name.as_bytes()) {
             continue;
         }
