@@ -73,23 +73,54 @@ impl fmt::Display for UpError {
 
 impl std::error::Error for UpError {}
 
+/// Hooks around each step: the journal records intent and result through them, and test
+/// builds inject faults and pauses.
+pub trait Watch {
+    /// Before step `i` is applied. An error fails the step before it starts.
+    fn before(
+        &mut self,
+        _i: usize,
+        _step: &dyn Step,
+        _k: &mut dyn Kernel,
+    ) -> Result<(), StepError> {
+        Ok(())
+    }
+    /// After step `i` was applied.
+    fn after(&mut self, _i: usize, _step: &dyn Step, _k: &mut dyn Kernel) {}
+    /// After step `i` failed (its own partial work undone) or was rolled back.
+    fn undone(&mut self, _i: usize, _step: &dyn Step) {}
+}
+
+/// No journal, no faults: for `--print`-like uses and unit tests.
+pub struct NoWatch;
+
+impl Watch for NoWatch {}
+
 /// Applies `plan` in order; on failure or interruption undoes what was applied, newest first.
 pub fn up(
     plan: &mut [Box<dyn Step>],
     kernel: &mut dyn Kernel,
     interrupted: &AtomicBool,
+    watch: &mut dyn Watch,
 ) -> Result<(), Box<UpError>> {
     let mut applied = 0;
     let mut cause = None;
-    for step in plan.iter_mut() {
+    for (i, step) in plan.iter_mut().enumerate() {
         if interrupted.load(Ordering::SeqCst) {
             cause = Some(Cause::Interrupted);
             break;
         }
         log::debug!("{}: {}", step.name(), step.describe());
-        match step.apply(kernel) {
-            Ok(()) => applied += 1,
+        let result = watch
+            .before(i, step.as_ref(), kernel)
+            .and_then(|()| step.apply(kernel));
+        match result {
+            Ok(()) => {
+                watch.after(i, step.as_ref(), kernel);
+                applied += 1
+            }
             Err(error) => {
+                watch.undone(i, step.as_ref());
                 log::error!("step '{}' failed: {error}", step.name());
                 cause = Some(Cause::Step(Failure {
                     step: step.name(),
@@ -107,7 +138,7 @@ pub fn up(
     let Some(cause) = cause else {
         return Ok(());
     };
-    let (rolled_back, rollback_failures) = rollback(&mut plan[..applied], kernel);
+    let (rolled_back, rollback_failures) = rollback(&mut plan[..applied], kernel, watch);
     Err(Box::new(UpError {
         cause,
         rolled_back,
@@ -119,13 +150,17 @@ pub fn up(
 pub fn rollback(
     applied: &mut [Box<dyn Step>],
     kernel: &mut dyn Kernel,
+    watch: &mut dyn Watch,
 ) -> (Vec<String>, Vec<Failure>) {
     let mut done = Vec::new();
     let mut failures = Vec::new();
-    for step in applied.iter_mut().rev() {
+    for (i, step) in applied.iter_mut().enumerate().rev() {
         log::debug!("rolling back {}: {}", step.name(), step.describe());
         match step.rollback(kernel) {
-            Ok(()) => done.push(step.name().to_string()),
+            Ok(()) => {
+                watch.undone(i, step.as_ref());
+                done.push(step.name().to_string())
+            }
             Err(error) => {
                 log::error!("rollback of step '{}' failed: {error}", step.name());
                 failures.push(Failure {
@@ -140,11 +175,18 @@ pub fn rollback(
 }
 
 /// Runs every step of a down plan, collecting failures instead of stopping.
-pub fn down(plan: &mut [Box<dyn Step>], kernel: &mut dyn Kernel) -> Vec<Failure> {
+pub fn down(
+    plan: &mut [Box<dyn Step>],
+    kernel: &mut dyn Kernel,
+    watch: &mut dyn Watch,
+) -> Vec<Failure> {
     let mut failures = Vec::new();
-    for step in plan.iter_mut() {
+    for (i, step) in plan.iter_mut().enumerate() {
         log::debug!("{}: {}", step.name(), step.describe());
-        if let Err(error) = step.apply(kernel) {
+        let result = watch
+            .before(i, step.as_ref(), kernel)
+            .and_then(|()| step.apply(kernel));
+        if let Err(error) = result {
             log::error!("step '{}' failed: {error}; going on", step.name());
             failures.push(Failure {
                 step: step.name(),

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use wg_exec::config::{self, RouteTables};
+use wg_exec::executor::NoWatch;
 use wg_exec::{executor, plan};
 use wg_exec_steps::fake::FakeKernel;
 use wg_exec_steps::KernelError;
@@ -191,7 +192,7 @@ fn a_successful_up_makes_exactly_the_expected_calls() {
     let names: Vec<&str> = steps.iter().map(|s| s.name()).collect();
     let expect = expected_steps();
     assert_eq!(names, expect.iter().map(|e| e.step).collect::<Vec<_>>());
-    executor::up(&mut steps, &mut k, &AtomicBool::new(false)).unwrap();
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
     let forward: Vec<&str> = expect.iter().flat_map(|e| e.forward.clone()).collect();
     assert_eq!(k.calls, forward);
     // The result: one link in tunnel with both addresses, three peers, five routes, a key file.
@@ -222,7 +223,7 @@ fn failing_at_every_call_leaves_the_machine_as_it_was() {
         let mut k = fresh_kernel();
         k.fail_call(n, KernelError::from_errno(1, Some("injected")));
         let mut steps = plan::up(&cfg);
-        let result = executor::up(&mut steps, &mut k, &AtomicBool::new(false));
+        let result = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch);
 
         // Which step holds call n, and where in it.
         let mut seen = 0;
@@ -276,7 +277,7 @@ fn a_failing_rollback_is_reported_and_marks_the_result_incomplete() {
     k.fail_call(18, KernelError::from_errno(22, Some("injected")));
     k.fail_call(27, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
-    let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false)).unwrap_err();
+    let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
     assert_eq!(k.calls[26], "link_del underlay wg0");
     assert!(err.incomplete());
     assert_eq!(
@@ -295,7 +296,7 @@ fn a_link_that_cannot_move_back_is_deleted_where_it_is() {
     k.fail_call(18, KernelError::from_errno(22, Some("injected")));
     k.fail_call(26, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
-    let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false)).unwrap_err();
+    let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
     assert!(!err.incomplete(), "{err}");
     assert_eq!(
         &k.calls[25..],
@@ -316,7 +317,7 @@ fn a_signal_between_steps_rolls_everything_back() {
     let before = k.state.clone();
     let mut steps = plan::up(&cfg);
     let flag = AtomicBool::new(true);
-    let err = executor::up(&mut steps, &mut k, &flag).unwrap_err();
+    let err = executor::up(&mut steps, &mut k, &flag, &mut NoWatch).unwrap_err();
     assert_eq!(
         err.to_string(),
         "interrupted by a signal; nothing had been changed yet"
@@ -329,11 +330,17 @@ fn a_signal_between_steps_rolls_everything_back() {
 fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     let cfg = rich();
     let mut k = fresh_kernel();
-    executor::up(&mut plan::up(&cfg), &mut k, &AtomicBool::new(false)).unwrap();
+    executor::up(
+        &mut plan::up(&cfg),
+        &mut k,
+        &AtomicBool::new(false),
+        &mut NoWatch,
+    )
+    .unwrap();
     let up_calls = k.calls.len();
     // pre_shutdown fails; the link is still deleted and post_shutdown still runs.
     k.fail_call(up_calls + 1, KernelError::new("hook exited with status 1"));
-    let failures = executor::down(&mut plan::down(&cfg), &mut k);
+    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].step, "pre_shutdown");
     assert_eq!(
@@ -346,7 +353,7 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     );
     assert!(k.state.links.is_empty() && k.state.routes.is_empty());
     // Again: nothing to delete, and that is success.
-    let failures = executor::down(&mut plan::down(&cfg), &mut k);
+    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
     assert!(failures.is_empty(), "{failures:?}");
 }
 
@@ -361,7 +368,7 @@ fn down_finds_a_link_an_interrupted_up_left_in_the_socket_namespace() {
         &wg_exec_steps::Backend::Kernel,
     )
     .unwrap();
-    let failures = executor::down(&mut plan::down(&cfg), &mut k);
+    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
     assert!(failures.is_empty(), "{failures:?}");
     assert!(k.state.links.is_empty());
     assert!(k.calls.contains(&"link_del underlay wg0".to_string()));

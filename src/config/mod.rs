@@ -7,7 +7,9 @@ mod validate;
 
 pub use locate::{Locations, Pos};
 pub use raw::BackendChoice;
-pub use validate::{parse_allowed_ip, parse_endpoint, parse_fwmark, RouteTables};
+pub use validate::{
+    check_interface_name, parse_allowed_ip, parse_endpoint, parse_fwmark, RouteTables,
+};
 
 use ipnet::IpNet;
 use std::fmt;

@@ -37,6 +37,9 @@ struct NsConns {
 pub struct LinuxKernel {
     /// The namespace wg-exec started in; every excursion returns here.
     home: File,
+    /// PID 1's namespace, opened at start: once capabilities are dropped, /proc/1/ns/net may
+    /// no longer be ours to open (ptrace access rules).
+    init: Result<File, KernelError>,
     conns: HashMap<Netns, NsConns>,
     ifindex: HashMap<(Netns, String), u32>,
     /// Set by a signal: endless retries (name resolution) give up.
@@ -51,12 +54,25 @@ impl LinuxKernel {
     pub fn new(stop: Arc<AtomicBool>) -> anyhow::Result<LinuxKernel> {
         let home = File::open("/proc/thread-self/ns/net")
             .map_err(|e| anyhow::anyhow!("cannot open this thread's network namespace: {e}"))?;
+        let init = netns::open(&Netns::Init);
         Ok(LinuxKernel {
             home,
+            init,
             conns: HashMap::new(),
             ifindex: HashMap::new(),
             stop,
         })
+    }
+
+    /// A namespace's file: the cached one for PID 1's.
+    fn ns_file(&self, ns: &Netns) -> Result<File, KernelError> {
+        match ns {
+            Netns::Init => match &self.init {
+                Ok(f) => f.try_clone().map_err(|e| KernelError::from_io(&e)),
+                Err(e) => Err(e.clone()),
+            },
+            other => netns::open(other),
+        }
     }
 
     /// Opens a socket inside `ns` (entering it only for the socket call).
@@ -65,7 +81,7 @@ impl LinuxKernel {
         match ns {
             Netns::Current => open(),
             other => {
-                let target = netns::open(other)?;
+                let target = self.ns_file(other)?;
                 let _inside = netns::Entered::enter(&target, &self.home)?;
                 open()
             }
@@ -144,7 +160,7 @@ impl LinuxKernel {
                 Some(&format!("a link named {name} already exists")),
             ));
         }
-        let target = netns::open(ns)?;
+        let target = self.ns_file(ns)?;
         let socket = uapi::socket_path(name);
         process::start_userspace(program, name, &target, &self.home, &socket)?;
         if rtnl::get_link(self.route(ns)?, name)?.is_none() {
@@ -231,6 +247,17 @@ impl Kernel for LinuxKernel {
         Ok(rtnl::get_link(self.route(ns)?, name)?.is_some())
     }
 
+    fn link_index(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        self.index(ns, name)
+    }
+
+    fn userspace_pids(&mut self, name: &str) -> Vec<i32> {
+        match Self::userspace(name) {
+            true => process::uapi_holders(name, &uapi::socket_path(name)),
+            false => Vec::new(),
+        }
+    }
+
     fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError> {
         let index = self.index(ns, name)?;
         let target = match to {
@@ -238,7 +265,7 @@ impl Kernel for LinuxKernel {
                 .home
                 .try_clone()
                 .map_err(|e| KernelError::from_io(&e))?,
-            other => netns::open(other)?,
+            other => self.ns_file(other)?,
         };
         let result = rtnl::set_netns(self.route(ns)?, index, target.as_raw_fd());
         self.forget(ns, name);
@@ -317,7 +344,7 @@ impl Kernel for LinuxKernel {
         match ns {
             Netns::Current => process::resolve(ep, &self.stop),
             other => {
-                let target = netns::open(other)?;
+                let target = self.ns_file(other)?;
                 let _inside = netns::Entered::enter(&target, &self.home)?;
                 process::resolve(ep, &self.stop)
             }

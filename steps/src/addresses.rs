@@ -1,7 +1,7 @@
 //! Adds the interface's addresses (after the MTU, before the key and before going up).
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Step, StepError, Trace};
 use ipnet::IpNet;
 
 pub struct Addresses {
@@ -26,7 +26,10 @@ impl Addresses {
         let mut failures = Vec::new();
         while self.added > 0 {
             let addr = self.addrs[self.added - 1];
-            if let Err(e) = kernel.addr_del(&self.ns, &self.name, &addr) {
+            // EADDRNOTAVAIL: already gone (IPv6 addresses leave when the link goes down).
+            const EADDRNOTAVAIL: i32 = 99;
+            let result = kernel.addr_del(&self.ns, &self.name, &addr);
+            if let Err(e) = result.filter_gone(EADDRNOTAVAIL) {
                 failures.push(StepError::new(
                     format!("remove address {addr} from {}", self.describe()),
                     e,
@@ -74,6 +77,26 @@ impl Step for Addresses {
                 let first = failures.remove(0);
                 Err(first.with_undo(failures))
             }
+        }
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::Addresses {
+            ns: self.ns.clone(),
+            addrs: self.addrs.clone(),
+        }
+    }
+}
+
+trait FilterGone {
+    fn filter_gone(self, errno: i32) -> Self;
+}
+
+impl FilterGone for Result<(), crate::KernelError> {
+    fn filter_gone(self, errno: i32) -> Self {
+        match self {
+            Err(e) if e.is_errno(errno) => Ok(()),
+            other => other,
         }
     }
 }

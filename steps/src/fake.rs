@@ -211,6 +211,16 @@ impl Kernel for FakeKernel {
             .contains_key(&(ns.clone(), name.to_string())))
     }
 
+    fn link_index(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        self.call(format!("link_index {} {name}", label(ns)))?;
+        self.link(ns, name)?;
+        Ok(7)
+    }
+
+    fn userspace_pids(&mut self, _name: &str) -> Vec<i32> {
+        Vec::new()
+    }
+
     fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError> {
         self.call(format!("link_set_netns {} {name} {}", label(ns), label(to)))?;
         self.check_ns(to)?;

@@ -1,7 +1,7 @@
 //! Creates the private key file when `generate_private_key_file` asks for it and it is missing.
 
 use crate::kernel::Kernel;
-use crate::step::{Step, StepError};
+use crate::step::{Step, StepError, Trace};
 use std::path::PathBuf;
 
 pub struct GenerateKeyFile {
@@ -14,6 +14,15 @@ impl GenerateKeyFile {
         GenerateKeyFile {
             path,
             created: false,
+        }
+    }
+
+    /// The step as applied by an earlier run that created the file (its rollback removes it):
+    /// crash recovery from the journal.
+    pub fn created(path: PathBuf) -> GenerateKeyFile {
+        GenerateKeyFile {
+            path,
+            created: true,
         }
     }
 }
@@ -65,6 +74,12 @@ impl Step for GenerateKeyFile {
             self.created = false;
         }
         Ok(())
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::KeyFile {
+            path: self.path.clone(),
+        }
     }
 }
 

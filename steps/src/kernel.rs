@@ -217,6 +217,11 @@ pub trait Kernel {
     /// UAPI socket. ENODEV when it does not exist.
     fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError>;
     fn link_exists(&mut self, ns: &Netns, name: &str) -> Result<bool, KernelError>;
+    /// The link's index (for the journal).
+    fn link_index(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError>;
+    /// The processes of a userspace implementation serving `name` (for the journal); none for
+    /// a kernel device.
+    fn userspace_pids(&mut self, name: &str) -> Vec<i32>;
     fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError>;
     fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError>;
     fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError>;

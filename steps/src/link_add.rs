@@ -1,7 +1,7 @@
 //! Creates the WireGuard link in the socket namespace, where its UDP socket will live for good.
 
 use crate::kernel::{Backend, Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Step, StepError, Trace};
 
 pub struct LinkAdd {
     pub name: String,
@@ -46,6 +46,13 @@ impl Step for LinkAdd {
         match kernel.link_del(&self.ns, &self.name) {
             Err(e) if e.is_errno(ENODEV) => Ok(()),
             other => other.map_err(|e| StepError::new(format!("delete {}", self.describe()), e)),
+        }
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::Link {
+            name: self.name.clone(),
+            ns: self.ns.clone(),
         }
     }
 }

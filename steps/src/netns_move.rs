@@ -2,7 +2,7 @@
 //! behind, which is the point of the two options.
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Step, StepError, Trace};
 
 pub struct NetnsMove {
     pub name: String,
@@ -59,5 +59,13 @@ impl Step for NetnsMove {
                 e,
             )])
         })
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::Move {
+            name: self.name.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+        }
     }
 }

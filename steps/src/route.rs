@@ -2,7 +2,7 @@
 //! peers, in the configured table with the configured metric. All routes go in one pipeline.
 
 use crate::kernel::{BatchError, Kernel, Netns, Route};
-use crate::step::{join_human, object, Step, StepError};
+use crate::step::{join_human, object, Step, StepError, Trace};
 use crate::KernelError;
 
 pub struct Routes {
@@ -120,6 +120,14 @@ impl Step for Routes {
             self.applied = false;
         }
         Ok(())
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::Routes {
+            ns: self.ns.clone(),
+            table: self.routes.first().map(|r| r.table).unwrap_or(0),
+            dsts: self.routes.iter().map(|r| r.dst).collect(),
+        }
     }
 }
 

@@ -14,6 +14,43 @@ pub trait Step {
     fn print(&self) -> Vec<String>;
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError>;
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError>;
+    /// What this step creates on the machine, for the journal that lets a later run undo it
+    /// after a crash. Most steps create nothing that outlives the link.
+    fn trace(&self) -> Trace {
+        Trace::None
+    }
+}
+
+/// What a step leaves on the machine, as the journal records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trace {
+    None,
+    /// A link `name` created in `ns`.
+    Link {
+        name: String,
+        ns: crate::Netns,
+    },
+    /// The link moved from one namespace to another.
+    Move {
+        name: String,
+        from: crate::Netns,
+        to: crate::Netns,
+    },
+    /// A key file that did not exist before.
+    KeyFile {
+        path: std::path::PathBuf,
+    },
+    /// Addresses on the link (they go with it).
+    Addresses {
+        ns: crate::Netns,
+        addrs: Vec<ipnet::IpNet>,
+    },
+    /// Routes through the link (they go with it), with their table.
+    Routes {
+        ns: crate::Netns,
+        table: u32,
+        dsts: Vec<ipnet::IpNet>,
+    },
 }
 
 /// What a step was doing and the kernel's reason it failed, e.g.

@@ -183,11 +183,18 @@ impl Drop for Netns {
     }
 }
 
-/// Removes a userspace WireGuard's socket file if a test left it behind (after SIGKILL).
+/// Removes a userspace WireGuard's socket file and wg-exec's journal if a test left them
+/// behind (after a failure or SIGKILL).
 pub struct SocketGuard(pub String);
+
+/// wg-exec's journal of an interface (default state directory).
+pub fn journal_path(iface: &str) -> String {
+    format!("/run/wg-exec/{iface}.ron")
+}
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(journal_path(&self.0));
         let path = format!("/var/run/wireguard/{}.sock", self.0);
         if Path::new(&path).exists() {
             let _ = sh(&format!("fuser -k -9 {path} 2>/dev/null; rm -f {path}"));

@@ -1,0 +1,92 @@
+//! Test-build switches (cargo feature `fault-injection`, never in a release build): make a step
+//! fail, or pause before or after a step so that a test can signal or kill wg-exec exactly
+//! there. Read from WG_EXEC_FAULT=STEP and WG_EXEC_PAUSE=STEP or after:STEP.
+
+use crate::executor::Watch;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wg_exec_steps::{Kernel, KernelError, Step, StepError};
+
+#[derive(Default)]
+pub struct Faults {
+    fault: Option<String>,
+    pause: Option<String>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Faults {
+    #[cfg(feature = "fault-injection")]
+    pub fn from_env(interrupted: Arc<AtomicBool>) -> Faults {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Faults {
+            fault: var("WG_EXEC_FAULT"),
+            pause: var("WG_EXEC_PAUSE"),
+            interrupted,
+        }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub fn from_env(interrupted: Arc<AtomicBool>) -> Faults {
+        Faults {
+            interrupted,
+            ..Faults::default()
+        }
+    }
+
+    /// Sleeps (up to a minute) until a signal arrives; the test kills or signals us here.
+    fn pause(&self, at: &str) {
+        eprintln!("wg-exec: test pause {at} (pid {})", std::process::id());
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until && !self.interrupted.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn before(&self, step: &dyn Step) -> Result<(), StepError> {
+        if self.pause.as_deref() == Some(step.name()) {
+            self.pause(&format!("before {}", step.name()));
+        }
+        if self.fault.as_deref() == Some(step.name()) {
+            return Err(StepError::new(
+                format!("{} {}", step.name(), step.describe()),
+                KernelError::new("injected fault (WG_EXEC_FAULT)"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn after(&self, step: &dyn Step) {
+        if self.pause.as_deref().and_then(|p| p.strip_prefix("after:")) == Some(step.name()) {
+            self.pause(&format!("after {}", step.name()));
+        }
+    }
+}
+
+/// The journal (when there is one) and the test switches around each step.
+pub struct Watched<'a, J: Watch> {
+    pub journal: Option<&'a mut J>,
+    pub faults: Faults,
+}
+
+impl<J: Watch> Watch for Watched<'_, J> {
+    fn before(&mut self, i: usize, step: &dyn Step, k: &mut dyn Kernel) -> Result<(), StepError> {
+        if let Some(j) = self.journal.as_mut() {
+            j.before(i, step, k)?;
+        }
+        self.faults.before(step)
+    }
+
+    fn after(&mut self, i: usize, step: &dyn Step, k: &mut dyn Kernel) {
+        self.faults.after(step);
+        if let Some(j) = self.journal.as_mut() {
+            j.after(i, step, k);
+        }
+    }
+
+    fn undone(&mut self, i: usize, step: &dyn Step) {
+        if let Some(j) = self.journal.as_mut() {
+            j.undone(i, step);
+        }
+    }
+}

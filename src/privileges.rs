@@ -1,0 +1,96 @@
+//! Capabilities: check up front that the plan can run, and drop everything it does not need
+//! (bounding set first, then effective, permitted and inheritable, then ambient, as youki does)
+//! before the first step.
+
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// What a plan needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Needs {
+    /// Enter named namespaces or PID 1's (setns).
+    pub namespaces: bool,
+    /// Load the wireguard module.
+    pub modprobe: bool,
+    /// A userspace implementation binds a port below 1024.
+    pub low_port: bool,
+    /// Hooks run user commands whose needs nobody knows: they keep what wg-exec was given.
+    pub hooks: bool,
+}
+
+pub struct Outcome {
+    /// False when CAP_SYS_MODULE is missing: the modprobe step is skipped.
+    pub modprobe: bool,
+}
+
+fn name(c: Capability) -> String {
+    c.to_string()
+}
+
+/// Fails (for exit 2) naming what is missing and how to grant it; otherwise drops what is not
+/// needed.
+pub fn check_and_drop(needs: &Needs) -> Result<Outcome, String> {
+    let effective = caps::read(None, CapSet::Effective)
+        .map_err(|e| format!("cannot read capabilities: {e}"))?;
+    let mut required = vec![Capability::CAP_NET_ADMIN];
+    if needs.namespaces {
+        required.push(Capability::CAP_SYS_ADMIN);
+    }
+    if needs.low_port {
+        required.push(Capability::CAP_NET_BIND_SERVICE);
+    }
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|c| !effective.contains(c))
+        .map(|c| name(*c))
+        .collect();
+    if !missing.is_empty() {
+        let all: Vec<String> = required.iter().map(|c| name(*c)).collect();
+        return Err(format!(
+            "missing capabilit{} {}: run as root, or give the unit AmbientCapabilities={} (and CapabilityBoundingSet= the same)",
+            if missing.len() == 1 { "y" } else { "ies" },
+            missing.join(", "),
+            all.join(" ")
+        ));
+    }
+    let modprobe = needs.modprobe && effective.contains(&Capability::CAP_SYS_MODULE);
+    if needs.modprobe && !modprobe {
+        log::info!("no CAP_SYS_MODULE: skipping modprobe (the kernel must have WireGuard loaded or built in)");
+    }
+    if needs.hooks {
+        log::debug!("hooks are configured: keeping the capabilities wg-exec was given for them");
+        return Ok(Outcome { modprobe });
+    }
+    let mut keep: CapsHashSet = required.into_iter().collect();
+    if modprobe {
+        keep.insert(Capability::CAP_SYS_MODULE);
+    }
+    drop_all_but(&keep)?;
+    Ok(Outcome { modprobe })
+}
+
+fn drop_all_but(keep: &CapsHashSet) -> Result<(), String> {
+    let err =
+        |what: &str, e: caps::errors::CapsError| format!("cannot drop capabilities ({what}): {e}");
+    // The bounding set can only shrink while CAP_SETPCAP is effective: do it first.
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
+        for c in caps::all() {
+            if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+                caps::drop(None, CapSet::Bounding, c).map_err(|e| err("bounding", e))?;
+            }
+        }
+    } else {
+        log::debug!("no CAP_SETPCAP: the bounding set stays as the unit set it");
+    }
+    let permitted = caps::read(None, CapSet::Permitted).map_err(|e| err("read", e))?;
+    let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
+    caps::set(None, CapSet::Ambient, &CapsHashSet::new()).map_err(|e| err("ambient", e))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(|e| err("effective", e))?;
+    caps::set(None, CapSet::Inheritable, &keep).map_err(|e| err("inheritable", e))?;
+    caps::set(None, CapSet::Permitted, &keep).map_err(|e| err("permitted", e))?;
+    // Children (wireguard-go, modprobe) keep exactly these, also when wg-exec is not root.
+    for c in &keep {
+        caps::raise(None, CapSet::Ambient, *c).map_err(|e| err("ambient", e))?;
+    }
+    log::debug!("capabilities kept: {keep:?}");
+    Ok(())
+}
