@@ -395,7 +395,7 @@ fn help_documents_the_exit_codes() {
     for line in [
         "0  success",
         "1  failed, and everything already done was rolled back",
-        "2  bad usage or configuration; nothing was touched",
+        "2  bad usage, bad configuration or missing capabilities; nothing was touched",
         "3  failed, and the rollback was incomplete",
     ] {
         assert!(help.contains(line), "{help}");
