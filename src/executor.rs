@@ -111,12 +111,14 @@ pub fn up(
             break;
         }
         log::debug!("{}: {}", step.name(), step.describe());
+        let started = std::time::Instant::now();
         let result = watch
             .before(i, step.as_ref(), kernel)
             .and_then(|()| step.apply(kernel));
         match result {
             Ok(()) => {
                 watch.after(i, step.as_ref(), kernel);
+                log::debug!("{} took {:.1?}", step.name(), started.elapsed());
                 applied += 1
             }
             Err(error) => {

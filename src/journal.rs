@@ -84,6 +84,17 @@ pub enum What {
     Nothing,
 }
 
+impl What {
+    /// Whether undoing it takes more than deleting the link: the link itself, its move, a key
+    /// file. Only these are written to disk before and after their step.
+    fn outlives_the_link(&self) -> bool {
+        matches!(
+            self,
+            What::Link { .. } | What::Move { .. } | What::KeyFile { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub step: String,
@@ -217,8 +228,15 @@ impl Watch for JournalFile {
             status: Status::Intent,
             what: what_of(step.trace(), kernel),
         };
+        let matters = record.what.outlives_the_link();
         self.journal.records.truncate(i);
         self.journal.records.push(record);
+        // A step that leaves nothing of its own beyond the link (hooks, key, up, peers,
+        // addresses, routes) changes nothing a recovery would undo: its record rides along with
+        // the next write.
+        if !matters {
+            return Ok(());
+        }
         self.save().map_err(|e| {
             StepError::new(
                 format!("record the intent in journal {}", self.path.display()),
@@ -228,8 +246,10 @@ impl Watch for JournalFile {
     }
 
     fn after(&mut self, i: usize, _step: &dyn Step, kernel: &mut dyn Kernel) {
+        let mut matters = false;
         if let Some(r) = self.journal.records.get_mut(i) {
             r.status = Status::Done;
+            matters = r.what.outlives_the_link();
             if let What::Link {
                 name,
                 netns,
@@ -240,6 +260,9 @@ impl Watch for JournalFile {
                 *ifindex = kernel.link_index(&ns_of(netns), name).ok();
                 *userspace_pids = kernel.userspace_pids(name);
             }
+        }
+        if !matters {
+            return;
         }
         if let Err(e) = self.save() {
             log::error!("cannot update journal {}: {e}", self.path.display());

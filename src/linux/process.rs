@@ -117,7 +117,7 @@ pub fn start_userspace(
         if super::uapi::ready(socket) {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
     Err(KernelError::new(format!(
         "{program} did not open {} within 10 s",
@@ -202,7 +202,7 @@ fn wait_exited(pids: &[i32], within: Duration) -> Vec<i32> {
         if alive.is_empty() || Instant::now() >= deadline {
             return alive;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
