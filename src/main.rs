@@ -363,9 +363,8 @@ impl Watch for NoJournal {}
 
 fn down(t: Target) -> ExitCode {
     let path = config::config_path(&t.iface, t.config.as_deref());
-    let loaded = config::load(&t.iface, &path, &RouteTables::system());
     if t.print {
-        return match loaded {
+        return match config::load(&t.iface, &path, &RouteTables::system()) {
             Ok((cfg, _)) => {
                 print!("{}", executor::print(&plan::down(&cfg)));
                 ExitCode::SUCCESS
@@ -392,25 +391,37 @@ fn down(t: Target) -> ExitCode {
         Ok(j) => j,
         Err(e) => return refuse("down", &name, format!("{e}; nothing was changed")),
     };
-    let cfg = match (loaded, &recorded) {
-        (Ok((cfg, warnings)), _) => {
-            for w in warnings {
-                eprintln!("wg-exec: warning: {w}");
+    // With a journal, the configuration only lends its shutdown hooks (the journal says what to
+    // remove); without one, the whole configuration is validated and followed.
+    let (hooks, cfg) = match &recorded {
+        Some(_) => match config::load_shutdown_hooks(&path) {
+            Ok(h) => (Some(h), None),
+            Err(e) => {
+                eprintln!(
+                    "wg-exec: warning: down {name}: the configuration cannot be used ({e}); following the journal alone, without hooks"
+                );
+                (None, None)
             }
-            Some(cfg)
-        }
-        (Err(errors), None) => {
-            report_config_errors(&errors);
-            return ExitCode::from(2);
-        }
-        (Err(errors), Some(_)) => {
-            eprintln!(
-                "wg-exec: warning: down {name}: the configuration cannot be used ({}); following the journal alone, without hooks",
-                errors.0.first().map(|e| e.to_string()).unwrap_or_default()
-            );
-            None
-        }
+        },
+        None => match config::load(&name, &path, &RouteTables::system()) {
+            Ok((cfg, warnings)) => {
+                for w in warnings {
+                    eprintln!("wg-exec: warning: {w}");
+                }
+                (
+                    Some((cfg.pre_shutdown.clone(), cfg.post_shutdown.clone())),
+                    Some(cfg),
+                )
+            }
+            Err(errors) => {
+                report_config_errors(&errors);
+                return ExitCode::from(2);
+            }
+        },
     };
+    let has_hooks = hooks
+        .as_ref()
+        .is_some_and(|(pre, post)| !pre.is_empty() || !post.is_empty());
     let needs = match (&cfg, &recorded) {
         (Some(c), _) => Needs {
             modprobe: false,
@@ -425,7 +436,7 @@ fn down(t: Target) -> ExitCode {
             }),
             modprobe: false,
             low_port: false,
-            hooks: false,
+            hooks: has_hooks,
         },
         (None, None) => unreachable!("handled above"),
     };
@@ -463,15 +474,9 @@ fn down(t: Target) -> ExitCode {
     let mut steps: plan::Plan = match (&recorded, &cfg) {
         (Some(j), _) => {
             let mut s: plan::Plan = Vec::new();
-            s.extend(hook(
-                Phase::PreShutdown,
-                cfg.as_ref().map(|c| &c.pre_shutdown),
-            ));
+            s.extend(hook(Phase::PreShutdown, hooks.as_ref().map(|h| &h.0)));
             s.push(Box::new(JournalUndo { journal: j.clone() }));
-            s.extend(hook(
-                Phase::PostShutdown,
-                cfg.as_ref().map(|c| &c.post_shutdown),
-            ));
+            s.extend(hook(Phase::PostShutdown, hooks.as_ref().map(|h| &h.1)));
             s
         }
         (None, Some(c)) => {
@@ -481,7 +486,13 @@ fn down(t: Target) -> ExitCode {
             );
             plan::down(c)
         }
-        (None, None) => unreachable!("handled above"),
+        (None, None) => {
+            // There was a journal before the lock, and another down removed it meanwhile.
+            eprintln!(
+                "wg-exec: down {name}: another wg-exec took it down meanwhile; nothing left to do"
+            );
+            return ExitCode::SUCCESS;
+        }
     };
     let mut jfile = recorded.map(|j| JournalFile {
         path: jpath.clone(),

@@ -289,6 +289,36 @@ impl Locations {
     }
 }
 
+/// A file's text and, scanned on first use, where its values are: most loads have no error or
+/// warning to place, and then the scan (the costlier half of loading 10,000 peers) never runs.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMap {
+    text: std::sync::Arc<str>,
+    scanned: std::sync::OnceLock<Locations>,
+}
+
+impl SourceMap {
+    pub fn new(text: &str) -> SourceMap {
+        SourceMap {
+            text: text.into(),
+            scanned: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn locations(&self) -> &Locations {
+        self.scanned.get_or_init(|| Locations::scan(&self.text))
+    }
+
+    /// Where `path` starts (see [`Locations::get`]).
+    pub fn get(&self, path: &str) -> Pos {
+        self.locations().get(path)
+    }
+
+    pub fn path_at(&self, pos: Pos) -> Option<String> {
+        self.locations().path_at(pos)
+    }
+}
+
 impl Locations {
     /// The path of the innermost value that starts at or before `pos` (for ron's own errors,
     /// which carry a position but no field name).

@@ -5,7 +5,7 @@ mod locate;
 mod raw;
 mod validate;
 
-pub use locate::{Locations, Pos};
+pub use locate::{Locations, Pos, SourceMap};
 pub use raw::BackendChoice;
 pub use validate::{
     check_interface_name, parse_allowed_ip, parse_endpoint, parse_fwmark, RouteTables,
@@ -41,7 +41,7 @@ pub struct Config {
     pub dynamic_endpoint_refresh_seconds: u64,
     pub backend: Backend,
     /// Where each value was written, for errors found after loading (missing key files…).
-    pub locations: Locations,
+    pub locations: SourceMap,
 }
 
 #[derive(Debug, Clone)]
@@ -156,4 +156,17 @@ pub fn parse(
 ) -> Result<(Config, Vec<Warning>), ConfigErrors> {
     let raw = validate::deserialize(path, text)?;
     validate::validate(name, path, text, raw, tables)
+}
+
+/// The shutdown hooks (pre, post) of a configuration, without validating the rest: for a `down`
+/// that follows the journal.
+pub fn load_shutdown_hooks(path: &Path) -> Result<(Vec<String>, Vec<String>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
+    let options =
+        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    options
+        .from_str::<raw::ShutdownHooks>(&text)
+        .map(|h| (h.pre_shutdown.0, h.post_shutdown.0))
+        .map_err(|e| format!("{}:{}: {}", path.display(), e.span.start, e.code))
 }

@@ -1,7 +1,7 @@
 //! Checks of a configuration: the module's assertions, keys, CIDRs, ranges, names, and the
 //! warnings. All problems are collected, so that one run shows every one of them.
 
-use super::locate::{Locations, Pos};
+use super::locate::{Pos, SourceMap};
 use super::raw::{BackendChoice, RawInterface, RawPeer, StrOrInt, INTERFACE_FIELDS};
 use super::{Config, ConfigError, ConfigErrors, Peer, Table, Warning};
 use ipnet::IpNet;
@@ -38,7 +38,7 @@ pub fn deserialize(path: &Path, text: &str) -> Result<RawInterface, ConfigErrors
             line: e.span.end.line,
             col: e.span.end.col,
         };
-        let locations = Locations::scan(text);
+        let locations = SourceMap::new(text);
         // "peers[2]" when the error is inside the third peer.
         let peer_prefix = |pos: Pos| {
             locations
@@ -311,7 +311,7 @@ pub fn check_interface_name(name: &str) -> Result<(), String> {
 /// Collects errors and warnings with positions.
 struct Checker<'a> {
     file: &'a Path,
-    loc: Locations,
+    loc: SourceMap,
     errors: Vec<ConfigError>,
     warnings: Vec<Warning>,
 }
@@ -365,7 +365,7 @@ pub fn validate(
 ) -> Result<(Config, Vec<Warning>), ConfigErrors> {
     let mut c = Checker {
         file: path,
-        loc: Locations::scan(text),
+        loc: SourceMap::new(text),
         errors: Vec::new(),
         warnings: Vec::new(),
     };

@@ -234,11 +234,17 @@ impl Kernel for LinuxKernel {
             true => Some(process::uapi_holders(name, &socket)),
             false => None,
         };
+        let started = std::time::Instant::now();
         let result = rtnl::del_link(self.route(ns)?, index);
         self.forget(ns, name);
         result?;
+        let deleted = started.elapsed();
         if let Some(pids) = holders {
             process::stop_userspace(&socket, &pids)?;
+            log::debug!(
+                "{name}: link deleted in {deleted:.1?}, its userspace process {pids:?} gone after {:.1?}",
+                started.elapsed()
+            );
         }
         Ok(())
     }

@@ -1,0 +1,65 @@
+//! `cargo bench --bench plan`: loading, validating and planning a configuration of 10,000 peers
+//! (what every `up` and `down` does before its first privileged call). A plain harness: run it
+//! several times and report the median and the minimum.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+use wg_exec::config::{self, RouteTables};
+use wg_exec::{executor, plan};
+
+fn config_text(n: u32) -> String {
+    let mut text = String::from(
+        "Interface(\n    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],\n    private_key_file: \"/etc/wg-exec/keys/wg0.key\",\n    listen_port: 51820,\n    mtu: 1420,\n    peers: [\n",
+    );
+    for i in 0..n {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&i.to_be_bytes());
+        b[31] = 0x5a;
+        let key = wg_exec_steps::Key::from_bytes(b, false).to_base64();
+        text.push_str(&format!(
+            "        Peer(public_key: \"{key}\", allowed_ips: [\"198.{}.{}.{}/32\", \"2001:db8:4::{i:x}/128\"], endpoint: \"198.51.100.{}:51820\"),\n",
+            18 + (i >> 16),
+            (i >> 8) & 255,
+            i & 255,
+            i % 250 + 1
+        ));
+    }
+    text.push_str("    ],\n)\n");
+    text
+}
+
+fn main() {
+    let n = 10_000;
+    let text = config_text(n);
+    let runs = 30;
+    let mut times: Vec<Duration> = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        // As `up` does: the system's table names, parse and validate, both plans.
+        let tables = RouteTables::system();
+        let (cfg, warnings) =
+            config::parse("wg0", Path::new("/etc/wg-exec/wg0.ron"), &text, &tables).expect("valid");
+        let up = plan::up(&cfg);
+        let down = plan::down(&cfg);
+        times.push(started.elapsed());
+        assert_eq!(cfg.peers.len(), n as usize);
+        assert!(warnings.is_empty());
+        assert_eq!(up.len(), 8);
+        assert_eq!(down.len(), 1);
+        std::hint::black_box((&up, &down));
+    }
+    // `--print` of the same plan, for scale (not part of the target).
+    let (cfg, _) = config::parse("wg0", Path::new("x"), &text, &RouteTables::builtin()).unwrap();
+    let started = Instant::now();
+    let printed = executor::print(&plan::up(&cfg));
+    let print_time = started.elapsed();
+    times.sort();
+    println!(
+        "load + validate + plan, {n} peers ({} KiB of RON): median {:.1} ms, min {:.1} ms over {runs} runs (target < 50 ms); --print of it {:.1} ms ({} lines)",
+        text.len() / 1024,
+        times[runs / 2].as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        print_time.as_secs_f64() * 1e3,
+        printed.lines().count()
+    );
+}
