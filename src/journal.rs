@@ -109,6 +109,12 @@ pub struct Journal {
     /// The wg-exec that wrote it last.
     pub pid: u32,
     pub config: PathBuf,
+    /// The shutdown hooks as they were at up: down runs these, as systemd runs the ExecStop of
+    /// the unit that was started, whatever the configuration says by then.
+    #[serde(default)]
+    pub pre_shutdown: Vec<String>,
+    #[serde(default)]
+    pub post_shutdown: Vec<String>,
     pub records: Vec<Record>,
 }
 
@@ -134,20 +140,26 @@ pub fn load(path: &Path) -> Result<Option<Journal>, String> {
 }
 
 impl JournalFile {
-    pub fn new(path: PathBuf, interface: &str, config: &Path, state: State) -> JournalFile {
+    /// A journal for an up of `cfg`.
+    pub fn new(path: PathBuf, cfg: &crate::config::Config, state: State) -> JournalFile {
         JournalFile {
             path,
             journal: Journal {
-                interface: interface.to_string(),
+                interface: cfg.name.clone(),
                 state,
                 pid: std::process::id(),
-                config: config.to_path_buf(),
+                config: cfg.path.clone(),
+                pre_shutdown: cfg.pre_shutdown.clone(),
+                post_shutdown: cfg.post_shutdown.clone(),
                 records: Vec::new(),
             },
         }
     }
 
-    /// Writes it atomically: a temporary file, fsync, rename, fsync of the directory.
+    /// Writes it atomically: a temporary file, fsync, rename. (The directory is not fsynced:
+    /// the journal lives in /run, which a power loss empties together with the links it
+    /// describes; what it guards against is a killed process, and for that the rename is
+    /// enough.)
     pub fn save(&mut self) -> std::io::Result<()> {
         self.journal.pid = std::process::id();
         let text = ron::ser::to_string_pretty(&self.journal, ron::ser::PrettyConfig::default())
@@ -165,11 +177,7 @@ impl JournalFile {
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, &self.path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        std::fs::rename(&tmp, &self.path)
     }
 
     pub fn remove(&self) -> std::io::Result<()> {
@@ -245,11 +253,11 @@ impl Watch for JournalFile {
         })
     }
 
+    /// Records what the step did. It reaches the disk with the next write (the next intent,
+    /// or the final state): recovery needs only the intent, which already says what may exist.
     fn after(&mut self, i: usize, _step: &dyn Step, kernel: &mut dyn Kernel) {
-        let mut matters = false;
         if let Some(r) = self.journal.records.get_mut(i) {
             r.status = Status::Done;
-            matters = r.what.outlives_the_link();
             if let What::Link {
                 name,
                 netns,
@@ -260,12 +268,6 @@ impl Watch for JournalFile {
                 *ifindex = kernel.link_index(&ns_of(netns), name).ok();
                 *userspace_pids = kernel.userspace_pids(name);
             }
-        }
-        if !matters {
-            return;
-        }
-        if let Err(e) = self.save() {
-            log::error!("cannot update journal {}: {e}", self.path.display());
         }
     }
 

@@ -313,17 +313,8 @@ fn up(t: Target) -> ExitCode {
             }
         }
     }
-    let mut jfile = JournalFile::new(jpath, &name, &cfg.path, State::Up);
-    if let Err(e) = jfile.save() {
-        return refuse(
-            "up",
-            &name,
-            format!(
-                "cannot write journal {}: {e}; nothing was changed",
-                jfile.path.display()
-            ),
-        );
-    }
+    // Written first with the first step that leaves something behind (its intent).
+    let mut jfile = JournalFile::new(jpath, &cfg, State::Up);
     let mut watch = Watched {
         journal: Some(&mut jfile),
         faults: Faults::from_env(interrupted.clone()),
@@ -391,18 +382,17 @@ fn down(t: Target) -> ExitCode {
         Ok(j) => j,
         Err(e) => return refuse("down", &name, format!("{e}; nothing was changed")),
     };
-    // With a journal, the configuration only lends its shutdown hooks (the journal says what to
-    // remove); without one, the whole configuration is validated and followed.
+    // With a journal, down follows it alone, with the shutdown hooks recorded at up: the
+    // configuration may have changed or be gone. Without one, the configuration is validated
+    // and followed.
     let (hooks, cfg) = match &recorded {
-        Some(_) => match config::load_shutdown_hooks(&path) {
-            Ok(h) => (Some(h), None),
-            Err(e) => {
-                eprintln!(
-                    "wg-exec: warning: down {name}: the configuration cannot be used ({e}); following the journal alone, without hooks"
-                );
-                (None, None)
-            }
-        },
+        Some(j) => {
+            log::debug!("following the journal {}", jpath.display());
+            (
+                Some((j.pre_shutdown.clone(), j.post_shutdown.clone())),
+                None,
+            )
+        }
         None => match config::load(&name, &path, &RouteTables::system()) {
             Ok((cfg, warnings)) => {
                 for w in warnings {
@@ -494,15 +484,25 @@ fn down(t: Target) -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let mut jfile = recorded.map(|j| JournalFile {
+    if let Some(j) = &recorded {
+        for r in &j.records {
+            if let journal::What::Link {
+                name: link,
+                userspace_pids,
+                ..
+            } = &r.what
+            {
+                kernel.expect_userspace(link, userspace_pids);
+            }
+        }
+    }
+    let jfile = recorded.map(|j| JournalFile {
         path: jpath.clone(),
         journal: j,
     });
-    if let Some(jf) = jfile.as_mut() {
-        if let Err(e) = jf.set_state(State::Down) {
-            log::error!("cannot update journal {}: {e}", jf.path.display());
-        }
-    }
+    // The journal is left as it is until the link is gone: a down killed half-way is repeated
+    // by the next down, and the next up either finds the link (and asks for a down) or finds
+    // it gone (and starts over).
     let mut watch: Watched<NoJournal> = Watched {
         journal: None,
         faults: Faults::from_env(noted.clone()),

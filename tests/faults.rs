@@ -365,14 +365,17 @@ fn down_removes_what_up_created_after_the_configuration_changed_or_vanished() {
     ok(s.run("", "down"));
     s.no_trace(true, "after down with a changed configuration");
 
-    // Up again, then the configuration is deleted: down follows the journal alone.
+    // Up again, then the configuration is deleted: down follows the journal alone and runs
+    // the shutdown hook recorded at up.
     std::fs::remove_file(&s.key_file).unwrap();
-    let again = Setup::new("", 2);
+    let marker = std::env::temp_dir().join(format!("wg-exec-test-{}", unique()));
+    let again = Setup::new(&format!("pre_shutdown: \"touch {}\",", marker.display()), 2);
     ok(again.run("", "up"));
     std::fs::remove_file(&again.cfg).unwrap();
     let out = again.run("", "down");
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("following the journal alone"));
+    assert!(marker.exists(), "the recorded pre_shutdown ran");
+    std::fs::remove_file(&marker).unwrap();
     again.no_trace(true, "after down without a configuration");
 }
 

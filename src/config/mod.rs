@@ -157,16 +157,3 @@ pub fn parse(
     let raw = validate::deserialize(path, text)?;
     validate::validate(name, path, text, raw, tables)
 }
-
-/// The shutdown hooks (pre, post) of a configuration, without validating the rest: for a `down`
-/// that follows the journal.
-pub fn load_shutdown_hooks(path: &Path) -> Result<(Vec<String>, Vec<String>), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read the configuration: {e}", path.display()))?;
-    let options =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
-    options
-        .from_str::<raw::ShutdownHooks>(&text)
-        .map(|h| (h.pre_shutdown.0, h.post_shutdown.0))
-        .map_err(|e| format!("{}:{}: {}", path.display(), e.span.start, e.code))
-}

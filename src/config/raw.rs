@@ -50,18 +50,6 @@ pub struct RawInterface {
     pub userspace_implementation: String,
 }
 
-/// What `down` needs of a configuration when the journal says what to remove: the shutdown
-/// hooks. Everything else is skipped unparsed-into-structs, so a large or changed file costs
-/// little and cannot stop a down.
-#[derive(Debug, Deserialize)]
-#[serde(rename = "Interface")]
-pub struct ShutdownHooks {
-    #[serde(default)]
-    pub pre_shutdown: Lines,
-    #[serde(default)]
-    pub post_shutdown: Lines,
-}
-
 pub const INTERFACE_FIELDS: &[&str] = &[
     "ips",
     "private_key",

@@ -216,12 +216,17 @@ pub fn send_all(
     family: u16,
     msgs: Vec<WireguardMessage>,
 ) -> Result<(), KernelError> {
-    for mut m in msgs {
-        let mut genl = GenlMessage::from_payload(m.clone());
-        scrub(&mut m);
+    let mut msgs = msgs.into_iter();
+    while let Some(m) = msgs.next() {
+        let mut genl = GenlMessage::from_payload(m);
         genl.set_resolved_family_id(family);
-        let result = conn.request(genl, 0);
-        result?;
+        if let Err(e) = conn.request_then(genl, 0, |g| scrub(&mut g.payload)) {
+            // The messages not sent still hold keys.
+            for mut rest in msgs {
+                scrub(&mut rest);
+            }
+            return Err(e);
+        }
     }
     Ok(())
 }

@@ -42,6 +42,8 @@ pub struct LinuxKernel {
     init: Result<File, KernelError>,
     conns: HashMap<Netns, NsConns>,
     ifindex: HashMap<(Netns, String), u32>,
+    /// The processes a userspace start left running, by interface.
+    started: HashMap<String, Vec<i32>>,
     /// Set by a signal: endless retries (name resolution) give up.
     stop: Arc<AtomicBool>,
 }
@@ -60,6 +62,7 @@ impl LinuxKernel {
             init,
             conns: HashMap::new(),
             ifindex: HashMap::new(),
+            started: HashMap::new(),
             stop,
         })
     }
@@ -130,6 +133,13 @@ impl LinuxKernel {
         self.ifindex.remove(&(ns.clone(), name.to_string()));
     }
 
+    /// Processes that served `name` when an earlier run started it (from the journal).
+    pub fn expect_userspace(&mut self, name: &str, pids: &[i32]) {
+        if !pids.is_empty() {
+            self.started.insert(name.to_string(), pids.to_vec());
+        }
+    }
+
     /// A device served by a userspace implementation has a UAPI socket.
     fn userspace(name: &str) -> bool {
         uapi::socket_path(name).exists()
@@ -162,7 +172,9 @@ impl LinuxKernel {
         }
         let target = self.ns_file(ns)?;
         let socket = uapi::socket_path(name);
-        process::start_userspace(program, name, &target, &self.home, &socket)?;
+        if let Some(pids) = process::start_userspace(program, name, &target, &self.home, &socket)? {
+            self.started.insert(name.to_string(), pids);
+        }
         if rtnl::get_link(self.route(ns)?, name)?.is_none() {
             // It serves the socket but made no link here: stop it.
             let _ = std::fs::remove_file(&socket);
@@ -229,9 +241,16 @@ impl Kernel for LinuxKernel {
     fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
         let index = self.index(ns, name)?;
         let socket = uapi::socket_path(name);
-        // Who serves a userspace device, found before its link goes.
+        // Who serves a userspace device, found before its link goes: the processes this run
+        // started or the journal recorded, if they still are what they were, else a /proc scan.
         let holders = match Self::userspace(name) {
-            true => Some(process::uapi_holders(name, &socket)),
+            true => Some(
+                self.started
+                    .get(name)
+                    .map(|pids| process::still_serving(name, pids))
+                    .filter(|pids| !pids.is_empty())
+                    .unwrap_or_else(|| process::uapi_holders(name, &socket)),
+            ),
             false => None,
         };
         let started = std::time::Instant::now();
@@ -258,6 +277,9 @@ impl Kernel for LinuxKernel {
     }
 
     fn userspace_pids(&mut self, name: &str) -> Vec<i32> {
+        if let Some(pids) = self.started.get(name) {
+            return pids.clone();
+        }
         match Self::userspace(name) {
             true => process::uapi_holders(name, &uapi::socket_path(name)),
             false => Vec::new(),
@@ -312,10 +334,7 @@ impl Kernel for LinuxKernel {
         if Self::userspace(name) {
             return uapi::request(name, uapi::set_device(settings));
         }
-        let mut msg = genl::set_device(name, settings);
-        let result = self.genl_send(ns, vec![msg.clone()]);
-        genl::scrub(&mut msg);
-        result
+        self.genl_send(ns, vec![genl::set_device(name, settings)])
     }
 
     fn wg_clear_device(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {

@@ -138,6 +138,17 @@ impl Conn {
     }
 
     fn frame<I: NetlinkSerializable>(&mut self, inner: I, flags: u16) -> (u32, Vec<u8>) {
+        self.frame_then(inner, flags, |_| {})
+    }
+
+    /// Frames and serializes a request, then hands the message back to `scrub` before it is
+    /// dropped (requests that carry keys overwrite them).
+    fn frame_then<I: NetlinkSerializable>(
+        &mut self,
+        inner: I,
+        flags: u16,
+        scrub: impl FnOnce(&mut I),
+    ) -> (u32, Vec<u8>) {
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
@@ -146,6 +157,9 @@ impl Conn {
         msg.finalize();
         let mut bytes = vec![0u8; msg.buffer_len()];
         msg.serialize(&mut bytes);
+        if let NetlinkPayload::InnerMessage(mut inner) = msg.payload {
+            scrub(&mut inner);
+        }
         (self.seq, bytes)
     }
 
@@ -180,7 +194,21 @@ impl Conn {
     where
         I: NetlinkSerializable + NetlinkDeserializable,
     {
-        let (seq, mut bytes) = self.frame(inner, flags);
+        self.request_then(inner, flags, |_| {})
+    }
+
+    /// [`Conn::request`] for messages that carry secrets: `scrub` overwrites them once the
+    /// message is serialized, and the serialized bytes are zeroed after sending.
+    pub fn request_then<I>(
+        &mut self,
+        inner: I,
+        flags: u16,
+        scrub: impl FnOnce(&mut I),
+    ) -> Result<Vec<I>, KernelError>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable,
+    {
+        let (seq, mut bytes) = self.frame_then(inner, flags, scrub);
         let sent = self.send(&bytes);
         // Requests may carry keys: do not leave them in freed memory.
         bytes.fill(0);

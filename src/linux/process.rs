@@ -67,15 +67,16 @@ pub fn modprobe(module: &str) -> Result<(), KernelError> {
     run(cmd, "modprobe")
 }
 
-/// Starts a userspace implementation for `name` in the namespace `target` and waits for its
-/// UAPI socket.
+/// Starts a userspace implementation for `name` in the namespace `target` and waits until it
+/// serves its UAPI socket. Returns the pids of what it left running (wireguard-go forks a
+/// daemon and exits), when they can be known cheaply.
 pub fn start_userspace(
     program: &str,
     name: &str,
     target: &File,
     home: &File,
     socket: &Path,
-) -> Result<(), KernelError> {
+) -> Result<Option<Vec<i32>>, KernelError> {
     if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
         return Err(KernelError::new(format!(
             "{} is in use: another userspace WireGuard serves {name}",
@@ -90,12 +91,24 @@ pub fn start_userspace(
         .env("WG_SUDO", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // As a child subreaper for the duration of the start, wg-exec inherits the daemon that the
+    // program forks before exiting, and finds its pid in its own children list instead of
+    // scanning /proc. (It is reparented to init again when wg-exec exits.)
+    let subreaper = set_child_subreaper(true);
     let output = {
         // The child inherits the namespace of the thread that forks it.
         let _inside = Entered::enter(target, home)?;
         cmd.output()
-            .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))?
+            .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))
     };
+    let daemons = match subreaper {
+        true => {
+            set_child_subreaper(false);
+            children()
+        }
+        false => None,
+    };
+    let output = output?;
     // Its own words (wireguard-go prints a banner) go to the debug log, or into the error.
     let said = String::from_utf8_lossy(&output.stderr).into_owned()
         + &String::from_utf8_lossy(&output.stdout);
@@ -115,7 +128,7 @@ pub fn start_userspace(
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if super::uapi::ready(socket) {
-            return Ok(());
+            return Ok(daemons);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -123,6 +136,31 @@ pub fn start_userspace(
         "{program} did not open {} within 10 s",
         socket.display()
     )))
+}
+
+fn set_child_subreaper(on: bool) -> bool {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches only this process.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            libc::c_ulong::from(on),
+            0,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+/// This thread's living children (/proc/thread-self/children), None where the kernel does not
+/// provide the list.
+fn children() -> Option<Vec<i32>> {
+    let text = std::fs::read_to_string("/proc/thread-self/children").ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| !exited(*p))
+            .collect(),
+    )
 }
 
 /// The processes serving `name`'s UAPI socket: their last argument is the interface name and
@@ -182,6 +220,20 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
         }
     }
     pids
+}
+
+/// Those of `pids` that are still running with `name` as their last argument (a recorded pid
+/// may have been reused by another program since).
+pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|p| !exited(*p))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).rfind(|a| !a.is_empty()) == Some(name.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// Gone, or a zombie waiting for its parent.
