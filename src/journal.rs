@@ -75,10 +75,11 @@ pub enum What {
         netns: NsName,
         addrs: Vec<String>,
     },
+    /// How many routes through the link, in which table (they go with the link).
     Routes {
         netns: NsName,
         table: u32,
-        dsts: Vec<String>,
+        count: usize,
     },
     /// Hooks, keys, peers, up: nothing that outlives the link.
     Nothing,
@@ -215,10 +216,10 @@ fn what_of(trace: Trace, kernel: &mut dyn Kernel) -> What {
             netns: ns_name(&ns),
             addrs: addrs.iter().map(|a| a.to_string()).collect(),
         },
-        Trace::Routes { ns, table, dsts } => What::Routes {
+        Trace::Routes { ns, table, count } => What::Routes {
             netns: ns_name(&ns),
             table,
-            dsts: dsts.iter().map(|d| d.to_string()).collect(),
+            count,
         },
     }
 }
