@@ -36,3 +36,25 @@ write(
     "allowed_ips_as_routes: false,",
     [f'Peer(public_key: "{key(1, 0x22)}", allowed_ips: [{ips}], persistent_keepalive: 15)'],
 )
+
+# The benchmark's configurations (scripts/vm-test --bench): the same N peers for wg-exec (RON),
+# for `wg setconf` (its key filled in by the guest) and for `ip -batch`.
+for n in (1000, 5000):
+    bench = [
+        f'Peer(public_key: "{key(i, 0x33)}", allowed_ips: ["198.18.{i // 256}.{i % 256}/32", '
+        f'"2001:db8:4::{i:x}/128"], endpoint: "198.51.100.{i % 250 + 1}:51820")'
+        for i in range(n)
+    ]
+    write(f"bench-{n}.ron", "mtu: 1420,", bench)
+    with open(f"{out}/bench-{n}.conf", "w") as f:
+        f.write("[Interface]\nPrivateKey = @KEY@\nListenPort = 51900\n\n")
+        for i in range(n):
+            f.write(f"[Peer]\nPublicKey = {key(i, 0x33)}\n"
+                    f"AllowedIPs = 198.18.{i // 256}.{i % 256}/32, 2001:db8:4::{i:x}/128\n"
+                    f"Endpoint = 198.51.100.{i % 250 + 1}:51820\n\n")
+    with open(f"{out}/bench-{n}.batch", "w") as f:
+        f.write("link set wgb mtu 1420\naddress add 192.0.2.1/24 dev wgb\n"
+                "address add 2001:db8:1::1/64 dev wgb\nlink set up dev wgb\n")
+        for i in range(n):
+            f.write(f"route replace 198.18.{i // 256}.{i % 256}/32 dev wgb\n"
+                    f"route replace 2001:db8:4::{i:x}/128 dev wgb\n")
