@@ -119,6 +119,21 @@ pub struct Journal {
     pub records: Vec<Record>,
 }
 
+impl Journal {
+    /// Records of steps that were not undone.
+    fn live(&self) -> impl DoubleEndedIterator<Item = &Record> {
+        self.records.iter().filter(|r| r.status != Status::Undone)
+    }
+
+    /// Where the link was moved from and to, if it may have been.
+    fn moved(&self) -> Option<(Netns, Netns)> {
+        self.live().find_map(|r| match &r.what {
+            What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
+            _ => None,
+        })
+    }
+}
+
 /// A journal and the file it lives in.
 pub struct JournalFile {
     pub path: PathBuf,
@@ -285,18 +300,10 @@ impl Watch for JournalFile {
 /// Undoes what a journal says was (or may have been) done: deletes the link where it is, and,
 /// for an up that never completed, the key files it created. Goes on past failures.
 pub fn undo(journal: &Journal, kernel: &mut dyn Kernel) -> (Vec<String>, Vec<Failure>) {
-    let live = |r: &&Record| r.status != Status::Undone;
-    let moved = journal
-        .records
-        .iter()
-        .filter(live)
-        .find_map(|r| match &r.what {
-            What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
-            _ => None,
-        });
+    let moved = journal.moved();
     let mut done = Vec::new();
     let mut failures = Vec::new();
-    for r in journal.records.iter().filter(live).rev() {
+    for r in journal.live().rev() {
         match &r.what {
             What::Link { name, netns, .. } => {
                 let mut step = match &moved {
@@ -398,16 +405,8 @@ impl Step for JournalUndo {
 
 /// Whether the link a journal created still exists where the journal last put it.
 pub fn link_present(journal: &Journal, kernel: &mut dyn Kernel) -> bool {
-    let live = |r: &&Record| r.status != Status::Undone;
-    let moved_to = journal
-        .records
-        .iter()
-        .filter(live)
-        .find_map(|r| match &r.what {
-            What::Move { to, .. } => Some(ns_of(to)),
-            _ => None,
-        });
-    journal.records.iter().filter(live).any(|r| match &r.what {
+    let moved_to = journal.moved().map(|(_, to)| to);
+    journal.live().any(|r| match &r.what {
         What::Link { name, netns, .. } => {
             let ns = moved_to.clone().unwrap_or_else(|| ns_of(netns));
             kernel.link_exists(&ns, name).unwrap_or(true)
