@@ -26,8 +26,6 @@ pub enum State {
     Complete,
     /// An up failed and its rollback left something behind.
     Incomplete,
-    /// A down is running (or was killed while running).
-    Down,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

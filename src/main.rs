@@ -268,7 +268,6 @@ fn up(t: Target) -> ExitCode {
             eprintln!(
                 "wg-exec: up {name}: an earlier {} by pid {} did not finish; rolling it back first",
                 match j.state {
-                    State::Down => "down",
                     State::Incomplete => "rollback",
                     _ => "up",
                 },

@@ -8,8 +8,7 @@ mod process;
 mod rtnl;
 mod uapi;
 
-pub use genl::{remove_peers as genl_remove_peers, set_peers as genl_set_peers, MESSAGE_LIMIT};
-pub use uapi::socket_path;
+use genl::MESSAGE_LIMIT;
 
 use ipnet::IpNet;
 use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
