@@ -4,12 +4,12 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wg_exec_steps::step::join_human;
-use wg_exec_steps::{Kernel, Step, StepError};
+use wg_exec_steps::{Kernel, Step, StepError, StepKind};
 
 /// A step that failed: its kind, its object and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub step: &'static str,
+    pub step: StepKind,
     pub object: String,
     pub error: StepError,
 }
@@ -35,7 +35,8 @@ pub enum Cause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpError {
     pub cause: Cause,
-    /// Steps rolled back, in the order they were undone ("route", "peer set", …).
+    /// Steps rolled back that had something to undo, in the order they were undone ("route",
+    /// "peer set", …).
     pub rolled_back: Vec<String>,
     pub rollback_failures: Vec<Failure>,
 }
@@ -125,7 +126,7 @@ pub fn up(
                 watch.undone(i, step.as_ref());
                 log::error!("step '{}' failed: {error}", step.name());
                 cause = Some(Cause::Step(Failure {
-                    step: step.name(),
+                    step: step.kind(),
                     object: step.describe(),
                     error,
                 }));
@@ -158,15 +159,18 @@ pub fn rollback(
     let mut failures = Vec::new();
     for (i, step) in applied.iter_mut().enumerate().rev() {
         log::debug!("rolling back {}: {}", step.name(), step.describe());
+        let noop = step.rollback_is_noop();
         match step.rollback(kernel) {
             Ok(()) => {
                 watch.undone(i, step.as_ref());
-                done.push(step.name().to_string())
+                if !noop {
+                    done.push(step.name().to_string())
+                }
             }
             Err(error) => {
                 log::error!("rollback of step '{}' failed: {error}", step.name());
                 failures.push(Failure {
-                    step: step.name(),
+                    step: step.kind(),
                     object: step.describe(),
                     error,
                 });
@@ -191,7 +195,7 @@ pub fn down(
         if let Err(error) = result {
             log::error!("step '{}' failed: {error}; going on", step.name());
             failures.push(Failure {
-                step: step.name(),
+                step: step.kind(),
                 object: step.describe(),
                 error,
             });

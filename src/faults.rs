@@ -6,12 +6,19 @@ use crate::executor::Watch;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wg_exec_steps::{Kernel, KernelError, Step, StepError};
+use wg_exec_steps::{Kernel, KernelError, Step, StepError, StepKind};
+
+/// Where a test pauses: before or after steps of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pause {
+    Before(StepKind),
+    After(StepKind),
+}
 
 #[derive(Default)]
 pub struct Faults {
-    fault: Option<String>,
-    pause: Option<String>,
+    fault: Option<StepKind>,
+    pause: Option<Pause>,
     interrupted: Arc<AtomicBool>,
 }
 
@@ -19,9 +26,16 @@ impl Faults {
     #[cfg(feature = "fault-injection")]
     pub fn from_env(interrupted: Arc<AtomicBool>) -> Faults {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        // A name that is no step's would silently test nothing: refuse it loudly.
+        let kind = |k: &str, name: &str| {
+            StepKind::from_name(name).unwrap_or_else(|| panic!("{k}={name}: no step has this name"))
+        };
         Faults {
-            fault: var("WG_EXEC_FAULT"),
-            pause: var("WG_EXEC_PAUSE"),
+            fault: var("WG_EXEC_FAULT").map(|v| kind("WG_EXEC_FAULT", &v)),
+            pause: var("WG_EXEC_PAUSE").map(|v| match v.strip_prefix("after:") {
+                Some(name) => Pause::After(kind("WG_EXEC_PAUSE", name)),
+                None => Pause::Before(kind("WG_EXEC_PAUSE", &v)),
+            }),
             interrupted,
         }
     }
@@ -44,10 +58,10 @@ impl Faults {
     }
 
     fn before(&self, step: &dyn Step) -> Result<(), StepError> {
-        if self.pause.as_deref() == Some(step.name()) {
+        if self.pause == Some(Pause::Before(step.kind())) {
             self.pause(&format!("before {}", step.name()));
         }
-        if self.fault.as_deref() == Some(step.name()) {
+        if self.fault == Some(step.kind()) {
             return Err(StepError::new(
                 format!("{} {}", step.name(), step.describe()),
                 KernelError::new("injected fault (WG_EXEC_FAULT)"),
@@ -57,7 +71,7 @@ impl Faults {
     }
 
     fn after(&self, step: &dyn Step) {
-        if self.pause.as_deref().and_then(|p| p.strip_prefix("after:")) == Some(step.name()) {
+        if self.pause == Some(Pause::After(step.kind())) {
             self.pause(&format!("after {}", step.name()));
         }
     }

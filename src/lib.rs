@@ -1,12 +1,16 @@
 //! wg-exec: brings one WireGuard interface up or down from a RON description, as a transaction.
-//! The binary (main.rs) is a thin command line over this library, which tests use directly.
+//! The binary (main.rs) is a thin command line over this library (commands/, one file per
+//! command), which tests use directly.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod faults;
 pub mod journal;
 pub mod linux;
 pub mod lock;
+pub mod outcome;
 pub mod plan;
 pub mod preflight;
 pub mod privileges;
@@ -24,7 +28,7 @@ pub mod fuzzing {
         let tables = RouteTables::builtin();
         if let Ok((cfg, _warnings)) = config::parse("wg0", Path::new("fuzz.ron"), text, &tables) {
             let _ = crate::executor::print(&crate::plan::up(&cfg));
-            let _ = crate::executor::print(&crate::plan::down(&cfg));
+            let _ = crate::executor::print(&crate::plan::down_from_config(&cfg));
         }
     }
 }

@@ -1,9 +1,12 @@
-//! The order of things. Each position in the up plan says why it stands there; the down plan is
-//! short because deleting the link takes its addresses, peers and routes with it.
+//! The order of things. Each position in the up plan says why it stands there; the down plans
+//! (from the configuration, or from the journal of the up) are short because deleting the link
+//! takes its addresses, peers and routes with it. What a plan needs from the process comes from
+//! its steps ([`needs`]).
 
 use crate::config::Config;
+use crate::journal::{Journal, State, What};
 use wg_exec_steps::addresses::Addresses;
-use wg_exec_steps::gen_key::GenerateKeyFile;
+use wg_exec_steps::gen_key::{GenerateKeyFile, RemoveKeyFile};
 use wg_exec_steps::hook::{Hook, Phase};
 use wg_exec_steps::key::DeviceKey;
 use wg_exec_steps::link_add::LinkAdd;
@@ -13,6 +16,7 @@ use wg_exec_steps::mtu::Mtu;
 use wg_exec_steps::netns_move::NetnsMove;
 use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
 use wg_exec_steps::route::Routes;
+use wg_exec_steps::step::Needs;
 use wg_exec_steps::teardown::Teardown;
 use wg_exec_steps::{Backend, Netns, Route, SecretSource, Step};
 
@@ -31,14 +35,23 @@ pub fn interface_ns(cfg: &Config) -> Netns {
     }
 }
 
-fn hook(cfg: &Config, phase: Phase, lines: &[String]) -> Option<Box<dyn Step>> {
+fn hook(device: &str, phase: Phase, lines: &[String]) -> Option<Box<dyn Step>> {
     (!lines.is_empty()).then(|| {
         Box::new(Hook {
             phase,
-            device: cfg.name.clone(),
+            device: device.to_string(),
             lines: lines.to_vec(),
         }) as Box<dyn Step>
     })
+}
+
+/// Everything a plan's steps need from the process.
+pub fn needs(plan: &[Box<dyn Step>]) -> Needs {
+    let mut all = Needs::default();
+    for step in plan {
+        all.add(step.needs());
+    }
+    all
 }
 
 pub fn up(cfg: &Config) -> Plan {
@@ -63,13 +76,14 @@ pub fn up(cfg: &Config) -> Plan {
     }
     // 3. pre_setup runs before the link exists, as in the module (it may create namespaces or
     //    rules the rest relies on).
-    plan.extend(hook(cfg, Phase::PreSetup, &cfg.pre_setup));
+    plan.extend(hook(&cfg.name, Phase::PreSetup, &cfg.pre_setup));
     // 4. Create the link in the socket namespace: the UDP socket is bound where the link is born
     //    and stays there when the link moves.
     plan.push(Box::new(LinkAdd {
         name: name.clone(),
         ns: sock.clone(),
         backend: cfg.backend.clone(),
+        listen_port: cfg.listen_port,
     }));
     // 5. Move it to the interface namespace before any address or route: a move flushes them.
     if cfg.interface_namespace.is_some() && iface != sock {
@@ -138,7 +152,7 @@ pub fn up(cfg: &Config) -> Plan {
         )));
     }
     // 12. post_setup sees the finished interface; its failure rolls everything back.
-    plan.extend(hook(cfg, Phase::PostSetup, &cfg.post_setup));
+    plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
     plan
 }
 
@@ -160,12 +174,13 @@ pub fn routes(cfg: &Config) -> Vec<Route> {
         .collect()
 }
 
-pub fn down(cfg: &Config) -> Plan {
+/// Down when there is no journal: the configuration says where the link is.
+pub fn down_from_config(cfg: &Config) -> Plan {
     let sock = socket_ns(cfg);
     let iface = interface_ns(cfg);
     let mut plan: Plan = Vec::new();
     // 1. pre_shutdown sees the interface still up.
-    plan.extend(hook(cfg, Phase::PreShutdown, &cfg.pre_shutdown));
+    plan.extend(hook(&cfg.name, Phase::PreShutdown, &cfg.pre_shutdown));
     // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
     //    namespace too, where an interrupted up may have left it.
     plan.push(Box::new(Teardown {
@@ -174,6 +189,57 @@ pub fn down(cfg: &Config) -> Plan {
         created_in: (iface != sock).then_some(sock),
     }));
     // 3. post_shutdown once it is gone.
-    plan.extend(hook(cfg, Phase::PostShutdown, &cfg.post_shutdown));
+    plan.extend(hook(&cfg.name, Phase::PostShutdown, &cfg.post_shutdown));
     plan
+}
+
+/// Down (`hooks`: with the shutdown hooks recorded at up) or recovery of an unfinished up
+/// (without hooks), from the journal alone: delete the link where the journal last put it (and
+/// where it was created, in case the move did not happen), and, for an up that never completed,
+/// remove the key files it generated.
+pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
+    let mut plan: Plan = Vec::new();
+    let device = &journal.interface;
+    if hooks {
+        plan.extend(hook(device, Phase::PreShutdown, &journal.pre_shutdown));
+    }
+    for (name, created, now) in journal.links() {
+        plan.push(Box::new(Teardown {
+            name,
+            created_in: (created != now).then_some(created),
+            ns: now,
+        }));
+    }
+    if journal.state != State::Complete {
+        for r in journal.live().rev() {
+            if let What::KeyFile {
+                path,
+                existed: false,
+            } = &r.what
+            {
+                plan.push(Box::new(RemoveKeyFile { path: path.clone() }));
+            }
+        }
+    }
+    if hooks {
+        plan.extend(hook(device, Phase::PostShutdown, &journal.post_shutdown));
+    }
+    plan
+}
+
+/// What `down` follows: the journal of the up when there is a usable one, else the
+/// configuration. The real run and `--print` both choose through this.
+pub enum DownSource {
+    Journal(Journal),
+    /// No journal, or an unusable one (the reason is kept for the message).
+    Config(Box<Config>, Option<crate::journal::Unusable>),
+}
+
+impl DownSource {
+    pub fn plan(&self) -> Plan {
+        match self {
+            DownSource::Journal(j) => down_from_journal(j, true),
+            DownSource::Config(cfg, _) => down_from_config(cfg),
+        }
+    }
 }

@@ -3,23 +3,25 @@
 //! before the first step.
 
 use caps::{CapSet, Capability, CapsHashSet};
+use wg_exec_steps::step::Needs;
+use wg_exec_steps::Netns;
 
-/// What a plan needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Needs {
-    /// Enter named namespaces or PID 1's (setns).
-    pub namespaces: bool,
-    /// Load the wireguard module.
-    pub modprobe: bool,
-    /// A userspace implementation binds a port below 1024.
-    pub low_port: bool,
-    /// Hooks run user commands whose needs nobody knows: they keep what wg-exec was given.
-    pub hooks: bool,
-}
-
-pub struct Outcome {
+pub struct Kept {
     /// False when CAP_SYS_MODULE is missing: the modprobe step is skipped.
     pub modprobe: bool,
+}
+
+/// The capabilities a plan's needs require. `elsewhere` tells whether a namespace is another
+/// than the current one (entering the current one is never done, so it needs nothing).
+pub fn required(needs: &Needs, elsewhere: impl Fn(&Netns) -> bool) -> Vec<Capability> {
+    let mut required = vec![Capability::CAP_NET_ADMIN];
+    if needs.namespaces.iter().any(elsewhere) {
+        required.push(Capability::CAP_SYS_ADMIN);
+    }
+    if needs.low_port {
+        required.push(Capability::CAP_NET_BIND_SERVICE);
+    }
+    required
 }
 
 fn name(c: Capability) -> String {
@@ -28,16 +30,10 @@ fn name(c: Capability) -> String {
 
 /// Fails (for exit 2) naming what is missing and how to grant it; otherwise drops what is not
 /// needed.
-pub fn check_and_drop(needs: &Needs) -> Result<Outcome, String> {
+pub fn check_and_drop(needs: &Needs) -> Result<Kept, String> {
     let effective = caps::read(None, CapSet::Effective)
         .map_err(|e| format!("cannot read capabilities: {e}"))?;
-    let mut required = vec![Capability::CAP_NET_ADMIN];
-    if needs.namespaces {
-        required.push(Capability::CAP_SYS_ADMIN);
-    }
-    if needs.low_port {
-        required.push(Capability::CAP_NET_BIND_SERVICE);
-    }
+    let required = required(needs, |ns| !crate::linux::is_current_netns(ns));
     let missing: Vec<String> = required
         .iter()
         .filter(|c| !effective.contains(c))
@@ -52,20 +48,20 @@ pub fn check_and_drop(needs: &Needs) -> Result<Outcome, String> {
             all.join(" ")
         ));
     }
-    let modprobe = needs.modprobe && effective.contains(&Capability::CAP_SYS_MODULE);
-    if needs.modprobe && !modprobe {
+    let modprobe = needs.module && effective.contains(&Capability::CAP_SYS_MODULE);
+    if needs.module && !modprobe {
         log::info!("no CAP_SYS_MODULE: skipping modprobe (the kernel must have WireGuard loaded or built in)");
     }
     if needs.hooks {
         log::debug!("hooks are configured: keeping the capabilities wg-exec was given for them");
-        return Ok(Outcome { modprobe });
+        return Ok(Kept { modprobe });
     }
     let mut keep: CapsHashSet = required.into_iter().collect();
     if modprobe {
         keep.insert(Capability::CAP_SYS_MODULE);
     }
     drop_all_but(&keep)?;
-    Ok(Outcome { modprobe })
+    Ok(Kept { modprobe })
 }
 
 fn drop_all_but(keep: &CapsHashSet) -> Result<(), String> {
@@ -93,4 +89,27 @@ fn drop_all_but(keep: &CapsHashSet) -> Result<(), String> {
     }
     log::debug!("capabilities kept: {keep:?}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_namespaces_elsewhere_and_low_ports_add_capabilities() {
+        let mut needs = Needs::default();
+        assert_eq!(required(&needs, |_| true), [Capability::CAP_NET_ADMIN]);
+        needs.namespaces.insert(Netns::Named("x".into()));
+        // `ip netns exec x wg-exec …` with socket_namespace "x": x is the current one.
+        assert_eq!(required(&needs, |_| false), [Capability::CAP_NET_ADMIN]);
+        assert_eq!(
+            required(&needs, |_| true),
+            [Capability::CAP_NET_ADMIN, Capability::CAP_SYS_ADMIN]
+        );
+        needs.low_port = true;
+        assert_eq!(
+            required(&needs, |_| false),
+            [Capability::CAP_NET_ADMIN, Capability::CAP_NET_BIND_SERVICE]
+        );
+    }
 }

@@ -398,6 +398,109 @@ fn without_a_journal_down_falls_back_to_the_configuration_and_says_so() {
 }
 
 #[test]
+fn down_with_an_unusable_journal_sets_it_aside_and_follows_the_configuration() {
+    if !real_environment("unusable_journal") {
+        return;
+    }
+    let s = Setup::new("", 1);
+    let jpath = PathBuf::from(journal_path(&s.ia));
+    let dir = jpath.parent().unwrap().to_path_buf();
+    let aside = || -> Vec<PathBuf> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with(&format!("{}.ron.unusable-", s.ia))
+            })
+            .collect()
+    };
+    type Damage = fn(&str) -> String;
+    let damages: [(&str, Damage, &str); 3] = [
+        (
+            "truncated",
+            |t| t[..t.len() / 2].to_string(),
+            "not a journal",
+        ),
+        (
+            "another format version",
+            |t| t.replace("version: 2", "version: 7"),
+            "format version 7; this wg-exec reads version 2",
+        ),
+        (
+            "edited by hand",
+            |t| t.replace("Complete", "Finished"),
+            "not a journal of version 2",
+        ),
+    ];
+    for (what, damage, reason) in damages {
+        ok(s.run("", "up"));
+        let text_before = std::fs::read_to_string(&jpath).unwrap();
+        let damaged = damage(&text_before);
+        std::fs::write(&jpath, &damaged).unwrap();
+        // --print says what a real down does, and changes nothing.
+        let out = s.run("", "down --print");
+        assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains(&format!("link del dev {}", s.ia)));
+        assert!(
+            text(&out.stderr).contains("a real down sets it aside"),
+            "{what}"
+        );
+        assert_eq!(std::fs::read_to_string(&jpath).unwrap(), damaged);
+        // Up refuses and points at down.
+        let out = s.run("", "up");
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(text(&out.stderr).contains("sets it aside and takes the interface down"));
+        // Down says why, keeps the file aside and takes the interface down.
+        let out = s.run("", "down");
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{what}: {err}");
+        assert!(err.contains(reason), "{what}: {err}");
+        assert!(
+            err.contains("falling back to the configuration"),
+            "{what}: {err}"
+        );
+        let kept = aside();
+        assert_eq!(kept.len(), 1, "{what}: {kept:?}");
+        assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), damaged);
+        std::fs::remove_file(&kept[0]).unwrap();
+        s.no_trace(true, what);
+    }
+}
+
+#[test]
+fn down_print_follows_the_journal_when_there_is_one() {
+    if !real_environment("down_print_journal") {
+        return;
+    }
+    let s = Setup::new("", 1);
+    ok(s.run("", "up"));
+    // The configuration no longer names the interface namespace: a real down follows the
+    // journal (the link is in t), and so does --print.
+    let changed = std::fs::read_to_string(&s.cfg)
+        .unwrap()
+        .replace(&format!("interface_namespace: \"{}\",", s.t.name), "");
+    std::fs::write(&s.cfg, changed).unwrap();
+    let out = s.run("", "down --print");
+    assert_eq!(
+        text(&out.stdout),
+        format!("ip -n {} link del dev {}\n", s.t.name, s.ia)
+    );
+    ok(s.run("", "down"));
+    s.no_trace(true, "after down");
+    // Without a journal, --print shows the configuration's plan.
+    let out = s.run("", "down --print");
+    assert_eq!(
+        text(&out.stdout),
+        format!("ip -n {} link del dev {}\n", s.a.name, s.ia)
+    );
+}
+
+#[test]
 fn up_refuses_an_interface_it_did_not_create() {
     if !real_environment("adopt") {
         return;
@@ -565,21 +668,28 @@ fn capabilities_are_checked_dropped_and_enough_for_a_non_root_unit() {
 
     // As nobody with exactly the two ambient capabilities, like a unit with
     // User=nobody AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_ADMIN: up and down work. The UAPI
-    // socket directory is a private tmpfs owned by nobody (a unit would use RuntimeDirectory=).
+    // socket directory is the user's (a unit would use RuntimeDirectory=wireguard) and
+    // /dev/net/tun is usable as udev makes it, whatever this machine's node is.
+    let sockets = s.keys.dir.path().join("wireguard");
+    must(&format!(
+        "mkdir -p {0} && chown 65534:65534 {0}",
+        sockets.display()
+    ));
     let as_unit = |op: &str| {
-        sh(&format!(
-            "unshare --mount sh -c 'mkdir -p /run/wireguard && mount -t tmpfs -o mode=0755,uid=65534 wg /run/wireguard && \
-             WG_EXEC_STATE_DIR={state} setpriv --reuid=65534 --regid=65534 --clear-groups \
-             --inh-caps=+net_admin,+sys_admin --ambient-caps=+net_admin,+sys_admin {bin} -v {op} {ia} --config {cfg}'",
-            state = state.display(),
-            bin = wg_exec_bin(),
-            ia = s.ia,
-            cfg = s.cfg.display()
+        sh(&as_unit_user(
+            &["net_admin", "sys_admin"],
+            &sockets,
+            &format!(
+                "env WG_EXEC_STATE_DIR={state} {{user}} {bin} -v {op} {ia} --config {cfg}",
+                state = state.display(),
+                bin = wg_exec_bin(),
+                ia = s.ia,
+                cfg = s.cfg.display()
+            ),
         ))
     };
     let out = as_unit("up");
     assert!(out.status.success(), "non-root up: {}", text(&out.stderr));
-    // (`wg show` cannot see the UAPI socket in that private mount namespace: ip can.)
     assert!(s
         .t
         .ip(&format!("address show dev {}", s.ia))

@@ -283,7 +283,7 @@ fn a_failing_rollback_is_reported_and_marks_the_result_incomplete() {
     assert_eq!(
         err.to_string(),
         "failed at step 'route' (4 routes via wg0 in netns tunnel): replace route 198.51.100.0/24 table 1234 metric 50 dev wg0 in netns tunnel (and 3 more failed: 2001:db8:1::/48 (injected: Invalid argument (os error 22)), 203.0.113.7/32 (injected: Invalid argument (os error 22)) and 198.18.0.0/15 (injected: Invalid argument (os error 22))): injected: Invalid argument (os error 22); \
-         rolled back: peer set, up, key, addresses, mtu, netns move, pre_setup, modprobe and generate key file; \
+         rolled back: peer set, up, key, addresses, mtu, netns move and generate key file; \
          ROLLBACK INCOMPLETE, left behind:\n  - step 'link add' (wg0 in netns underlay): delete wg0 in netns underlay: Device or resource busy (os error 16)"
     );
 }
@@ -340,9 +340,9 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     let up_calls = k.calls.len();
     // pre_shutdown fails; the link is still deleted and post_shutdown still runs.
     k.fail_call(up_calls + 1, KernelError::new("hook exited with status 1"));
-    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
     assert_eq!(failures.len(), 1);
-    assert_eq!(failures[0].step, "pre_shutdown");
+    assert_eq!(failures[0].step, wg_exec_steps::StepKind::PreShutdown);
     assert_eq!(
         &k.calls[up_calls..],
         [
@@ -353,7 +353,7 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     );
     assert!(k.state.links.is_empty() && k.state.routes.is_empty());
     // Again: nothing to delete, and that is success.
-    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
     assert!(failures.is_empty(), "{failures:?}");
 }
 
@@ -368,7 +368,7 @@ fn down_finds_a_link_an_interrupted_up_left_in_the_socket_namespace() {
         &wg_exec_steps::Backend::Kernel,
     )
     .unwrap();
-    let failures = executor::down(&mut plan::down(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
     assert!(failures.is_empty(), "{failures:?}");
     assert!(k.state.links.is_empty());
     assert!(k.calls.contains(&"link_del underlay wg0".to_string()));

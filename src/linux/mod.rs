@@ -1,12 +1,17 @@
 //! The real kernel: rtnetlink for links, addresses and routes; generic netlink "wireguard" or a
 //! userspace implementation's UAPI socket for keys and peers; setns to reach named namespaces.
 
+mod child;
+mod daemon;
 mod genl;
+mod keyfile;
 mod netns;
 mod nl;
-mod process;
+mod resolve;
 mod rtnl;
 mod uapi;
+
+pub use netns::is_current as is_current_netns;
 
 use genl::MESSAGE_LIMIT;
 
@@ -77,17 +82,19 @@ impl LinuxKernel {
         }
     }
 
+    /// The one way into another namespace: None (nothing entered) for the current one, by
+    /// name or by identity; else a guard that brings the thread back when dropped.
+    fn enter(&self, ns: &Netns) -> Result<Option<netns::Entered<'_>>, KernelError> {
+        match ns {
+            Netns::Current => Ok(None),
+            other => netns::Entered::enter(&self.ns_file(other)?, &self.home),
+        }
+    }
+
     /// Opens a socket inside `ns` (entering it only for the socket call).
     fn open_in(&self, ns: &Netns, protocol: isize) -> Result<Conn, KernelError> {
-        let open = || Conn::new(protocol).map_err(|e| KernelError::from_io(&e));
-        match ns {
-            Netns::Current => open(),
-            other => {
-                let target = self.ns_file(other)?;
-                let _inside = netns::Entered::enter(&target, &self.home)?;
-                open()
-            }
-        }
+        let _inside = self.enter(ns)?;
+        Conn::new(protocol).map_err(|e| KernelError::from_io(&e))
     }
 
     fn ns(&mut self, ns: &Netns) -> Result<&mut NsConns, KernelError> {
@@ -132,13 +139,6 @@ impl LinuxKernel {
         self.ifindex.remove(&(ns.clone(), name.to_string()));
     }
 
-    /// Processes that served `name` when an earlier run started it (from the journal).
-    pub fn expect_userspace(&mut self, name: &str, pids: &[i32]) {
-        if !pids.is_empty() {
-            self.started.insert(name.to_string(), pids.to_vec());
-        }
-    }
-
     /// A device served by a userspace implementation has a UAPI socket.
     fn userspace(name: &str) -> bool {
         uapi::socket_path(name).exists()
@@ -169,9 +169,14 @@ impl LinuxKernel {
                 Some(&format!("a link named {name} already exists")),
             ));
         }
-        let target = self.ns_file(ns)?;
+        let target = match ns {
+            Netns::Current => None,
+            other => Some(self.ns_file(other)?),
+        };
         let socket = uapi::socket_path(name);
-        if let Some(pids) = process::start_userspace(program, name, &target, &self.home, &socket)? {
+        if let Some(pids) =
+            daemon::start_userspace(program, name, target.as_ref(), &self.home, &socket)?
+        {
             self.started.insert(name.to_string(), pids);
         }
         if rtnl::get_link(self.route(ns)?, name)?.is_none() {
@@ -195,7 +200,7 @@ impl Kernel for LinuxKernel {
     }
 
     fn generate_key_file(&mut self, path: &Path) -> Result<(), KernelError> {
-        process::write_key_file(path)
+        keyfile::write_key_file(path)
     }
 
     fn remove_file(&mut self, path: &Path) -> Result<(), KernelError> {
@@ -214,11 +219,11 @@ impl Kernel for LinuxKernel {
             log::debug!("module {module} is already loaded");
             return Ok(());
         }
-        process::modprobe(module)
+        child::modprobe(module)
     }
 
     fn run_hook(&mut self, device: &str, script: &str) -> Result<(), KernelError> {
-        process::hook(device, script)
+        child::hook(device, script)
     }
 
     fn link_add(&mut self, ns: &Netns, name: &str, backend: &Backend) -> Result<(), KernelError> {
@@ -246,9 +251,9 @@ impl Kernel for LinuxKernel {
             true => Some(
                 self.started
                     .get(name)
-                    .map(|pids| process::still_serving(name, pids))
+                    .map(|pids| daemon::still_serving(name, pids))
                     .filter(|pids| !pids.is_empty())
-                    .unwrap_or_else(|| process::uapi_holders(name, &socket)),
+                    .unwrap_or_else(|| daemon::uapi_holders(name, &socket)),
             ),
             false => None,
         };
@@ -258,7 +263,7 @@ impl Kernel for LinuxKernel {
         result?;
         let deleted = started.elapsed();
         if let Some(pids) = holders {
-            process::stop_userspace(&socket, &pids)?;
+            daemon::stop_userspace(&socket, &pids)?;
             log::debug!(
                 "{name}: link deleted in {deleted:.1?}, its userspace process {pids:?} gone after {:.1?}",
                 started.elapsed()
@@ -280,8 +285,14 @@ impl Kernel for LinuxKernel {
             return pids.clone();
         }
         match Self::userspace(name) {
-            true => process::uapi_holders(name, &uapi::socket_path(name)),
+            true => daemon::uapi_holders(name, &uapi::socket_path(name)),
             false => Vec::new(),
+        }
+    }
+
+    fn expect_userspace(&mut self, name: &str, pids: &[i32]) {
+        if !pids.is_empty() {
+            self.started.insert(name.to_string(), pids.to_vec());
         }
     }
 
@@ -365,14 +376,12 @@ impl Kernel for LinuxKernel {
     }
 
     fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
-        match ns {
-            Netns::Current => process::resolve(ep, &self.stop),
-            other => {
-                let target = self.ns_file(other)?;
-                let _inside = netns::Entered::enter(&target, &self.home)?;
-                process::resolve(ep, &self.stop)
-            }
+        // A literal needs no namespace (and no capability to enter one).
+        if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
+            return Ok(SocketAddr::new(ip, ep.port));
         }
+        let _inside = self.enter(ns)?;
+        resolve::resolve(ep, &self.stop)
     }
 
     fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {

@@ -23,16 +23,43 @@ pub fn open(ns: &Netns) -> Result<File, KernelError> {
         .map_err(|e| KernelError::new(format!("cannot open {} ({}): {e}", ns, path(ns).display())))
 }
 
+/// Whether two namespace files are the same namespace.
+pub fn same(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Whether `ns` is the namespace this thread is in (`ip netns exec x wg-exec` with
+/// `socket_namespace: "x"`, or PID 1's when wg-exec runs there): such a namespace is never
+/// entered, and needs no capability to enter.
+pub fn is_current(ns: &Netns) -> bool {
+    match ns {
+        Netns::Current => true,
+        other => match (open(other), File::open("/proc/thread-self/ns/net")) {
+            (Ok(a), Ok(b)) => same(&a, &b),
+            _ => false,
+        },
+    }
+}
+
 /// While alive, the calling thread is in another network namespace; dropping it returns.
 pub struct Entered<'a> {
     home: &'a File,
 }
 
 impl<'a> Entered<'a> {
-    pub fn enter(target: &File, home: &'a File) -> Result<Entered<'a>, KernelError> {
+    /// Enters `target` unless it is `home` already (then nothing happens: setns needs
+    /// CAP_SYS_ADMIN even into the namespace one is in).
+    pub fn enter(target: &File, home: &'a File) -> Result<Option<Entered<'a>>, KernelError> {
+        if same(target, home) {
+            return Ok(None);
+        }
         setns(target.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| KernelError::from_errno(e as i32, Some("setns")))?;
-        Ok(Entered { home })
+        Ok(Some(Entered { home }))
     }
 }
 

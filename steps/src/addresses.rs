@@ -1,7 +1,7 @@
 //! Adds the interface's addresses (after the MTU, before the key and before going up).
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError, Trace};
+use crate::step::{object, Needs, Step, StepError, StepKind, Trace};
 use ipnet::IpNet;
 
 pub struct Addresses {
@@ -42,8 +42,12 @@ impl Addresses {
 }
 
 impl Step for Addresses {
-    fn name(&self) -> &'static str {
-        "addresses"
+    fn kind(&self) -> StepKind {
+        StepKind::Addresses
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! Creates the private key file when `generate_private_key_file` asks for it and it is missing.
 
 use crate::kernel::Kernel;
-use crate::step::{Step, StepError, Trace};
+use crate::step::{Needs, Step, StepError, StepKind, Trace};
 use std::path::PathBuf;
 
 pub struct GenerateKeyFile {
@@ -28,8 +28,12 @@ impl GenerateKeyFile {
 }
 
 impl Step for GenerateKeyFile {
-    fn name(&self) -> &'static str {
-        "generate key file"
+    fn kind(&self) -> StepKind {
+        StepKind::GenerateKeyFile
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::default()
     }
 
     fn describe(&self) -> String {
@@ -76,10 +80,53 @@ impl Step for GenerateKeyFile {
         Ok(())
     }
 
+    fn rollback_is_noop(&self) -> bool {
+        !self.created
+    }
+
     fn trace(&self) -> Trace {
         Trace::KeyFile {
             path: self.path.clone(),
         }
+    }
+}
+
+/// Removes a key file that an earlier, unfinished up generated (recovery from the journal).
+pub struct RemoveKeyFile {
+    pub path: PathBuf,
+}
+
+impl Step for RemoveKeyFile {
+    fn kind(&self) -> StepKind {
+        StepKind::RemoveKeyFile
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::default()
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn print(&self) -> Vec<String> {
+        vec![format!("rm -f {}", self.path.display())]
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        match kernel.file_exists(&self.path) {
+            Ok(false) => Ok(()),
+            _ => GenerateKeyFile::created(self.path.clone()).rollback(kernel),
+        }
+    }
+
+    /// A removed key file cannot come back; recovery is not undone.
+    fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    fn rollback_is_noop(&self) -> bool {
+        true
     }
 }
 

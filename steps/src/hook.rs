@@ -3,7 +3,7 @@
 //! module's generated script does.
 
 use crate::kernel::Kernel;
-use crate::step::{Step, StepError};
+use crate::step::{Needs, Step, StepError, StepKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -14,13 +14,17 @@ pub enum Phase {
 }
 
 impl Phase {
-    pub fn name(self) -> &'static str {
+    pub fn kind(self) -> StepKind {
         match self {
-            Phase::PreSetup => "pre_setup",
-            Phase::PostSetup => "post_setup",
-            Phase::PreShutdown => "pre_shutdown",
-            Phase::PostShutdown => "post_shutdown",
+            Phase::PreSetup => StepKind::PreSetup,
+            Phase::PostSetup => StepKind::PostSetup,
+            Phase::PreShutdown => StepKind::PreShutdown,
+            Phase::PostShutdown => StepKind::PostShutdown,
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.kind().name()
     }
 }
 
@@ -31,8 +35,16 @@ pub struct Hook {
 }
 
 impl Step for Hook {
-    fn name(&self) -> &'static str {
-        self.phase.name()
+    fn kind(&self) -> StepKind {
+        self.phase.kind()
+    }
+
+    /// Hooks run in the namespace wg-exec was started in, with what wg-exec was given.
+    fn needs(&self) -> Needs {
+        Needs {
+            hooks: true,
+            ..Needs::default()
+        }
     }
 
     fn describe(&self) -> String {
@@ -53,5 +65,9 @@ impl Step for Hook {
     /// What a hook did is the hook's own business; the module has no undo for it either.
     fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
         Ok(())
+    }
+
+    fn rollback_is_noop(&self) -> bool {
+        true
     }
 }

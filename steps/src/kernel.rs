@@ -222,6 +222,9 @@ pub trait Kernel {
     /// The processes of a userspace implementation serving `name` (for the journal); none for
     /// a kernel device.
     fn userspace_pids(&mut self, name: &str) -> Vec<i32>;
+    /// The processes an earlier run recorded for `name` (from the journal), so that deleting
+    /// the link stops exactly those.
+    fn expect_userspace(&mut self, _name: &str, _pids: &[i32]) {}
     fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError>;
     fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError>;
     fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError>;

@@ -2,7 +2,7 @@
 //! before the link goes up and before any peer, as `wg set NAME private-key …` does in the module.
 
 use crate::kernel::{DeviceSettings, Kernel, Netns, SecretSource};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Needs, Step, StepError, StepKind};
 
 pub struct DeviceKey {
     pub name: String,
@@ -33,8 +33,12 @@ impl DeviceKey {
 }
 
 impl Step for DeviceKey {
-    fn name(&self) -> &'static str {
-        "key"
+    fn kind(&self) -> StepKind {
+        StepKind::Key
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
     }
 
     fn describe(&self) -> String {

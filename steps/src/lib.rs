@@ -25,4 +25,4 @@ pub use kernel::{
     SecretSource,
 };
 pub use secret::{Key, KeyError};
-pub use step::{Step, StepError, Trace};
+pub use step::{Needs, Step, StepError, StepKind, Trace};

@@ -1,17 +1,28 @@
 //! Creates the WireGuard link in the socket namespace, where its UDP socket will live for good.
 
 use crate::kernel::{Backend, Kernel, Netns};
-use crate::step::{object, Step, StepError, Trace};
+use crate::step::{object, Needs, Step, StepError, StepKind, Trace};
 
 pub struct LinkAdd {
     pub name: String,
     pub ns: Netns,
     pub backend: Backend,
+    /// The listen port the device will be given: a userspace program started here binds it
+    /// with the capabilities it inherits.
+    pub listen_port: Option<u16>,
 }
 
 impl Step for LinkAdd {
-    fn name(&self) -> &'static str {
-        "link add"
+    fn kind(&self) -> StepKind {
+        StepKind::LinkAdd
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            low_port: self.listen_port.is_some_and(|p| p > 0 && p < 1024)
+                && !matches!(self.backend, Backend::Kernel),
+            ..Needs::namespaces([&self.ns])
+        }
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! Brings the link up once it has its MTU, addresses and key, as the module does before peers.
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Needs, Step, StepError, StepKind};
 
 pub struct LinkUp {
     pub name: String,
@@ -9,8 +9,12 @@ pub struct LinkUp {
 }
 
 impl Step for LinkUp {
-    fn name(&self) -> &'static str {
-        "up"
+    fn kind(&self) -> StepKind {
+        StepKind::LinkUp
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
     }
 
     fn describe(&self) -> String {

@@ -2,15 +2,22 @@
 //! the link add step tells the truth about whether the kernel has WireGuard.
 
 use crate::kernel::Kernel;
-use crate::step::{Step, StepError};
+use crate::step::{Needs, Step, StepError, StepKind};
 
 pub struct Modprobe {
     pub module: String,
 }
 
 impl Step for Modprobe {
-    fn name(&self) -> &'static str {
-        "modprobe"
+    fn kind(&self) -> StepKind {
+        StepKind::Modprobe
+    }
+
+    fn needs(&self) -> Needs {
+        Needs {
+            module: true,
+            ..Needs::default()
+        }
     }
 
     fn describe(&self) -> String {
@@ -32,5 +39,9 @@ impl Step for Modprobe {
     /// A loaded module is left loaded: other interfaces may use it, and unloading is not ours.
     fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
         Ok(())
+    }
+
+    fn rollback_is_noop(&self) -> bool {
+        true
     }
 }

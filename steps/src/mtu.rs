@@ -2,7 +2,7 @@
 //! value.
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Needs, Step, StepError, StepKind};
 
 pub struct Mtu {
     pub name: String,
@@ -23,8 +23,12 @@ impl Mtu {
 }
 
 impl Step for Mtu {
-    fn name(&self) -> &'static str {
-        "mtu"
+    fn kind(&self) -> StepKind {
+        StepKind::Mtu
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
     }
 
     fn describe(&self) -> String {

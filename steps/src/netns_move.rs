@@ -2,7 +2,7 @@
 //! behind, which is the point of the two options.
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError, Trace};
+use crate::step::{object, Needs, Step, StepError, StepKind, Trace};
 
 pub struct NetnsMove {
     pub name: String,
@@ -11,8 +11,12 @@ pub struct NetnsMove {
 }
 
 impl Step for NetnsMove {
-    fn name(&self) -> &'static str {
-        "netns move"
+    fn kind(&self) -> StepKind {
+        StepKind::NetnsMove
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.from, &self.to])
     }
 
     fn describe(&self) -> String {

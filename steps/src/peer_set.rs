@@ -3,7 +3,7 @@
 
 use crate::kernel::{Endpoint, Kernel, Netns, PeerSettings, SecretSource};
 use crate::secret::Key;
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Needs, Step, StepError, StepKind};
 use ipnet::IpNet;
 
 /// A peer as planned: secrets not yet read, endpoint not yet resolved.
@@ -79,8 +79,18 @@ impl PeerSet {
 }
 
 impl Step for PeerSet {
-    fn name(&self) -> &'static str {
-        "peer set"
+    fn kind(&self) -> StepKind {
+        StepKind::PeerSet
+    }
+
+    /// The link's namespace, and the socket namespace when a host name must be resolved there.
+    fn needs(&self) -> Needs {
+        let resolves = self
+            .peers
+            .iter()
+            .filter_map(|p| p.endpoint.as_ref())
+            .any(|ep| ep.host.parse::<std::net::IpAddr>().is_err());
+        Needs::namespaces(std::iter::once(&self.ns).chain(resolves.then_some(&self.socket_ns)))
     }
 
     fn describe(&self) -> String {

@@ -2,7 +2,7 @@
 //! peers, in the configured table with the configured metric. All routes go in one pipeline.
 
 use crate::kernel::{BatchError, Kernel, Netns, Route};
-use crate::step::{join_human, object, Step, StepError, Trace};
+use crate::step::{join_human, object, Needs, Step, StepError, StepKind, Trace};
 use crate::KernelError;
 
 pub struct Routes {
@@ -61,8 +61,12 @@ impl Routes {
 }
 
 impl Step for Routes {
-    fn name(&self) -> &'static str {
-        "route"
+    fn kind(&self) -> StepKind {
+        StepKind::Routes
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
     }
 
     fn describe(&self) -> String {

@@ -1,19 +1,144 @@
 //! The one trait every step implements, and the error a step returns.
 
-use crate::kernel::{Kernel, KernelError};
+use crate::kernel::{Kernel, KernelError, Netns};
+use std::collections::BTreeSet;
 use std::fmt;
+
+/// What kind of work a step does. Code decides on this (the exit code of a failed teardown,
+/// skipping modprobe, the fault switches of test builds); [`StepKind::name`] is only for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StepKind {
+    GenerateKeyFile,
+    RemoveKeyFile,
+    Modprobe,
+    PreSetup,
+    LinkAdd,
+    NetnsMove,
+    Mtu,
+    Addresses,
+    Key,
+    LinkUp,
+    PeerSet,
+    Routes,
+    PostSetup,
+    PreShutdown,
+    Teardown,
+    PostShutdown,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 16] = [
+        StepKind::GenerateKeyFile,
+        StepKind::RemoveKeyFile,
+        StepKind::Modprobe,
+        StepKind::PreSetup,
+        StepKind::LinkAdd,
+        StepKind::NetnsMove,
+        StepKind::Mtu,
+        StepKind::Addresses,
+        StepKind::Key,
+        StepKind::LinkUp,
+        StepKind::PeerSet,
+        StepKind::Routes,
+        StepKind::PostSetup,
+        StepKind::PreShutdown,
+        StepKind::Teardown,
+        StepKind::PostShutdown,
+    ];
+
+    /// How messages name it: "link add", "addresses", "pre_setup"…
+    pub fn name(self) -> &'static str {
+        match self {
+            StepKind::GenerateKeyFile => "generate key file",
+            StepKind::RemoveKeyFile => "remove key file",
+            StepKind::Modprobe => "modprobe",
+            StepKind::PreSetup => "pre_setup",
+            StepKind::LinkAdd => "link add",
+            StepKind::NetnsMove => "netns move",
+            StepKind::Mtu => "mtu",
+            StepKind::Addresses => "addresses",
+            StepKind::Key => "key",
+            StepKind::LinkUp => "up",
+            StepKind::PeerSet => "peer set",
+            StepKind::Routes => "route",
+            StepKind::PostSetup => "post_setup",
+            StepKind::PreShutdown => "pre_shutdown",
+            StepKind::Teardown => "teardown",
+            StepKind::PostShutdown => "post_shutdown",
+        }
+    }
+
+    /// The kind a person (or a test's WG_EXEC_FAULT) names.
+    pub fn from_name(name: &str) -> Option<StepKind> {
+        StepKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for StepKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a step needs from the process that runs it. The capabilities a plan keeps are derived
+/// from the union of its steps' needs, in one place, so that the check before the first step and
+/// the drop cannot disagree with what the steps do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Namespaces other than the current one whose sockets the step opens, where it resolves
+    /// names or starts a process (by setns), or to which it moves a link.
+    pub namespaces: BTreeSet<Netns>,
+    /// Loads a kernel module (skipped, not failed, without the capability).
+    pub module: bool,
+    /// Starts a userspace WireGuard that will bind a UDP port below 1024.
+    pub low_port: bool,
+    /// Runs user commands, whose needs nobody knows.
+    pub hooks: bool,
+}
+
+impl Needs {
+    /// Needs that are only the namespaces given (the current one needs nothing).
+    pub fn namespaces<'a>(list: impl IntoIterator<Item = &'a Netns>) -> Needs {
+        Needs {
+            namespaces: list
+                .into_iter()
+                .filter(|n| **n != Netns::Current)
+                .cloned()
+                .collect(),
+            ..Needs::default()
+        }
+    }
+
+    pub fn add(&mut self, other: Needs) {
+        self.namespaces.extend(other.namespaces);
+        self.module |= other.module;
+        self.low_port |= other.low_port;
+        self.hooks |= other.hooks;
+    }
+}
 
 /// One unit of work in a plan. `apply` either completes or undoes its own partial work before
 /// returning an error; `rollback` undoes a completed `apply`.
 pub trait Step {
-    /// Short name of the kind of step: "link add", "addresses", "pre_setup"…
-    fn name(&self) -> &'static str;
+    /// The kind of work, for decisions.
+    fn kind(&self) -> StepKind;
+    /// The kind's name, for messages: "link add", "addresses", "pre_setup"…
+    fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+    /// What the step needs from the process (namespaces it enters, a module, hooks).
+    fn needs(&self) -> Needs;
     /// The object it acts on, for messages: "wg0 in netns tunnel".
     fn describe(&self) -> String;
     /// The equivalent commands a person could run, one per line (`--print`). Secrets redacted.
     fn print(&self) -> Vec<String>;
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError>;
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError>;
+    /// Whether `rollback` would change nothing now (modprobe keeps the module, a hook has no
+    /// undo, a key file that existed stays): messages list only what was actually undone.
+    fn rollback_is_noop(&self) -> bool {
+        false
+    }
     /// What this step creates on the machine, for the journal that lets a later run undo it
     /// after a crash. Most steps create nothing that outlives the link.
     fn trace(&self) -> Trace {

@@ -3,7 +3,7 @@
 //! peers, so one request undoes them all; a userspace implementation exits when its link goes.
 
 use crate::kernel::{Kernel, Netns};
-use crate::step::{object, Step, StepError};
+use crate::step::{object, Needs, Step, StepError, StepKind};
 
 pub struct Teardown {
     pub name: String,
@@ -15,8 +15,12 @@ pub struct Teardown {
 }
 
 impl Step for Teardown {
-    fn name(&self) -> &'static str {
-        "teardown"
+    fn kind(&self) -> StepKind {
+        StepKind::Teardown
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces(std::iter::once(&self.ns).chain(self.created_in.as_ref()))
     }
 
     fn describe(&self) -> String {
@@ -56,5 +60,9 @@ impl Step for Teardown {
     /// Down is not undone.
     fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
         Ok(())
+    }
+
+    fn rollback_is_noop(&self) -> bool {
+        true
     }
 }

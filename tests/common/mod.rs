@@ -249,8 +249,13 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// In /var/tmp, so that a unit user's private /tmp (PrivateTmp=, see `as_unit_user`) does
+    /// not hide it.
     pub fn new() -> Keys {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("wg-exec-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
         Keys { dir }
     }
 
@@ -311,4 +316,121 @@ pub fn socket_exists(iface: &str) -> bool {
 pub fn wireguard_go_processes(iface: &str) -> usize {
     let out = sh(&format!("pgrep -f -x 'wireguard-go {iface}' | wc -l"));
     text(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+/// The prefix of a shell command that runs the way a systemd unit with `User=` (uid 65534) and
+/// `AmbientCapabilities=CAPS` runs it, on a machine managed by udev and systemd: in a private
+/// mount namespace where /dev/net/tun is a 0666 node (as udev makes it, whatever this machine's
+/// is), `sockets` (owned by the user, as `RuntimeDirectory=wireguard` makes it) is
+/// /run/wireguard, and /tmp is private and empty (`PrivateTmp=yes`: boringtun-cli writes its
+/// logs to /tmp/boringtun.out and .err). `inner` is a shell command line; `{user}` in it is replaced by the setpriv
+/// prefix that becomes the user, so that it can stand after `ip netns exec NS`.
+pub fn as_unit_user(caps: &[&str], sockets: &Path, inner: &str) -> String {
+    let list: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
+    let list = list.join(",");
+    let user = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all,{list} --ambient-caps=-all,{list}"
+    );
+    std::fs::create_dir_all("/run/wireguard").unwrap();
+    format!(
+        "unshare --mount sh -c 'mount --make-rprivate / && mount -t tmpfs -o mode=0755 wg-exec-test /dev/net && \
+         mknod -m 0666 /dev/net/tun c 10 200 && mount --bind {} /run/wireguard && \
+         mount -t tmpfs -o mode=1777 wg-exec-test /tmp && {}'",
+        sockets.display(),
+        inner.replace("{user}", &user)
+    )
+}
+
+/// `wg show IFACE dump` in `ns`, with the UAPI sockets of a unit user's /run/wireguard.
+pub fn wg_dump_in(ns: &str, iface: &str, sockets: Option<&Path>) -> Vec<Vec<String>> {
+    let cmd = format!("ip netns exec {ns} wg show {iface} dump");
+    let cmd = match sockets {
+        None => cmd,
+        Some(dir) => format!(
+            "unshare --mount sh -c 'mount --make-rprivate / && mount --bind {} /run/wireguard && {cmd}'",
+            dir.display()
+        ),
+    };
+    must(&cmd)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// boringtun-cli as scripts/setup builds it; None (said loudly, or a failure under CI=true)
+/// when it is missing.
+pub fn boringtun(test: &str) -> Option<String> {
+    let root = std::env::var("WG_EXEC_BORINGTUN_ROOT")
+        .unwrap_or_else(|_| "/var/cache/wg-exec-boringtun".into());
+    let program = format!("{root}/bin/boringtun-cli");
+    if Path::new(&program).is_file() {
+        return Some(program);
+    }
+    let msg = format!("{test}: {program} is missing (scripts/setup builds it)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED (not counted as passed): {msg}");
+    None
+}
+
+/// A network namespace that plays PID 1's ("init") for a test: wg-exec runs in a fresh PID
+/// namespace whose PID 1 (a sleep) lives in this namespace, entered with `prefix()`. The
+/// machine's own namespace is never touched.
+pub struct FakeInit {
+    pub ns: Netns,
+    holder: std::process::Child,
+    pid1: String,
+}
+
+impl FakeInit {
+    pub fn new() -> FakeInit {
+        let ns = Netns::new("init");
+        let holder = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+            ])
+            .args(["sleep", "1000000"])
+            .spawn()
+            .unwrap();
+        let mut pid1 = String::new();
+        for _ in 0..500 {
+            pid1 = text(&sh(&format!("pgrep -P {}", holder.id())).stdout)
+                .trim()
+                .to_string();
+            if !pid1.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!pid1.is_empty(), "the PID namespace's init started");
+        let init = FakeInit { ns, holder, pid1 };
+        // Inside, /proc/1/ns/net is the namespace playing init.
+        let inside = must(&format!("{} readlink /proc/1/ns/net", init.prefix()));
+        let expected = must(&format!(
+            "ip netns exec {} readlink /proc/self/ns/net",
+            init.ns.name
+        ));
+        assert_eq!(inside, expected);
+        init
+    }
+
+    /// Runs a command inside the fake init's PID, mount and network namespaces.
+    pub fn prefix(&self) -> String {
+        format!("nsenter --target {} --pid --mount --net", self.pid1)
+    }
+}
+
+impl Drop for FakeInit {
+    fn drop(&mut self) {
+        let _ = sh(&format!("pkill -9 -P {}", self.holder.id()));
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
 }

@@ -1,0 +1,63 @@
+//! The command line's types (clap) and its help text.
+
+use crate::outcome::EXIT_CODES;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "wg-exec",
+    version,
+    about = "Bring one WireGuard interface up or down from a declarative RON description",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); RUST_LOG works too.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create and configure the interface; on any failure undo everything.
+    Up(Target),
+    /// Remove the interface and run the shutdown hooks.
+    Down(Target),
+    /// Validate the configuration and its key files, print the warnings, change nothing.
+    Check(CheckArgs),
+}
+
+impl Command {
+    /// The operation and interface, for messages.
+    pub fn what(&self) -> (&'static str, &str) {
+        match self {
+            Command::Up(t) => ("up", &t.iface),
+            Command::Down(t) => ("down", &t.iface),
+            Command::Check(a) => ("check", &a.iface),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Target {
+    /// Interface name (1-15 bytes).
+    pub iface: String,
+    /// Read this file instead of /etc/wg-exec/IFACE.ron.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the plan as equivalent ip/wg commands and change nothing (needs no privileges).
+    #[arg(long)]
+    pub print: bool,
+    /// How long to wait for another wg-exec working on the same interface.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub wait: u64,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    pub iface: String,
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}

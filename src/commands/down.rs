@@ -1,0 +1,140 @@
+//! `wg-exec down IFACE`: the journal's down plan when there is a usable journal, else the
+//! configuration's. Every step runs (failures are collected); the journal is removed once the
+//! link is gone.
+
+use super::{load, say, Session};
+use crate::cli::Target;
+use crate::config;
+use crate::executor;
+use crate::faults::{Faults, Watched};
+use crate::journal::recovery::expect_userspace;
+use crate::journal::{self, JournalFile, Unusable};
+use crate::outcome::Outcome;
+use crate::plan::DownSource;
+use std::time::Duration;
+use wg_exec_steps::step::StepKind;
+
+/// What down follows, given what reading the journal gave: the journal itself, else the
+/// configuration (loaded and validated). The real run and `--print` both choose here.
+pub fn choose(
+    t: &Target,
+    journal: Result<Option<journal::Journal>, Unusable>,
+) -> Result<DownSource, Outcome> {
+    match journal {
+        Ok(Some(j)) => Ok(DownSource::Journal(j)),
+        Ok(None) => Ok(DownSource::Config(
+            Box::new(load(&t.iface, t.config.as_deref())?),
+            None,
+        )),
+        Err(u) => match load(&t.iface, t.config.as_deref()) {
+            Ok(cfg) => Ok(DownSource::Config(Box::new(cfg), Some(u))),
+            Err(Outcome::Invalid(mut errors)) => {
+                errors.insert(0, format!("{u}, and the configuration cannot replace it:"));
+                Err(Outcome::Invalid(errors))
+            }
+            Err(o) => Err(o),
+        },
+    }
+}
+
+pub fn run(t: &Target) -> Outcome {
+    let name = t.iface.as_str();
+    if let Err(m) = config::check_interface_name(name) {
+        return Outcome::Invalid(vec![format!("interface name (command line): {m}")]);
+    }
+    if t.print {
+        let path = journal::path_for(&journal::state_dir(), name);
+        let source = match choose(t, journal::load(&path)) {
+            Ok(s) => s,
+            Err(o) => return o,
+        };
+        if let DownSource::Config(_, Some(u)) = &source {
+            say(
+                "down",
+                name,
+                format!("{u}: a real down sets it aside and follows the configuration"),
+            );
+        }
+        print!("{}", executor::print(&source.plan()));
+        return Outcome::Done;
+    }
+    // Down is not interrupted by signals: they are noted and the work goes on.
+    let session = match Session::open(name, Duration::from_secs(t.wait), false) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let source = match choose(t, session.journal()) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    match &source {
+        DownSource::Journal(_) => {
+            log::debug!("following the journal {}", session.journal_path.display())
+        }
+        DownSource::Config(_, None) => say(
+            "down",
+            name,
+            format!(
+                "no journal ({}): falling back to the configuration",
+                session.journal_path.display()
+            ),
+        ),
+        DownSource::Config(_, Some(u)) => {
+            // Kept for a person to read, never deleted; the configuration takes its place.
+            let aside = match journal::set_aside(&u.path) {
+                Ok(p) => format!("set aside as {}", p.display()),
+                Err(e) => format!("it could not be set aside ({e})"),
+            };
+            say(
+                "down",
+                name,
+                format!("{u}; {aside}; falling back to the configuration"),
+            );
+        }
+    }
+    let mut steps = source.plan();
+    let mut kernel = match session.kernel(&mut [&mut steps]) {
+        Ok(k) => k,
+        Err(o) => return o,
+    };
+    if let DownSource::Journal(j) = &source {
+        expect_userspace(j, &mut kernel);
+    }
+    // The journal is left as it is until the link is gone: a down killed half-way is repeated
+    // by the next down, and the next up either finds the link (and asks for a down) or finds
+    // it gone (and starts over).
+    let mut watch: Watched<JournalFile> = Watched {
+        journal: None,
+        faults: Faults::from_env(session.signalled.clone()),
+    };
+    let failures = executor::down(&mut steps, &mut kernel, &mut watch);
+    let teardown = failures.iter().find(|f| f.step == StepKind::Teardown);
+    if teardown.is_none() {
+        if let DownSource::Journal(_) = &source {
+            if let Err(e) = std::fs::remove_file(&session.journal_path) {
+                log::error!(
+                    "cannot remove journal {}: {e}",
+                    session.journal_path.display()
+                );
+            }
+        }
+    }
+    if failures.is_empty() {
+        return Outcome::Done;
+    }
+    let mut lines: Vec<String> = failures.iter().map(|f| f.to_string()).collect();
+    match teardown {
+        None => Outcome::HookFailed(lines),
+        Some(f) => {
+            lines.push(match &source {
+                DownSource::Journal(_) => format!(
+                    "left behind: {}; the journal {} keeps it for the next down",
+                    f.object,
+                    session.journal_path.display()
+                ),
+                DownSource::Config(..) => format!("left behind: {}", f.object),
+            });
+            Outcome::LeftBehind(lines)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! One room per command. What they share is here: loading the configuration, and the
+//! [`Session`] every command that touches the system opens first (signals, the state directory,
+//! the interface's lock), then the kernel with exactly the capabilities its plan needs.
+
+pub mod check;
+pub mod down;
+pub mod up;
+
+use crate::config::{self, Config, RouteTables};
+use crate::journal::{self, Journal, Unusable};
+use crate::linux::LinuxKernel;
+use crate::lock::{self, Lock};
+use crate::outcome::Outcome;
+use crate::plan::{self, Plan};
+use crate::{preflight, privileges};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use wg_exec_steps::step::{Needs, StepKind};
+
+/// A note on stderr while a command goes on.
+pub fn say(op: &str, iface: &str, msg: impl std::fmt::Display) {
+    eprintln!("wg-exec: {op} {iface}: {msg}");
+}
+
+/// The configuration of `iface`, its warnings printed; bad configuration is `Invalid`.
+pub fn load(iface: &str, explicit: Option<&Path>) -> Result<Config, Outcome> {
+    let path = config::config_path(iface, explicit);
+    match config::load(iface, &path, &RouteTables::system()) {
+        Ok((cfg, warnings)) => {
+            for w in warnings {
+                eprintln!("wg-exec: warning: {w}");
+            }
+            Ok(cfg)
+        }
+        Err(errors) => Err(Outcome::Invalid(
+            errors.0.iter().map(|e| e.to_string()).collect(),
+        )),
+    }
+}
+
+/// File and namespace checks that change nothing; warnings printed, errors `Invalid`.
+pub fn preflight(cfg: &Config) -> Result<(), Outcome> {
+    let p = preflight::run(cfg, Path::new(preflight::NETNS_DIR));
+    for w in &p.warnings {
+        eprintln!("wg-exec: warning: {w}");
+    }
+    match p.errors.is_empty() {
+        true => Ok(()),
+        false => Err(Outcome::Invalid(
+            p.errors.iter().map(|e| e.to_string()).collect(),
+        )),
+    }
+}
+
+/// SIGTERM, SIGINT and SIGHUP set the returned flag.
+fn signals() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&flag)) {
+            log::warn!("cannot watch signal {sig}: {e}");
+        }
+    }
+    flag
+}
+
+/// The state directory, created if missing.
+fn state_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = journal::state_dir();
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    Ok(dir)
+}
+
+/// A command's hold on one interface: the lock is held until it is dropped.
+pub struct Session {
+    pub iface: String,
+    /// Set by SIGTERM, SIGINT or SIGHUP.
+    pub signalled: Arc<AtomicBool>,
+    pub journal_path: PathBuf,
+    _lock: Lock,
+}
+
+impl Session {
+    /// Watches signals, creates the state directory and takes the interface's lock, waiting
+    /// at most `wait` (a signal ends the wait when `interruptible`).
+    pub fn open(iface: &str, wait: Duration, interruptible: bool) -> Result<Session, Outcome> {
+        let signalled = signals();
+        let dir = state_dir().map_err(Outcome::Refused)?;
+        let never = Arc::new(AtomicBool::new(false));
+        let stop_waiting = if interruptible { &signalled } else { &never };
+        let lock = lock::acquire(&dir, iface, wait, stop_waiting).map_err(Outcome::Refused)?;
+        Ok(Session {
+            iface: iface.to_string(),
+            journal_path: journal::path_for(&dir, iface),
+            signalled,
+            _lock: lock,
+        })
+    }
+
+    /// The interface's journal, read under the lock.
+    pub fn journal(&self) -> Result<Option<Journal>, Unusable> {
+        journal::load(&self.journal_path)
+    }
+
+    /// The kernel, opened with every capability wg-exec was given (PID 1's namespace is
+    /// opened here), then capabilities checked against and dropped to what `plans` need. A
+    /// modprobe that the capabilities do not allow is removed from `plans`.
+    pub fn kernel(&self, plans: &mut [&mut Plan]) -> Result<LinuxKernel, Outcome> {
+        let kernel = LinuxKernel::new(self.signalled.clone())
+            .map_err(|e| Outcome::Refused(format!("{e:#}")))?;
+        let mut needs = Needs::default();
+        for p in plans.iter() {
+            needs.add(plan::needs(p));
+        }
+        let kept = privileges::check_and_drop(&needs).map_err(Outcome::Unusable)?;
+        if !kept.modprobe {
+            for p in plans.iter_mut() {
+                p.retain(|s| s.kind() != StepKind::Modprobe);
+            }
+        }
+        Ok(kernel)
+    }
+}

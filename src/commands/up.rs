@@ -1,0 +1,184 @@
+//! `wg-exec up IFACE`: the configuration's plan as a transaction, after settling what an earlier
+//! run left (already up, gone, unfinished, or a link that is not ours).
+
+use super::{load, preflight, say, Session};
+use crate::cli::Target;
+use crate::executor;
+use crate::faults::{Faults, Watched};
+use crate::journal::recovery::{link_present, recover};
+use crate::journal::{Journal, JournalFile, State};
+use crate::linux::LinuxKernel;
+use crate::outcome::Outcome;
+use crate::plan;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use wg_exec_steps::step::join_human;
+use wg_exec_steps::{Kernel, Netns};
+
+pub fn run(t: &Target) -> Outcome {
+    let cfg = match load(&t.iface, t.config.as_deref()) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut steps = plan::up(&cfg);
+    if t.print {
+        print!("{}", executor::print(&steps));
+        return Outcome::Done;
+    }
+    if let Err(o) = preflight(&cfg) {
+        return o;
+    }
+    let name = cfg.name.clone();
+    let session = match Session::open(&name, Duration::from_secs(t.wait), true) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let recorded = match session.journal() {
+        Ok(j) => j,
+        Err(u) => {
+            return Outcome::Refused(format!(
+                "{u}; `wg-exec down {name}` sets it aside and takes the interface down"
+            ))
+        }
+    };
+    // The capabilities cover the up and, when there is a journal, its recovery (the link may
+    // be in namespaces the configuration no longer names).
+    let mut recovery = recorded
+        .as_ref()
+        .map(|j| plan::down_from_journal(j, false))
+        .unwrap_or_default();
+    let mut kernel = match session.kernel(&mut [&mut steps, &mut recovery]) {
+        Ok(k) => k,
+        Err(o) => return o,
+    };
+    if let Err(o) = settle(&session, &cfg, recorded, &mut kernel) {
+        return o;
+    }
+    let mut jfile = JournalFile {
+        path: session.journal_path.clone(),
+        journal: Journal::for_up(&cfg),
+    };
+    let mut watch = Watched {
+        journal: Some(&mut jfile),
+        faults: Faults::from_env(session.signalled.clone()),
+    };
+    match executor::up(&mut steps, &mut kernel, &session.signalled, &mut watch) {
+        Ok(()) => {
+            if let Err(e) = jfile.set_state(State::Complete) {
+                log::error!("cannot update journal {}: {e}", jfile.path.display());
+            }
+            log::info!("{name} is up");
+            Outcome::Done
+        }
+        Err(e) if e.incomplete() => {
+            let _ = jfile.set_state(State::Incomplete);
+            Outcome::LeftBehind(vec![
+                e.to_string(),
+                format!(
+                    "the journal {} keeps what is left; `wg-exec down {name}` tries again",
+                    jfile.path.display()
+                ),
+            ])
+        }
+        Err(e) => {
+            let _ = jfile.remove();
+            Outcome::RolledBack(e.to_string())
+        }
+    }
+}
+
+/// The four cases of what an earlier run left: up (refuse), up but its link gone (start
+/// over), unfinished (roll it back first), nothing (refuse a link that is not ours).
+fn settle(
+    session: &Session,
+    cfg: &crate::config::Config,
+    recorded: Option<Journal>,
+    kernel: &mut LinuxKernel,
+) -> Result<(), Outcome> {
+    let name = &cfg.name;
+    let jpath = &session.journal_path;
+    match recorded {
+        Some(j) if j.state == State::Complete => {
+            if link_present(&j, kernel) {
+                return Err(Outcome::Refused(format!(
+                    "it is already up (journal {}); run `wg-exec down {name}` first",
+                    jpath.display()
+                )));
+            }
+            say(
+                "up",
+                name,
+                format!(
+                    "the journal {} says it is up, but its link is gone (deleted by hand?); starting over",
+                    jpath.display()
+                ),
+            );
+            let _ = std::fs::remove_file(jpath);
+        }
+        Some(j) => {
+            say(
+                "up",
+                name,
+                format!(
+                    "an earlier {} by pid {} did not finish; rolling it back first",
+                    match j.state {
+                        State::Incomplete => "rollback",
+                        _ => "up",
+                    },
+                    j.pid
+                ),
+            );
+            let mut watch = Watched::<JournalFile> {
+                journal: None,
+                faults: Faults::from_env(session.signalled.clone()),
+            };
+            match recover(&j, kernel, &mut watch) {
+                Ok(done) => {
+                    say(
+                        "up",
+                        name,
+                        format!(
+                            "rolled back the unfinished transaction{}",
+                            match done.is_empty() {
+                                true => " (nothing was left)".to_string(),
+                                false => format!(": {}", join_human(&done)),
+                            }
+                        ),
+                    );
+                    let _ = std::fs::remove_file(jpath);
+                }
+                Err(failures) => {
+                    let mut lines: Vec<String> =
+                        failures.iter().map(|f| format!("recovery: {f}")).collect();
+                    lines.push(format!(
+                        "the unfinished transaction could not be rolled back; nothing new was done; the journal {} keeps it",
+                        jpath.display()
+                    ));
+                    return Err(Outcome::LeftBehind(lines));
+                }
+            }
+        }
+        None => {
+            // Never adopt (or later delete) an interface wg-exec did not create.
+            let places: BTreeSet<Netns> = [plan::socket_ns(cfg), plan::interface_ns(cfg)].into();
+            for ns in &places {
+                match kernel.link_exists(ns, name) {
+                    Ok(true) => {
+                        return Err(Outcome::Refused(format!(
+                            "{} already exists and wg-exec has no record of creating it (no journal {}); it is left alone: remove it or choose another name",
+                            wg_exec_steps::step::object(name, ns),
+                            jpath.display()
+                        )))
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        return Err(Outcome::Refused(format!(
+                            "cannot look for {name} in {ns}: {e}"
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

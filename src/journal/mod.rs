@@ -1,0 +1,387 @@
+//! The journal: what an `up` is about to do and what it did, in STATE_DIR/IFACE.ron, written
+//! atomically before the steps that leave something behind. It lets `down` undo exactly what
+//! `up` created even when the configuration changed, and lets the next run finish an `up` that
+//! was killed. This file is the format; [`checkpoint`] keeps it step by step during an up, and
+//! [`crate::plan::down_from_journal`] turns it back into steps.
+
+pub mod checkpoint;
+pub mod recovery;
+
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wg_exec_steps::Netns;
+
+/// The format version this wg-exec writes and reads. A journal of another version is unusable:
+/// `down` sets it aside and follows the configuration.
+pub const VERSION: u32 = 2;
+
+/// Where journals and locks live: $WG_EXEC_STATE_DIR, else /run/wg-exec.
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("WG_EXEC_STATE_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/wg-exec"))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// An up is running (or was killed while running).
+    Up,
+    /// The interface is up.
+    Complete,
+    /// An up failed and its rollback left something behind.
+    Incomplete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// About to be applied: it may or may not have happened.
+    Intent,
+    Done,
+    Undone,
+}
+
+/// A network namespace as the journal writes it: none = the one wg-exec runs in.
+pub type NsName = Option<String>;
+
+pub fn ns_name(ns: &Netns) -> NsName {
+    match ns {
+        Netns::Current => None,
+        Netns::Init => Some("init".into()),
+        Netns::Named(n) => Some(n.clone()),
+    }
+}
+
+pub fn ns_of(name: &NsName) -> Netns {
+    Netns::from_option(name.as_deref())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum What {
+    Link {
+        name: String,
+        netns: NsName,
+        /// The userspace processes serving it, so that down stops exactly those.
+        userspace_pids: Vec<i32>,
+    },
+    Move {
+        name: String,
+        from: NsName,
+        to: NsName,
+    },
+    KeyFile {
+        path: PathBuf,
+        /// It was there before: never removed.
+        existed: bool,
+    },
+    Addresses {
+        netns: NsName,
+        addrs: Vec<String>,
+    },
+    /// How many routes through the link, in which table (they go with the link).
+    Routes {
+        netns: NsName,
+        table: u32,
+        count: usize,
+    },
+    /// Hooks, keys, peers, up: nothing that outlives the link.
+    Nothing,
+}
+
+impl What {
+    /// Whether undoing it takes more than deleting the link: the link itself, its move, a key
+    /// file. Only these are written to disk before their step.
+    pub fn outlives_the_link(&self) -> bool {
+        matches!(
+            self,
+            What::Link { .. } | What::Move { .. } | What::KeyFile { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub step: String,
+    pub status: Status,
+    pub what: What,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// [`VERSION`]; a journal without it is of an older format.
+    pub version: u32,
+    pub interface: String,
+    pub state: State,
+    /// The wg-exec that wrote it last.
+    pub pid: u32,
+    pub config: PathBuf,
+    /// The shutdown hooks as they were at up: down runs these, as systemd runs the ExecStop of
+    /// the unit that was started, whatever the configuration says by then.
+    pub pre_shutdown: Vec<String>,
+    pub post_shutdown: Vec<String>,
+    pub records: Vec<Record>,
+}
+
+impl Journal {
+    /// An empty journal for an up of `cfg`.
+    pub fn for_up(cfg: &crate::config::Config) -> Journal {
+        Journal {
+            version: VERSION,
+            interface: cfg.name.clone(),
+            state: State::Up,
+            pid: std::process::id(),
+            config: cfg.path.clone(),
+            pre_shutdown: cfg.pre_shutdown.clone(),
+            post_shutdown: cfg.post_shutdown.clone(),
+            records: Vec::new(),
+        }
+    }
+
+    /// Records of steps that were not undone.
+    pub fn live(&self) -> impl DoubleEndedIterator<Item = &Record> {
+        self.records.iter().filter(|r| r.status != Status::Undone)
+    }
+
+    /// Where the link was moved from and to, if it may have been.
+    pub fn moved(&self) -> Option<(Netns, Netns)> {
+        self.live().find_map(|r| match &r.what {
+            What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
+            _ => None,
+        })
+    }
+
+    /// The links it created: name, where it was created, where it should be now.
+    pub fn links(&self) -> Vec<(String, Netns, Netns)> {
+        let moved = self.moved();
+        self.live()
+            .filter_map(|r| match &r.what {
+                What::Link { name, netns, .. } => {
+                    let created = ns_of(netns);
+                    let now = match &moved {
+                        Some((_, to)) => to.clone(),
+                        None => created.clone(),
+                    };
+                    Some((name.clone(), created, now))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Why a journal cannot be followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unusable {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the journal {} is unusable ({})",
+            self.path.display(),
+            self.reason
+        )
+    }
+}
+
+pub fn path_for(dir: &Path, iface: &str) -> PathBuf {
+    dir.join(format!("{iface}.ron"))
+}
+
+/// Reads a journal; None when there is none. Truncated, edited or of another version: unusable.
+pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
+    let unusable = |reason: String| Unusable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(unusable(format!("cannot read it: {e}"))),
+    };
+    parse(&text).map(Some).map_err(unusable)
+}
+
+/// The text of a journal; the version is checked before the rest, so that another version is
+/// named as such rather than as a missing field.
+pub fn parse(text: &str) -> Result<Journal, String> {
+    #[derive(Deserialize)]
+    #[serde(rename = "Journal")]
+    struct Head {
+        /// 0: absent (no version was ever 0).
+        #[serde(default)]
+        version: u32,
+    }
+    match ron::from_str::<Head>(text) {
+        Err(e) => return Err(format!("not a journal: {e}")),
+        Ok(Head { version: VERSION }) => {}
+        Ok(Head { version: 0 }) => {
+            return Err(format!(
+            "no format version (written by an older wg-exec); this wg-exec reads version {VERSION}"
+        ))
+        }
+        Ok(Head { version: v }) => {
+            return Err(format!(
+                "format version {v}; this wg-exec reads version {VERSION}"
+            ))
+        }
+    }
+    ron::from_str(text).map_err(|e| format!("not a journal of version {VERSION}: {e}"))
+}
+
+/// Renames an unusable journal to IFACE.ron.unusable-UNIXTIME (never deleted: it is kept for
+/// a person to read); returns the new path.
+pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".unusable-{secs}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside)?;
+    Ok(aside)
+}
+
+/// A journal and the file it lives in.
+pub struct JournalFile {
+    pub path: PathBuf,
+    pub journal: Journal,
+}
+
+impl JournalFile {
+    /// Writes it atomically: a temporary file, fsync, rename. (The directory is not fsynced:
+    /// the journal lives in /run, which a power loss empties together with the links it
+    /// describes; what it guards against is a killed process, and for that the rename is
+    /// enough.)
+    pub fn save(&mut self) -> std::io::Result<()> {
+        self.journal.pid = std::process::id();
+        let text = ron::ser::to_string_pretty(&self.journal, ron::ser::PrettyConfig::default())
+            .map_err(std::io::Error::other)?;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            self.path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or("journal"),
+            std::process::id()
+        ));
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    pub fn remove(&self) -> std::io::Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn set_state(&mut self, state: State) -> std::io::Result<()> {
+        self.journal.state = state;
+        self.save()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Journal {
+        Journal {
+            version: VERSION,
+            interface: "wg0".into(),
+            state: State::Complete,
+            pid: 1,
+            config: "/etc/wg-exec/wg0.ron".into(),
+            pre_shutdown: vec!["echo bye".into()],
+            post_shutdown: Vec::new(),
+            records: vec![
+                Record {
+                    step: "link add".into(),
+                    status: Status::Done,
+                    what: What::Link {
+                        name: "wg0".into(),
+                        netns: Some("a".into()),
+                        userspace_pids: vec![42],
+                    },
+                },
+                Record {
+                    step: "netns move".into(),
+                    status: Status::Done,
+                    what: What::Move {
+                        name: "wg0".into(),
+                        from: Some("a".into()),
+                        to: None,
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_written_journal_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = JournalFile {
+            path: path_for(dir.path(), "wg0"),
+            journal: sample(),
+        };
+        f.save().unwrap();
+        let back = load(&f.path).unwrap().unwrap();
+        assert_eq!(back.records, sample().records);
+        assert_eq!(back.version, VERSION);
+        assert_eq!(
+            back.links(),
+            vec![("wg0".into(), Netns::Named("a".into()), Netns::Current)]
+        );
+    }
+
+    #[test]
+    fn truncated_edited_and_other_versions_are_unusable_with_a_reason() {
+        let text = ron::ser::to_string_pretty(&sample(), Default::default()).unwrap();
+        let truncated = &text[..text.len() / 2];
+        let err = parse(truncated).unwrap_err();
+        assert!(err.starts_with("not a journal"), "{err}");
+        let other = text.replace(&format!("version: {VERSION}"), "version: 99");
+        assert_eq!(
+            parse(&other).unwrap_err(),
+            format!("format version 99; this wg-exec reads version {VERSION}")
+        );
+        let old = text.replace(&format!("version: {VERSION},"), "");
+        assert!(parse(&old).unwrap_err().contains("no format version"));
+        let edited = text.replace("Complete", "Finished");
+        assert!(parse(&edited)
+            .unwrap_err()
+            .starts_with(&format!("not a journal of version {VERSION}")));
+    }
+
+    #[test]
+    fn no_journal_is_none_and_an_unusable_one_is_set_aside_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = path_for(dir.path(), "wg0");
+        assert_eq!(load(&path).unwrap(), None);
+        std::fs::write(&path, "Journal(version: 2, interf").unwrap();
+        let err = load(&path).unwrap_err();
+        assert_eq!(err.path, path);
+        let aside = set_aside(&path).unwrap();
+        assert!(!path.exists());
+        assert_eq!(
+            std::fs::read_to_string(&aside).unwrap(),
+            "Journal(version: 2, interf"
+        );
+        assert!(aside
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("wg0.ron.unusable-"));
+    }
+}

@@ -1,0 +1,59 @@
+//! Child processes with nothing of wg-exec's but what they are given: an empty environment but
+//! PATH (and what the caller adds, such as DEVICE), stdin from /dev/null, stdout to our stderr,
+//! every descriptor above 2 closed. Hooks and modprobe run through here.
+
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use wg_exec_steps::KernelError;
+
+/// The whole environment a child gets (besides what the caller adds, such as DEVICE).
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A command with an empty environment but PATH, stdin from /dev/null, stdout to our stderr,
+/// and every descriptor above 2 closed on exec.
+pub fn command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear().env("PATH", PATH).stdin(Stdio::null());
+    if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+        cmd.stdout(Stdio::from(fd));
+    }
+    // SAFETY: close_range is async-signal-safe and touches only the child's descriptor table.
+    // CLOEXEC rather than close keeps std's own exec-error pipe working.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Runs `cmd` to completion; an exit other than 0 is an error naming the status.
+pub fn run(mut cmd: Command, what: &str) -> Result<(), KernelError> {
+    let status = cmd
+        .status()
+        .map_err(|e| KernelError::new(format!("cannot start {what}: {e}")))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(c) => Err(KernelError::new(format!("{what} exited with status {c}"))),
+        None => Err(KernelError::new(format!("{what} was killed by {status}"))),
+    }
+}
+
+pub fn hook(device: &str, script: &str) -> Result<(), KernelError> {
+    let mut cmd = command("/bin/sh");
+    cmd.arg("-e").arg("-c").arg(script).env("DEVICE", device);
+    run(cmd, "/bin/sh")
+}
+
+pub fn modprobe(module: &str) -> Result<(), KernelError> {
+    let mut cmd = command("modprobe");
+    cmd.arg(module);
+    run(cmd, "modprobe")
+}

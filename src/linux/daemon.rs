@@ -1,0 +1,233 @@
+//! The userspace WireGuard's life: started in the socket namespace (entered only when it is not
+//! the current one), found by its UAPI socket, stopped when its link is gone.
+
+use super::child::command;
+use super::netns::Entered;
+use std::fs::File;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use wg_exec_steps::KernelError;
+
+/// Starts a userspace implementation for `name` in the namespace `target` (None: the current
+/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of what it left running (wireguard-go forks a
+/// daemon and exits), when they can be known cheaply.
+pub fn start_userspace(
+    program: &str,
+    name: &str,
+    target: Option<&File>,
+    home: &File,
+    socket: &Path,
+) -> Result<Option<Vec<i32>>, KernelError> {
+    if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        return Err(KernelError::new(format!(
+            "{} is in use: another userspace WireGuard serves {name}",
+            socket.display()
+        )));
+    }
+    let mut cmd = command(program);
+    // boringtun-cli drops privileges to the login user, and there is none under systemd (it
+    // fails with "NULL from getlogin"); WG_SUDO=true keeps them, as wg-quick users set it.
+    // wireguard-go ignores it.
+    cmd.arg(name)
+        .env("WG_SUDO", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // As a child subreaper for the duration of the start, wg-exec inherits the daemon that the
+    // program forks before exiting, and finds its pid in its own children list instead of
+    // scanning /proc. (It is reparented to init again when wg-exec exits.)
+    let subreaper = set_child_subreaper(true);
+    let output = {
+        // The child inherits the namespace of the thread that forks it.
+        let _inside = match target {
+            Some(t) => Entered::enter(t, home)?,
+            None => None,
+        };
+        cmd.output()
+            .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))
+    };
+    let daemons = match subreaper {
+        true => {
+            set_child_subreaper(false);
+            children()
+        }
+        false => None,
+    };
+    let output = output?;
+    // Its own words (wireguard-go prints a banner) go to the debug log, or into the error.
+    let said = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    let said: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with(['│', '┌', '└']))
+        .collect();
+    log::debug!("{program} {name}: {}", said.join(" / "));
+    if !output.status.success() {
+        return Err(KernelError::new(format!(
+            "{program} {name} failed ({}): {}",
+            output.status,
+            said.join(" / ")
+        )));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if super::uapi::ready(socket) {
+            return Ok(daemons);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(KernelError::new(format!(
+        "{program} did not open {} within 10 s",
+        socket.display()
+    )))
+}
+
+fn set_child_subreaper(on: bool) -> bool {
+    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches only this process.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_CHILD_SUBREAPER,
+            libc::c_ulong::from(on),
+            0,
+            0,
+            0,
+        ) == 0
+    }
+}
+
+/// This thread's living children (/proc/thread-self/children), None where the kernel does not
+/// provide the list.
+fn children() -> Option<Vec<i32>> {
+    let text = std::fs::read_to_string("/proc/thread-self/children").ok()?;
+    Some(
+        text.split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| !exited(*p))
+            .collect(),
+    )
+}
+
+/// The processes serving `name`'s UAPI socket: their last argument is the interface name and
+/// one of their descriptors is the listening socket bound to that path (found through
+/// /proc/PID/net/unix, which shows the socket's own network namespace).
+pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    // boringtun binds "/var/run/wireguard//NAME.sock": compare paths in one spelling.
+    let normal = |p: &str| {
+        let mut p = p.to_string();
+        while p.contains("//") {
+            p = p.replace("//", "/");
+        }
+        match p.strip_prefix("/var/run/") {
+            Some(rest) => format!("/run/{rest}"),
+            None => p,
+        }
+    };
+    let wanted = normal(&socket.to_string_lossy());
+    let mut pids = Vec::new();
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let last = cmdline.split(|b| *b == 0).rfind(|a| !a.is_empty());
+        if last != Some(name.as_bytes()) {
+            continue;
+        }
+        let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
+            continue;
+        };
+        let inodes: Vec<String> = unix
+            .lines()
+            .filter(|l| l.split_whitespace().nth(7).map(normal).as_deref() == Some(&*wanted))
+            .filter_map(|l| l.split_whitespace().nth(6).map(|i| format!("socket:[{i}]")))
+            .collect();
+        let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.flatten().any(|fd| {
+                    std::fs::read_link(fd.path())
+                        .map(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+                        .unwrap_or(false)
+                })
+            })
+            .unwrap_or(false);
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Those of `pids` that are still running with `name` as their last argument (a recorded pid
+/// may have been reused by another program since).
+pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
+    pids.iter()
+        .copied()
+        .filter(|p| !exited(*p))
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| c.split(|b| *b == 0).rfind(|a| !a.is_empty()) == Some(name.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Gone, or a zombie waiting for its parent.
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
+    }
+}
+
+fn wait_exited(pids: &[i32], within: Duration) -> Vec<i32> {
+    let deadline = Instant::now() + within;
+    loop {
+        let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// After its link was deleted: removes the UAPI socket (wireguard-go exits when its link or
+/// its socket goes), waits for `pids` to exit, and stops those that do not (boringtun-cli
+/// keeps running) with SIGTERM, then SIGKILL.
+pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let alive = wait_exited(pids, Duration::from_millis(500));
+    let _ = std::fs::remove_file(socket);
+    let alive = wait_exited(&alive, Duration::from_secs(2));
+    for p in &alive {
+        log::info!(
+            "pid {p} still serves {} after its link was deleted: SIGTERM",
+            socket.display()
+        );
+        let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
+    let alive = wait_exited(&alive, Duration::from_secs(3));
+    for p in &alive {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    match wait_exited(&alive, Duration::from_secs(2)).as_slice() {
+        [] => Ok(()),
+        left => Err(KernelError::new(format!(
+            "the userspace WireGuard (pid {left:?}) for {} does not exit, even after SIGKILL",
+            socket.display()
+        ))),
+    }
+}
