@@ -43,37 +43,33 @@ impl Setup {
         let ia = iface("f");
         let key_file = keys.dir.path().join("gen/wg.key");
         let (psk, _) = keys.psk("p");
-        let mut peer_list = Vec::new();
-        for i in 0..peers as u32 {
+        let peer_list = (0..peers as u32).map(|i| {
             let mut b = [0u8; 32];
             b[..4].copy_from_slice(&i.to_be_bytes());
             b[31] = 0x66;
             let public = wg_exec_steps::Key::from_bytes(b, false).to_base64();
-            peer_list.push(format!(
-                "Peer(public_key: \"{public}\", preshared_key_file: \"{}\", allowed_ips: [\"198.18.{}.{}/32\", \"2001:db8:3::{i:x}/128\"], endpoint: \"203.0.113.{}:51820\", persistent_keepalive: 25)",
-                psk.display(), i / 256, i % 256, i % 250 + 1
-            ));
-        }
-        let body = format!(
-            "Interface(
-    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],
-    private_key_file: \"{}\",
-    generate_private_key_file: true,
-    listen_port: 51820,
-    mtu: 1380,
-    table: \"77\",
-    metric: 5,
-    socket_namespace: \"{}\",
-    interface_namespace: \"{}\",
-    backend: Userspace,
-    {extra}
-    peers: [{}],
-)",
-            key_file.display(),
-            a.name,
-            t.name,
-            peer_list.join(",\n")
-        );
+            conf::Peer::new(
+                &public,
+                &[
+                    &format!("198.18.{}.{}/32", i / 256, i % 256),
+                    &format!("2001:db8:3::{i:x}/128"),
+                ],
+            )
+            .with(format!(
+                "preshared_key_file: \"{}\", endpoint: \"203.0.113.{}:51820\", persistent_keepalive: 25",
+                psk.display(),
+                i % 250 + 1
+            ))
+        });
+        let body = conf::Conf::new(&["192.0.2.1/24", "2001:db8:1::1/64"], &key_file)
+            .with("generate_private_key_file: true, listen_port: 51820, mtu: 1380")
+            .with("table: \"77\", metric: 5")
+            .with(format!("socket_namespace: \"{}\"", a.name))
+            .with(format!("interface_namespace: \"{}\"", t.name))
+            .with("backend: Userspace")
+            .with(extra)
+            .peers(peer_list)
+            .render();
         let cfg = keys.write("wg.ron", &body);
         let before = (a.snapshot(), t.snapshot());
         Setup {
@@ -539,14 +535,29 @@ fn no_secret_reaches_output_logs_journal_argv_or_environment() {
     let seen = keys.dir.path().join("hook");
     let cfg = keys.write(
         "s.ron",
-        &format!(
-            "Interface(ips: [\"192.0.2.1/24\"], private_key: \"{private}\", listen_port: 51820, socket_namespace: \"{ns}\", backend: Userspace,
-  pre_setup: \"cat /proc/$$/environ /proc/$$/cmdline > {seen}.pre; env >> {seen}.pre\",
-  pre_shutdown: \"cat /proc/$$/environ /proc/$$/cmdline > {seen}.down\",
-  peers: [Peer(public_key: \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\", preshared_key: \"{psk}\", allowed_ips: [\"198.18.0.0/24\"], endpoint: \"203.0.113.2:51820\")])",
-            ns = a.name,
-            seen = seen.display()
-        ),
+        &conf::Conf::inline_key(&["192.0.2.1/24"], &private)
+            .with(format!(
+                "listen_port: 51820, socket_namespace: \"{}\", backend: Userspace",
+                a.name
+            ))
+            .with(format!(
+                "pre_setup: \"cat /proc/$$/environ /proc/$$/cmdline > {0}.pre; env >> {0}.pre\"",
+                seen.display()
+            ))
+            .with(format!(
+                "pre_shutdown: \"cat /proc/$$/environ /proc/$$/cmdline > {}.down\"",
+                seen.display()
+            ))
+            .peer(
+                conf::Peer::new(
+                    "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+                    &["198.18.0.0/24"],
+                )
+                .with(format!(
+                    "preshared_key: \"{psk}\", endpoint: \"203.0.113.2:51820\""
+                )),
+            )
+            .render(),
     );
     let mut child = Command::new(wg_exec_bin())
         .args(["-vv", "up", &ia, "--config"])

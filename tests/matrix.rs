@@ -10,6 +10,7 @@
 //! option to isolate it.
 
 mod common;
+use common::conf::{Conf, Peer};
 use common::*;
 use std::path::{Path, PathBuf};
 
@@ -66,14 +67,14 @@ fn cell(implementation: &str, shape: Shape) {
     // Peer B: wireguard-go in its own namespace, its endpoint for A over the IPv6 underlay.
     let cb = keys.write(
         "b.ron",
-        &format!(
-            "Interface(ips: [\"192.0.2.2/24\", \"2001:db8:1::2/64\"], private_key_file: \"{}\", listen_port: 51821,
-               socket_namespace: \"{}\", backend: Userspace,
-               peers: [Peer(public_key: \"{pa}\", allowed_ips: [\"192.0.2.1/32\", \"2001:db8:1::1/128\"],
-                            endpoint: \"[2001:db8:ffff::1]:51820\")])",
-            kb.display(),
-            pair.b.name
-        ),
+        &Conf::new(&["192.0.2.2/24", "2001:db8:1::2/64"], &kb)
+            .with("listen_port: 51821, backend: Userspace")
+            .with(format!("socket_namespace: \"{}\"", pair.b.name))
+            .peer(
+                Peer::new(&pa, &["192.0.2.1/32", "2001:db8:1::1/128"])
+                    .with("endpoint: \"[2001:db8:ffff::1]:51820\""),
+            )
+            .render(),
     );
 
     // Host A as the shape has it.
@@ -121,20 +122,16 @@ fn cell(implementation: &str, shape: Shape) {
     };
     let ca = keys.write(
         "a.ron",
-        &format!(
-            "Interface(
-    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],
-    private_key_file: \"{}\",
-    listen_port: 51820,
-    {}
-    {namespaces}
-    {backend}
-    peers: [Peer(public_key: \"{pb}\", allowed_ips: [\"192.0.2.2/32\", \"2001:db8:1::2/128\"],
-                 endpoint: \"203.0.113.2:51821\", persistent_keepalive: 25)],
-)",
-            ka.display(),
-            mtu.map(|m| format!("mtu: {m},")).unwrap_or_default()
-        ),
+        &Conf::new(&["192.0.2.1/24", "2001:db8:1::1/64"], &ka)
+            .with("listen_port: 51820")
+            .with(mtu.map(|m| format!("mtu: {m}")).unwrap_or_default())
+            .with(namespaces)
+            .with(backend)
+            .peer(
+                Peer::new(&pb, &["192.0.2.2/32", "2001:db8:1::2/128"])
+                    .with("endpoint: \"203.0.113.2:51821\", persistent_keepalive: 25"),
+            )
+            .render(),
     );
 
     let mut spaces = vec![&pair.a, &tunnel];
@@ -186,16 +183,12 @@ fn cell(implementation: &str, shape: Shape) {
     // A userspace device is a TUN link served by the program.
     assert!(link.contains("\"info_kind\":\"tun\""), "{test}: {link}");
 
-    let ns_of_link = Netns {
-        name: link_ns.clone(),
-    };
     let pings = [
-        (ns_of_link.ping("192.0.2.2"), "A -> B over IPv4"),
-        (ns_of_link.ping("2001:db8:1::2"), "A -> B over IPv6"),
+        (ping_in(&link_ns, "192.0.2.2"), "A -> B over IPv4"),
+        (ping_in(&link_ns, "2001:db8:1::2"), "A -> B over IPv6"),
         (pair.b.ping("192.0.2.1"), "B -> A over IPv4"),
         (pair.b.ping("2001:db8:1::1"), "B -> A over IPv6"),
     ];
-    std::mem::forget(ns_of_link); // owned by the test's other values
     for (ok, what) in pings {
         assert!(ok, "{test}: {what} through the tunnel");
     }

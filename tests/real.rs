@@ -3,27 +3,8 @@
 //! (tests/matrix.rs) does not cover. Root only; every namespace is the test's own.
 
 mod common;
+use common::conf::{interface, peer};
 use common::*;
-
-/// A peer entry of a RON file.
-fn peer(public: &str, allowed: &[&str], extra: &str) -> String {
-    let ips: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
-    format!(
-        "Peer(public_key: \"{public}\", allowed_ips: [{}], {extra})",
-        ips.join(", ")
-    )
-}
-
-/// An interface RON file.
-fn interface(ips: &[&str], key: &std::path::Path, extra: &str, peers: &[String]) -> String {
-    let ips: Vec<String> = ips.iter().map(|a| format!("\"{a}\"")).collect();
-    format!(
-        "Interface(\n  ips: [{}],\n  private_key_file: \"{}\",\n  {extra}\n  peers: [{}],\n)\n",
-        ips.join(", "),
-        key.display(),
-        peers.join(",\n    ")
-    )
-}
 
 #[test]
 fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {
@@ -423,7 +404,7 @@ fn a_missing_namespace_is_a_configuration_error_and_nothing_changes() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         text(&out.stderr).trim_end(),
-        format!("wg-exec: error: {}:4:21: socket_namespace: network namespace `wg-exec-no-such-ns` does not exist (/run/netns/wg-exec-no-such-ns); wg-exec never creates namespaces (ip netns add wg-exec-no-such-ns)", cfg.display())
+        format!("wg-exec: error: {}:4:23: socket_namespace: network namespace `wg-exec-no-such-ns` does not exist (/run/netns/wg-exec-no-such-ns); wg-exec never creates namespaces (ip netns add wg-exec-no-such-ns)", cfg.display())
     );
     assert!(!socket_exists(&ia));
 }

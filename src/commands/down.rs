@@ -5,14 +5,16 @@
 use super::{load, say, Session};
 use crate::cli::Target;
 use crate::config;
-use crate::executor;
+use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
 use crate::journal::recovery::expect_userspace;
 use crate::journal::{self, JournalFile, Unusable};
 use crate::outcome::Outcome;
 use crate::plan::DownSource;
+use std::path::Path;
 use std::time::Duration;
 use wg_exec_steps::step::StepKind;
+use wg_exec_steps::Kernel;
 
 /// What down follows, given what reading the journal gave: the journal itself, else the
 /// configuration (loaded and validated). The real run and `--print` both choose here.
@@ -100,22 +102,35 @@ pub fn run(t: &Target) -> Outcome {
     if let DownSource::Journal(j) = &source {
         expect_userspace(j, &mut kernel);
     }
-    // The journal is left as it is until the link is gone: a down killed half-way is repeated
-    // by the next down, and the next up either finds the link (and asks for a down) or finds
-    // it gone (and starts over).
     let mut watch: Watched<JournalFile> = Watched {
         journal: None,
         faults: Faults::from_env(session.signalled.clone()),
     };
-    let failures = executor::down(&mut steps, &mut kernel, &mut watch);
+    execute(
+        &source,
+        steps,
+        &mut kernel,
+        &session.journal_path,
+        &mut watch,
+    )
+}
+
+/// Runs a down plan: every step, failures collected. The journal is left as it is until the
+/// link is gone: a down killed half-way is repeated by the next down, and the next up either
+/// finds the link (and asks for a down) or finds it gone (and starts over).
+pub fn execute(
+    source: &DownSource,
+    mut steps: crate::plan::Plan,
+    kernel: &mut dyn Kernel,
+    journal_path: &Path,
+    watch: &mut dyn Watch,
+) -> Outcome {
+    let failures = executor::down(&mut steps, kernel, watch);
     let teardown = failures.iter().find(|f| f.step == StepKind::Teardown);
     if teardown.is_none() {
-        if let DownSource::Journal(_) = &source {
-            if let Err(e) = std::fs::remove_file(&session.journal_path) {
-                log::error!(
-                    "cannot remove journal {}: {e}",
-                    session.journal_path.display()
-                );
+        if let DownSource::Journal(_) = source {
+            if let Err(e) = std::fs::remove_file(journal_path) {
+                log::error!("cannot remove journal {}: {e}", journal_path.display());
             }
         }
     }
@@ -126,11 +141,11 @@ pub fn run(t: &Target) -> Outcome {
     match teardown {
         None => Outcome::HookFailed(lines),
         Some(f) => {
-            lines.push(match &source {
+            lines.push(match source {
                 DownSource::Journal(_) => format!(
                     "left behind: {}; the journal {} keeps it for the next down",
                     f.object,
-                    session.journal_path.display()
+                    journal_path.display()
                 ),
                 DownSource::Config(..) => format!("left behind: {}", f.object),
             });

@@ -3,14 +3,14 @@
 
 use super::{load, preflight, say, Session};
 use crate::cli::Target;
-use crate::executor;
+use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
 use crate::journal::recovery::{link_present, recover};
 use crate::journal::{Journal, JournalFile, State};
-use crate::linux::LinuxKernel;
 use crate::outcome::Outcome;
 use crate::plan;
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::time::Duration;
 use wg_exec_steps::step::join_human;
 use wg_exec_steps::{Kernel, Netns};
@@ -51,7 +51,17 @@ pub fn run(t: &Target) -> Outcome {
         Ok(k) => k,
         Err(o) => return o,
     };
-    if let Err(o) = settle(&session, &cfg, recorded, &mut kernel) {
+    let mut watch = Watched::<JournalFile> {
+        journal: None,
+        faults: Faults::from_env(session.signalled.clone()),
+    };
+    if let Err(o) = settle(
+        &session.journal_path,
+        &cfg,
+        recorded,
+        &mut kernel,
+        &mut watch,
+    ) {
         return o;
     }
     let mut jfile = JournalFile {
@@ -87,16 +97,17 @@ pub fn run(t: &Target) -> Outcome {
     }
 }
 
-/// The four cases of what an earlier run left: up (refuse), up but its link gone (start
-/// over), unfinished (roll it back first), nothing (refuse a link that is not ours).
-fn settle(
-    session: &Session,
+/// The four cases of what an earlier run left, decided before an up: up (refuse), up but its
+/// link gone (start over), unfinished (roll it back first, through the executor and `watch`),
+/// nothing (refuse a link that is not ours). Ok: the up may go on and `jpath` is gone.
+pub fn settle(
+    jpath: &Path,
     cfg: &crate::config::Config,
     recorded: Option<Journal>,
-    kernel: &mut LinuxKernel,
+    kernel: &mut dyn Kernel,
+    watch: &mut dyn Watch,
 ) -> Result<(), Outcome> {
     let name = &cfg.name;
-    let jpath = &session.journal_path;
     match recorded {
         Some(j) if j.state == State::Complete => {
             if link_present(&j, kernel) {
@@ -128,11 +139,7 @@ fn settle(
                     j.pid
                 ),
             );
-            let mut watch = Watched::<JournalFile> {
-                journal: None,
-                faults: Faults::from_env(session.signalled.clone()),
-            };
-            match recover(&j, kernel, &mut watch) {
+            match recover(&j, kernel, watch) {
                 Ok(done) => {
                     say(
                         "up",

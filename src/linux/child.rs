@@ -1,6 +1,7 @@
 //! Child processes with nothing of wg-exec's but what they are given: an empty environment but
 //! PATH (and what the caller adds, such as DEVICE), stdin from /dev/null, stdout to our stderr,
 //! every descriptor above 2 closed. Hooks and modprobe run through here.
+#![allow(unsafe_code)] // close_range in pre_exec
 
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;

@@ -1,5 +1,6 @@
 //! The userspace WireGuard's life: started in the socket namespace (entered only when it is not
 //! the current one), found by its UAPI socket, stopped when its link is gone.
+#![allow(unsafe_code)] // prctl(PR_SET_CHILD_SUBREAPER)
 
 use super::child::command;
 use super::netns::Entered;

@@ -4,6 +4,7 @@
 //! Written by hand on top of netlink-sys and the rust-netlink packet crates because the crates
 //! that wrap this (rtnetlink, netlink-proto) are async-only, and netlink-packet-core does not
 //! decode extended-ack attributes.
+#![allow(unsafe_code)] // setsockopt(SO_RCVTIMEO) on the netlink socket
 
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,

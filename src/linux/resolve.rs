@@ -1,5 +1,6 @@
 //! Endpoint names, resolved with getaddrinfo in the calling thread's namespace (the caller
 //! enters the socket namespace when it is not the current one).
+#![allow(unsafe_code)] // getaddrinfo, whose EAI codes std hides
 
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, SocketAddr};

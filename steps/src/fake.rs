@@ -17,7 +17,7 @@ const ENOENT: i32 = 2;
 const EINVAL: i32 = 22;
 
 /// One WireGuard link as the fake kernel holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FakeLink {
     pub mtu: u32,
     pub up: bool,

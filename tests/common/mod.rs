@@ -3,6 +3,9 @@
 //! the independent observers `ip -j` and `wg show dump`.
 #![allow(dead_code)]
 
+pub mod conf;
+pub mod rich;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -119,17 +122,7 @@ impl Netns {
 
     /// Pings until one answer arrives (the first handshake may be lost and retried after 5 s).
     pub fn ping(&self, addr: &str) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self
-                .exec(&format!("ping -c 1 -W 1 {addr}"))
-                .status
-                .success()
-            {
-                return true;
-            }
-        }
-        false
+        ping_in(&self.name, addr)
     }
 
     /// Everything a test may compare before and after: links, addresses, routes of all tables
@@ -151,6 +144,20 @@ impl Netns {
         }
         s
     }
+}
+
+/// Pings from namespace `ns` until one answer arrives, for at most 20 s.
+pub fn ping_in(ns: &str, addr: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if sh(&format!("ip netns exec {ns} ping -c 1 -W 1 {addr}"))
+            .status
+            .success()
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Drops fields that change on their own (counters, link ids of peers).
