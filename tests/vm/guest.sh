@@ -14,19 +14,49 @@ check() { # description, shell condition
     if eval "$2"; then ok "$1"; else fail "$1"; fi
 }
 in_ns() { $IP netns exec "$@"; }
+run_in() { # ns (init = the guest's own), command...
+    if [ "$1" = init ]; then shift; "$@"; else in_ns "$@"; fi
+}
+ipns() { # ns (init = the guest's own), ip arguments...
+    if [ "$1" = init ]; then shift; $IP "$@"; else n=$1; shift; $IP -n "$n" "$@"; fi
+}
 ping_until() { # ns, address: the first handshake may be lost and retried after 5 s
     i=0
     while [ $i -lt 15 ]; do
-        if in_ns "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; then return 0; fi
+        if run_in "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; then return 0; fi
         i=$((i + 1))
     done
     return 1
 }
-snapshot() { # ns
+snapshot() { # ns (init = the guest's own)
     for what in "link show" "address show" "-4 route show table all" "-6 route show table all" "-4 rule show" "-6 rule show"; do
         echo "== $what"
-        $IP -n "$1" $what | grep -v 'fe80::\|ff00::/8\|^ *valid_lft\|^ *inet6 fe80'
+        ipns "$1" $what | grep -v 'fe80::\|ff00::/8\|^ *valid_lft\|^ *inet6 fe80'
     done
+}
+show_dump() { # a wg show dump, private key hidden
+    echo "$1" | awk -F'\t' -v OFS='\t' 'NR == 1 { $1 = "(private key)" } NR > 1 { $2 = "(preshared key)" } { print "    " $0 }'
+}
+field() { # a wg show dump, line, tab-separated field
+    echo "$1" | sed -n "$2p" | cut -f "$3"
+}
+# What every cell of the matrix (the shapes users write x this backend) checks while a's
+# interface is up, with b (host_b below) as its peer: pings both ways over IPv4
+# and IPv6 through the tunnel, then the device read back with `wg show IFACE dump`.
+matrix_while_up() { # prefix, namespace of a's link (init = the guest's own), iface, listen port, endpoint of b
+    check "$1: ping a -> b over IPv4" "ping_until $2 192.0.2.2"
+    check "$1: ping a -> b over IPv6" "ping_until $2 2001:db8:1::2"
+    check "$1: ping b -> a over IPv4" "ping_until b 192.0.2.1"
+    check "$1: ping b -> a over IPv6" "ping_until b 2001:db8:1::1"
+    dump=$(run_in "$2" wg show "$3" dump)
+    show_dump "$dump"
+    check "$1: wg show dump: own public key (a's)" "[ \"\$(field \"\$dump\" 1 2)\" = \"$PA\" ]"
+    check "$1: wg show dump: listen port $4" "[ \"\$(field \"\$dump\" 1 3)\" = $4 ]"
+    check "$1: wg show dump: exactly one peer, b's public key" "[ \$(echo \"\$dump\" | wc -l) = 2 ] && [ \"\$(field \"\$dump\" 2 1)\" = \"$PB\" ]"
+    check "$1: wg show dump: peer endpoint $5" "[ \"\$(field \"\$dump\" 2 3)\" = $5 ]"
+    check "$1: wg show dump: peer allowed IPs 192.0.2.2/32,2001:db8:1::2/128" "[ \"\$(field \"\$dump\" 2 4)\" = 192.0.2.2/32,2001:db8:1::2/128 ]"
+    check "$1: wg show dump: peer preshared key" "[ \"\$(field \"\$dump\" 2 2)\" = \"$PSK\" ]"
+    check "$1: wg show dump: a handshake happened" "case \"\$(field \"\$dump\" 2 5)\" in ''|0) false ;; esac"
 }
 
 mkdir -p /test/keys /etc/wg-exec
@@ -107,35 +137,113 @@ check "down leaves netns a as it was" "[ \"\$(snapshot a)\" = \"\$before_a\" ]"
 $WGX down wgb
 check "a second down of a gone interface succeeds" "$WGX down wga"
 
-# --- 2. The module's namespace scenarios; the UDP socket stays where the link was created.
-scenario() { # title, namespaces fields, namespace of the link, endpoint of a as b sees it
+# --- 2. The matrix, kernel column: the shapes users write, each with up, pings both ways over
+#        IPv4 and IPv6, `wg show dump` read back, down, and no trace. Descriptions start with
+#        "matrix kernel SHAPE:" (the README's matrix points at them).
+
+# The plain shape: no namespace option and no backend (Auto, which must pick the kernel here),
+# with wg-exec run inside a namespace the test made. The same file serves both plain cells; its
+# keys are copies, so that the non-root cell can own them without taking a's keys from root.
+mkdir -m 755 /test/plain
+cp /test/keys/a.key /test/keys/ab.psk /test/plain/
+cat > /etc/wg-exec/wgp.ron <<RON
+Interface(
+    ips: ["192.0.2.1/24", "2001:db8:1::1/64"],
+    private_key_file: "/test/plain/a.key",
+    listen_port: 51820,
+    peers: [Peer(public_key: "$PB", preshared_key_file: "/test/plain/ab.psk",
+        allowed_ips: ["192.0.2.2/32", "2001:db8:1::2/128"], endpoint: "203.0.113.2:51821")],
+)
+RON
+plain_shape="! grep -qE 'namespace|backend' /etc/wg-exec/wgp.ron"
+
+m="matrix kernel plain"
+check "$m: the configuration has no namespace option and no backend field" "$plain_shape"
+before_a=$(snapshot a)
+host_b wgb "203.0.113.1:51820"
+out=$(in_ns a $WGX -v up wgp 2>&1); rc=$?
+echo "$out" | sed 's/^/    /'
+check "$m: ip netns exec a wg-exec up wgp exits 0" "[ $rc = 0 ]"
+check "$m: wgp is a kernel wireguard link in netns a (ip -d link show)" "$IP -n a -d link show wgp | grep -q '^ *wireguard'"
+check "$m: nothing was made outside netns a" "! $IP link show wgp >/dev/null 2>&1 && ! $IP -n t link show wgp >/dev/null 2>&1"
+matrix_while_up "$m" a wgp 51820 203.0.113.2:51821
+out=$(in_ns a $WGX down wgp 2>&1); rc=$?
+[ -n "$out" ] && echo "$out" | sed 's/^/    /'
+check "$m: ip netns exec a wg-exec down wgp exits 0" "[ $rc = 0 ]"
+check "$m: no trace in netns a" "[ \"\$(snapshot a)\" = \"\$before_a\" ]"
+$WGX down wgb
+
+# The plain shape again, run as an unprivileged user (uid 65534) holding only the ambient
+# capabilities a systemd unit would give it: CAP_NET_ADMIN, and CAP_SYS_MODULE for modprobe.
+# The module is unloaded first (when it can be), so that this run loads it itself.
+m="matrix kernel plain non-root"
+NOBODY="/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin,+sys_module --ambient-caps=+net_admin,+sys_module"
+nr_state=/run/wg-exec-65534
+mkdir -m 700 $nr_state
+chown 65534:65534 $nr_state /etc/wg-exec/wgp.ron /test/plain/a.key /test/plain/ab.psk
+as_nobody() { # wg-exec arguments: wg-exec as uid 65534 inside netns a
+    in_ns a $NOBODY env WG_EXEC_STATE_DIR=$nr_state $WGX "$@"
+}
+status=$(in_ns a $NOBODY cat /proc/self/status)
+check "$m: the configuration has no namespace option and no backend field" "$plain_shape"
+check "$m: setpriv gives uid 65534 with CAP_NET_ADMIN and CAP_SYS_MODULE only (CapEff 11000)" \
+    "echo \"\$status\" | grep -q '^Uid:.65534.65534' && echo \"\$status\" | grep -q '^CapEff:.0000000000011000\$' && echo \"\$status\" | grep -q '^CapAmb:.0000000000011000\$'"
+i=0
+while grep -q '^wireguard ' /proc/modules && [ $i -lt 10 ]; do
+    rmmod wireguard 2>/dev/null || sleep 1
+    i=$((i + 1))
+done
+unloaded=no; grep -q '^wireguard ' /proc/modules || unloaded=yes
+[ $unloaded = yes ] || echo "# wireguard could not be unloaded: its modprobe step is not checked in this cell"
+before_a=$(snapshot a)
+out=$(as_nobody -v up wgp 2>&1); rc=$?
+echo "$out" | sed 's/^/    /'
+check "$m: wg-exec up wgp as uid 65534 in netns a exits 0" "[ $rc = 0 ]"
+if [ $unloaded = yes ]; then
+    check "$m: wireguard was loaded by its modprobe step" "grep -q '^wireguard ' /proc/modules && echo \"\$out\" | grep -q 'module wireguard is loaded'"
+fi
+check "$m: wgp is a kernel wireguard link in netns a (ip -d link show)" "$IP -n a -d link show wgp | grep -q '^ *wireguard'"
+check "$m: its journal is in WG_EXEC_STATE_DIR, owned by uid 65534" "[ \"\$(stat -c %u $nr_state/wgp.ron 2>/dev/null)\" = 65534 ]"
+host_b wgb "203.0.113.1:51820"
+matrix_while_up "$m" a wgp 51820 203.0.113.2:51821
+out=$(as_nobody down wgp 2>&1); rc=$?
+[ -n "$out" ] && echo "$out" | sed 's/^/    /'
+check "$m: wg-exec down wgp as uid 65534 in netns a exits 0" "[ $rc = 0 ]"
+check "$m: no trace in netns a" "[ \"\$(snapshot a)\" = \"\$before_a\" ]"
+check "$m: its journal is gone from WG_EXEC_STATE_DIR" "[ ! -e $nr_state/wgp.ron ]"
+$WGX down wgb
+
+# The module's namespace scenarios; the UDP socket stays where the link was created.
+scenario() { # shape, namespaces fields, namespace of the link, endpoint of a as b sees it, endpoint of b
+    m="matrix kernel $1"
     cat > /etc/wg-exec/wgs.ron <<RON
 Interface(
-    ips: ["192.0.2.1/24"],
+    ips: ["192.0.2.1/24", "2001:db8:1::1/64"],
     private_key_file: "/test/keys/a.key",
     listen_port: 51820,
     backend: Kernel,
     $2
     peers: [Peer(public_key: "$PB", preshared_key_file: "/test/keys/ab.psk",
-        allowed_ips: ["192.0.2.2/32"], endpoint: "$5")],
+        allowed_ips: ["192.0.2.2/32", "2001:db8:1::2/128"], endpoint: "$5")],
 )
 RON
+    before=$(snapshot a; snapshot t; snapshot init)
     host_b wgb "$4"
     $WGX up wgs; rc=$?
-    check "$1: up exits 0" "[ $rc = 0 ]"
-    if [ "$3" = init ]; then show="$IP link show wgs"; pingns=""; wgns=""; else show="$IP -n $3 link show wgs"; pingns="$IP netns exec $3"; wgns="$IP netns exec $3"; fi
-    check "$1: the link is in $3" "$show >/dev/null 2>&1"
-    i=0; ok_ping=1
-    while [ $i -lt 15 ]; do $pingns ping -c 1 -W 1 192.0.2.2 >/dev/null 2>&1 && { ok_ping=0; break; }; i=$((i + 1)); done
-    check "$1: ping through the tunnel" "[ $ok_ping = 0 ]"
-    check "$1: a handshake happened" "[ \"\$($wgns wg show wgs latest-handshakes | awk '{print \$2}')\" != 0 ]"
+    check "$m: up exits 0" "[ $rc = 0 ]"
+    show="ipns $3 -d link show wgs"
+    check "$m: wgs is a kernel wireguard link in $3" "$show 2>/dev/null | grep -q '^ *wireguard'"
+    case $2 in *"mtu: 1280"*)
+        check "$m: mtu 1280" "$show | grep -q ' mtu 1280 '" ;;
+    esac
+    matrix_while_up "$m" "$3" wgs 51820 "$5"
     $WGX down wgs; rc=$?
-    check "$1: down exits 0 and the link is gone" "[ $rc = 0 ] && ! $show >/dev/null 2>&1"
+    check "$m: down exits 0 and the link is gone" "[ $rc = 0 ] && ! $show >/dev/null 2>&1"
+    check "$m: no trace in a, t or the guest's own namespace" "[ \"\$(snapshot a; snapshot t; snapshot init)\" = \"\$before\" ]"
     $WGX down wgb
 }
 scenario "socket_namespace only" 'socket_namespace: "a",' a "203.0.113.1:51820" "203.0.113.2:51821"
-scenario "interface_namespace only, mtu 1280" 'interface_namespace: "t", mtu: 1280,' t "198.51.100.1:51820" "198.51.100.2:51821"
-check "interface_namespace only: mtu was 1280 (checked while up above)" "true"
+scenario "interface_namespace only" 'interface_namespace: "t", mtu: 1280,' t "198.51.100.1:51820" "198.51.100.2:51821"
 scenario "socket and interface namespace" 'socket_namespace: "a", interface_namespace: "t",' t "203.0.113.1:51820" "203.0.113.2:51821"
 scenario "socket_namespace with interface_namespace init" 'socket_namespace: "a", interface_namespace: "init",' init "203.0.113.1:51820" "203.0.113.2:51821"
 
