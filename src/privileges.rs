@@ -40,7 +40,11 @@ pub fn check_and_drop(needs: &Needs) -> Result<Kept, String> {
         .map(|c| name(*c))
         .collect();
     if !missing.is_empty() {
-        let all: Vec<String> = required.iter().map(|c| name(*c)).collect();
+        // The line to copy grants everything the plan uses, CAP_SYS_MODULE for its modprobe too.
+        let mut all: Vec<String> = required.iter().map(|c| name(*c)).collect();
+        if needs.module {
+            all.push(name(Capability::CAP_SYS_MODULE));
+        }
         return Err(format!(
             "missing capabilit{} {}: run as root, or give the unit AmbientCapabilities={} (and CapabilityBoundingSet= the same)",
             if missing.len() == 1 { "y" } else { "ies" },
