@@ -9,11 +9,15 @@ use netlink_packet_core::Emitable;
 use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::GenlMessage;
+use netlink_packet_wireguard::WireguardTimeSpec;
 use netlink_packet_wireguard::{
     WireguardAddressFamily, WireguardAllowedIp, WireguardAllowedIpAttr, WireguardAttribute,
     WireguardCmd, WireguardMessage, WireguardPeer, WireguardPeerAttribute, WireguardPeerFlags,
 };
-use wg_exec_steps::{DeviceSettings, KernelError, Key, PeerSettings};
+use wg_exec_steps::{
+    AllowedIpsChange, DeviceSettings, KernelError, Key, LiveDevice, LivePeer, PeerSettings,
+    PeerUpdate,
+};
 
 /// Largest message we build (netlink header and genl header included).
 pub const MESSAGE_LIMIT: usize = 32 * 1024;
@@ -138,6 +142,18 @@ impl<'a> Splitter<'a> {
     /// Adds a peer: `head` attributes (key, flags, psk, endpoint, keepalive) and its allowed
     /// IPs, continuing in further messages when they do not fit.
     fn peer(&mut self, key: [u8; 32], head: Vec<WireguardPeerAttribute>, ips: &[ipnet::IpNet]) {
+        self.peer_then(key, head, ips, None)
+    }
+
+    /// [`Splitter::peer`], with `cont` as the flags of continuation parts (an update keeps
+    /// UPDATE_ONLY there, so that no part can create the peer again).
+    fn peer_then(
+        &mut self,
+        key: [u8; 32],
+        head: Vec<WireguardPeerAttribute>,
+        ips: &[ipnet::IpNet],
+        cont: Option<WireguardPeerFlags>,
+    ) {
         let head_len: usize = head.iter().map(|a| a.buffer_len()).sum();
         let ip_nest = if ips.is_empty() { 0 } else { NEST };
         let first_ip = ips.first().map(|n| allowed_ip(n).buffer_len()).unwrap_or(0);
@@ -155,10 +171,15 @@ impl<'a> Splitter<'a> {
                 )));
                 self.peers.push(WireguardPeer(std::mem::take(&mut attrs)));
                 self.flush();
-                // The continuation: same key, no flags, so the IPs are appended.
+                // The continuation: same key, no replace flag, so the IPs are appended.
                 attrs.push(WireguardPeerAttribute::PublicKey(key));
                 size =
                     self.size + NEST + WireguardPeerAttribute::PublicKey(key).buffer_len() + NEST;
+                if let Some(f) = cont {
+                    let flags = WireguardPeerAttribute::Flags(f);
+                    size += flags.buffer_len();
+                    attrs.push(flags);
+                }
             }
             size += a.buffer_len();
             chunk.push(a);
@@ -193,6 +214,156 @@ pub fn set_peers(ifname: &str, peers: &[PeerSettings], limit: usize) -> Vec<Wire
     }
     s.flush();
     s.done
+}
+
+/// Messages that change existing peers: UPDATE_ONLY, and only the attributes that changed.
+pub fn update_peers(ifname: &str, updates: &[PeerUpdate], limit: usize) -> Vec<WireguardMessage> {
+    let mut s = Splitter::new(ifname, limit);
+    for u in updates {
+        let p = &u.peer;
+        let key = *p.public_key.as_bytes();
+        let mut flags = WireguardPeerFlags::UpdateOnly;
+        if u.allowed_ips == AllowedIpsChange::Replace {
+            flags |= WireguardPeerFlags::ReplaceAllowedIps;
+        }
+        let mut head = vec![
+            WireguardPeerAttribute::PublicKey(key),
+            WireguardPeerAttribute::Flags(flags),
+        ];
+        if u.preshared_key {
+            // 32 zero bytes remove it.
+            let psk = p.preshared_key.as_ref().map(|k| *k.as_bytes());
+            head.push(WireguardPeerAttribute::PresharedKey(psk.unwrap_or([0; 32])));
+        }
+        if u.endpoint {
+            if let Some(ep) = p.endpoint {
+                head.push(WireguardPeerAttribute::Endpoint(ep));
+            }
+        }
+        if u.persistent_keepalive {
+            head.push(WireguardPeerAttribute::PersistentKeepalive(
+                p.persistent_keepalive.unwrap_or(0),
+            ));
+        }
+        let ips: &[ipnet::IpNet] = match &u.allowed_ips {
+            AllowedIpsChange::Unchanged => &[],
+            AllowedIpsChange::Append(new) => new,
+            AllowedIpsChange::Replace => &p.allowed_ips,
+        };
+        s.peer_then(key, head, ips, Some(WireguardPeerFlags::UpdateOnly));
+    }
+    s.flush();
+    s.done
+}
+
+/// The GET request of a device (a dump: peers may span several replies).
+pub fn get_device(ifname: &str) -> WireguardMessage {
+    WireguardMessage {
+        cmd: WireguardCmd::GetDevice,
+        attributes: vec![WireguardAttribute::IfName(ifname.into())],
+    }
+}
+
+fn age(t: &WireguardTimeSpec) -> Option<u64> {
+    if t.seconds == 0 && t.nano_seconds == 0 {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Wall-clock time, which can jump: a handshake "in the future" is fresh.
+    Some(now.saturating_sub(u64::try_from(t.seconds).unwrap_or(0)))
+}
+
+/// Merges the replies of a GET dump into one device; a peer split across replies is joined.
+pub fn parse_device(replies: Vec<WireguardMessage>) -> LiveDevice {
+    let mut dev = LiveDevice {
+        updates_in_place: true,
+        ..LiveDevice::default()
+    };
+    for m in replies {
+        for a in m.attributes {
+            match a {
+                WireguardAttribute::PrivateKey(mut k) => {
+                    if k != [0; 32] {
+                        dev.private_key = Some(Key::from_bytes(k, true));
+                    }
+                    k.fill(0);
+                }
+                WireguardAttribute::PublicKey(k) if k != [0; 32] => {
+                    dev.public_key = Some(Key::from_bytes(k, false));
+                }
+                WireguardAttribute::ListenPort(p) => dev.listen_port = p,
+                WireguardAttribute::Fwmark(f) => dev.fwmark = f,
+                WireguardAttribute::Peers(peers) => {
+                    for p in peers {
+                        merge_peer(&mut dev.peers, p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    dev
+}
+
+fn merge_peer(peers: &mut Vec<LivePeer>, p: WireguardPeer) {
+    let mut key = None;
+    let mut live = LivePeer {
+        public_key: Key::from_bytes([0; 32], false),
+        preshared_key: None,
+        endpoint: None,
+        persistent_keepalive: 0,
+        allowed_ips: Vec::new(),
+        handshake_age: None,
+        rx_bytes: 0,
+        tx_bytes: 0,
+    };
+    for a in p.0 {
+        match a {
+            WireguardPeerAttribute::PublicKey(k) => key = Some(k),
+            WireguardPeerAttribute::PresharedKey(mut k) => {
+                if k != [0; 32] {
+                    live.preshared_key = Some(Key::from_bytes(k, true));
+                }
+                k.fill(0);
+            }
+            WireguardPeerAttribute::Endpoint(ep) => live.endpoint = Some(ep),
+            WireguardPeerAttribute::PersistentKeepalive(k) => live.persistent_keepalive = k,
+            WireguardPeerAttribute::LastHandshake(t) => live.handshake_age = age(&t),
+            WireguardPeerAttribute::RxBytes(b) => live.rx_bytes = b,
+            WireguardPeerAttribute::TxBytes(b) => live.tx_bytes = b,
+            WireguardPeerAttribute::AllowedIps(ips) => {
+                for ip in ips {
+                    let mut addr = None;
+                    let mut cidr = None;
+                    for attr in ip.0 {
+                        match attr {
+                            WireguardAllowedIpAttr::IpAddr(a) => addr = Some(a),
+                            WireguardAllowedIpAttr::Cidr(c) => cidr = Some(c),
+                            _ => {}
+                        }
+                    }
+                    if let (Some(a), Some(c)) = (addr, cidr) {
+                        if let Ok(net) = ipnet::IpNet::new(a, c) {
+                            live.allowed_ips.push(net.trunc());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(key) = key else { return };
+    live.public_key = Key::from_bytes(key, false);
+    // A peer continued from the previous reply: its allowed IPs are appended.
+    match peers.last_mut() {
+        Some(last) if last.public_key == live.public_key => {
+            last.allowed_ips.extend(live.allowed_ips)
+        }
+        _ => peers.push(live),
+    }
 }
 
 /// Messages that remove peers by public key.

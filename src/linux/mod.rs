@@ -26,8 +26,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wg_exec_steps::{
-    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, Netns, PeerSettings,
-    Route,
+    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, LinkState, LiveDevice,
+    Netns, PeerSettings, PeerUpdate, Route,
 };
 use zeroize::Zeroize;
 
@@ -373,6 +373,62 @@ impl Kernel for LinuxKernel {
         }
         let msgs = genl::remove_peers(name, keys, MESSAGE_LIMIT);
         self.genl_send(ns, msgs)
+    }
+
+    fn wg_update_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        updates: &[PeerUpdate],
+    ) -> Result<(), KernelError> {
+        if Self::userspace(name) {
+            if !uapi::get(name)?.updates_in_place {
+                // boringtun-cli panics on an update of an existing peer: remove it and add it
+                // again, whole. Its session restarts.
+                for u in updates {
+                    log::warn!(
+                        "{name}: the userspace implementation cannot update peer {} in place: removing and adding it again, its session restarts",
+                        u.peer.public_key.to_base64()
+                    );
+                }
+                let keys: Vec<Key> = updates.iter().map(|u| u.peer.public_key.clone()).collect();
+                let peers: Vec<PeerSettings> = updates.iter().map(|u| u.peer.clone()).collect();
+                uapi::request(name, uapi::remove_peers(&keys))?;
+                return uapi::request(name, uapi::set_peers(&peers));
+            }
+            return uapi::request(name, uapi::update_peers(updates));
+        }
+        let msgs = genl::update_peers(name, updates, MESSAGE_LIMIT);
+        self.genl_send(ns, msgs)
+    }
+
+    fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError> {
+        if Self::userspace(name) {
+            return uapi::get(name);
+        }
+        let (conn, family) = self.genl(ns)?;
+        let replies = conn.dump(|| {
+            let mut m = netlink_packet_generic::GenlMessage::from_payload(genl::get_device(name));
+            m.set_resolved_family_id(family);
+            m
+        })?;
+        Ok(genl::parse_device(
+            replies.into_iter().map(|g| g.payload).collect(),
+        ))
+    }
+
+    fn link_state(&mut self, ns: &Netns, name: &str) -> Result<Option<LinkState>, KernelError> {
+        rtnl::link_state(self.route(ns)?, name)
+    }
+
+    fn addr_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<IpNet>, KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::addresses(self.route(ns)?, index)
+    }
+
+    fn route_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<Route>, KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::routes_via(self.route(ns)?, index)
     }
 
     fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {

@@ -16,6 +16,8 @@ use wg_exec_steps::KernelError;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_DUMP_INTR: u16 = 0x10;
 const NLM_F_ACK_TLVS: u16 = 0x200;
 const NLMSGERR_ATTR_MSG: u16 = 1;
 const HEADER_LEN: usize = 16;
@@ -198,6 +200,23 @@ impl Conn {
         self.request_then(inner, flags, |_| {})
     }
 
+    /// A dump: every reply until the end. A dump that the kernel flags as interrupted (the
+    /// object changed meanwhile) is asked for again, a few times.
+    pub fn dump<I>(&mut self, make: impl Fn() -> I) -> Result<Vec<I>, KernelError>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable,
+    {
+        for _ in 0..10 {
+            let (replies, interrupted) = self.exchange(make(), NLM_F_DUMP, |_| {})?;
+            if !interrupted {
+                return Ok(replies);
+            }
+        }
+        Err(KernelError::new(
+            "the dump was interrupted by changes ten times in a row",
+        ))
+    }
+
     /// [`Conn::request`] for messages that carry secrets: `scrub` overwrites them once the
     /// message is serialized, and the serialized bytes are zeroed after sending.
     pub fn request_then<I>(
@@ -209,6 +228,20 @@ impl Conn {
     where
         I: NetlinkSerializable + NetlinkDeserializable,
     {
+        self.exchange(inner, flags, scrub).map(|(r, _)| r)
+    }
+
+    /// One request and its replies; true when a reply was flagged NLM_F_DUMP_INTR.
+    fn exchange<I>(
+        &mut self,
+        inner: I,
+        flags: u16,
+        scrub: impl FnOnce(&mut I),
+    ) -> Result<(Vec<I>, bool), KernelError>
+    where
+        I: NetlinkSerializable + NetlinkDeserializable,
+    {
+        let mut interrupted = false;
         let (seq, mut bytes) = self.frame_then(inner, flags, scrub);
         let sent = self.send(&bytes);
         // Requests may carry keys: do not leave them in freed memory.
@@ -221,15 +254,16 @@ impl Conn {
                 if raw.seq != seq {
                     continue;
                 }
+                interrupted |= raw.flags & NLM_F_DUMP_INTR != 0;
                 match raw.msg_type {
                     NLMSG_ERROR => {
                         let (code, text) = decode_error(raw.flags, raw.body);
                         return match code {
-                            0 => Ok(replies),
+                            0 => Ok((replies, interrupted)),
                             e => Err(KernelError::from_errno(e, text.as_deref())),
                         };
                     }
-                    NLMSG_DONE => return Ok(replies),
+                    NLMSG_DONE => return Ok((replies, interrupted)),
                     _ => {
                         let msg = NetlinkMessage::<I>::deserialize(raw.whole)
                             .map_err(|e| KernelError::new(format!("bad netlink reply: {e}")))?;

@@ -10,7 +10,7 @@ use netlink_packet_route::route::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::os::fd::RawFd;
-use wg_exec_steps::{KernelError, Route};
+use wg_exec_steps::{KernelError, LinkState, Route};
 
 const RT_TABLE_UNSPEC: u8 = 0;
 
@@ -39,6 +39,133 @@ pub fn get_link(conn: &mut Conn, name: &str) -> Result<Option<(u32, u32)>, Kerne
         Err(e) if e.is_errno(libc::ENODEV) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// A link's index, MTU and up flag, or None when there is no link of that name.
+pub fn link_state(conn: &mut Conn, name: &str) -> Result<Option<LinkState>, KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    match conn.request(RouteNetlinkMessage::GetLink(msg), 0) {
+        Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(l) => Some(LinkState {
+                index: l.header.index,
+                mtu: l
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        LinkAttribute::Mtu(m) => Some(*m),
+                        _ => None,
+                    })
+                    .unwrap_or(0),
+                up: l.header.flags.contains(LinkFlags::Up),
+            }),
+            _ => None,
+        })),
+        Err(e) if e.is_errno(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The addresses of link `index`, link-local ones left out.
+pub fn addresses(conn: &mut Conn, index: u32) -> Result<Vec<IpNet>, KernelError> {
+    let replies = conn.dump(|| RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
+    let mut out = Vec::new();
+    for r in replies {
+        let RouteNetlinkMessage::NewAddress(a) = r else {
+            continue;
+        };
+        if a.header.index != index {
+            continue;
+        }
+        let addr = a.attributes.iter().find_map(|x| match x {
+            AddressAttribute::Local(ip) => Some(*ip),
+            _ => None,
+        });
+        let addr = addr.or_else(|| {
+            a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })
+        });
+        let Some(ip) = addr else { continue };
+        let link_local = match ip {
+            std::net::IpAddr::V6(v6) => v6.segments()[0] & 0xffc0 == 0xfe80,
+            std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        };
+        if link_local {
+            continue;
+        }
+        if let Ok(net) = IpNet::new(ip, a.header.prefix_len) {
+            out.push(net);
+        }
+    }
+    Ok(out)
+}
+
+/// The routes through link `index` that someone added (not the kernel's own for addresses,
+/// not the local table, not multicast), in every table.
+pub fn routes_via(conn: &mut Conn, index: u32) -> Result<Vec<Route>, KernelError> {
+    let mut out = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let replies = conn.dump(|| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            RouteNetlinkMessage::GetRoute(m)
+        })?;
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
+            let oif = m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
+            if oif != Some(index)
+                || m.header.protocol == RouteProtocol::Kernel
+                || m.header.kind != RouteType::Unicast
+            {
+                continue;
+            }
+            let table = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Table(t) => Some(*t),
+                    _ => None,
+                })
+                .unwrap_or(u32::from(m.header.table));
+            if table == 255 {
+                continue;
+            }
+            let dst = m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                    Some(std::net::IpAddr::V4(*ip))
+                }
+                RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                    Some(std::net::IpAddr::V6(*ip))
+                }
+                _ => None,
+            });
+            let dst = dst.unwrap_or(match family {
+                AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            });
+            let Ok(dst) = IpNet::new(dst, m.header.destination_prefix_length) else {
+                continue;
+            };
+            let metric = m.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Priority(p) => Some(*p),
+                _ => None,
+            });
+            // IPv6 routes get metric 1024 when none was given: that is "no metric".
+            let metric = match (family, metric) {
+                (AddressFamily::Inet6, Some(1024)) => None,
+                (_, m) => m,
+            };
+            out.push(Route { dst, table, metric });
+        }
+    }
+    Ok(out)
 }
 
 pub fn add_wireguard(conn: &mut Conn, name: &str) -> Result<(), KernelError> {

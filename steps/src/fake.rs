@@ -3,7 +3,8 @@
 //! Nth call so that every rollback path runs without root.
 
 use crate::kernel::{
-    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Netns, PeerSettings, Route,
+    AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
+    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Route,
 };
 use crate::secret::Key;
 use ipnet::IpNet;
@@ -53,6 +54,8 @@ pub struct FakeKernel {
     pub hosts: BTreeMap<String, IpAddr>,
     /// Whether the kernel has WireGuard (decides `Backend::Auto`).
     pub has_wireguard: bool,
+    /// Plays boringtun-cli: `wg_get` says peers cannot be updated in place.
+    pub no_update_in_place: bool,
     key_counter: u8,
 }
 
@@ -322,6 +325,7 @@ impl Kernel for FakeKernel {
         let link = self.link(ns, name)?;
         for p in peers {
             link.peers.insert(p.public_key.clone(), p.clone());
+            claim(&mut link.peers, &p.public_key, &p.allowed_ips);
         }
         Ok(())
     }
@@ -337,6 +341,111 @@ impl Kernel for FakeKernel {
             link.peers.remove(k);
         }
         Ok(())
+    }
+
+    fn wg_update_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        updates: &[PeerUpdate],
+    ) -> Result<(), KernelError> {
+        self.call(format!(
+            "wg_update_peers {} {name} {}",
+            label(ns),
+            updates.len()
+        ))?;
+        let link = self.link(ns, name)?;
+        for u in updates {
+            let claimed: Vec<IpNet> = match &u.allowed_ips {
+                AllowedIpsChange::Unchanged => Vec::new(),
+                AllowedIpsChange::Append(new) => new.clone(),
+                AllowedIpsChange::Replace => u.peer.allowed_ips.clone(),
+            };
+            // UPDATE_ONLY: a peer that is not there is not created.
+            let Some(p) = link.peers.get_mut(&u.peer.public_key) else {
+                continue;
+            };
+            if u.preshared_key {
+                p.preshared_key = u.peer.preshared_key.clone();
+            }
+            if u.endpoint {
+                p.endpoint = u.peer.endpoint;
+            }
+            if u.persistent_keepalive {
+                p.persistent_keepalive = u.peer.persistent_keepalive;
+            }
+            match &u.allowed_ips {
+                AllowedIpsChange::Unchanged => {}
+                AllowedIpsChange::Append(new) => {
+                    for ip in new {
+                        if !p.allowed_ips.contains(ip) {
+                            p.allowed_ips.push(*ip);
+                        }
+                    }
+                }
+                AllowedIpsChange::Replace => p.allowed_ips = u.peer.allowed_ips.clone(),
+            }
+            claim(&mut link.peers, &u.peer.public_key, &claimed);
+        }
+        Ok(())
+    }
+
+    fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError> {
+        self.call(format!("wg_get {} {name}", label(ns)))?;
+        let in_place = !self.no_update_in_place;
+        let link = self.link(ns, name)?;
+        Ok(LiveDevice {
+            private_key: link.private_key.clone(),
+            public_key: None,
+            listen_port: link.listen_port,
+            fwmark: link.fwmark,
+            peers: link
+                .peers
+                .values()
+                .map(|p| LivePeer {
+                    public_key: p.public_key.clone(),
+                    preshared_key: p.preshared_key.clone(),
+                    endpoint: p.endpoint,
+                    persistent_keepalive: p.persistent_keepalive.unwrap_or(0),
+                    allowed_ips: p.allowed_ips.clone(),
+                    handshake_age: None,
+                    rx_bytes: 0,
+                    tx_bytes: 0,
+                })
+                .collect(),
+            updates_in_place: in_place,
+        })
+    }
+
+    fn link_state(&mut self, ns: &Netns, name: &str) -> Result<Option<LinkState>, KernelError> {
+        self.call(format!("link_state {} {name}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self
+            .state
+            .links
+            .get(&(ns.clone(), name.to_string()))
+            .map(|l| LinkState {
+                index: 7,
+                mtu: l.mtu,
+                up: l.up,
+            }))
+    }
+
+    fn addr_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<IpNet>, KernelError> {
+        self.call(format!("addr_list {} {name}", label(ns)))?;
+        Ok(self.link(ns, name)?.addrs.iter().copied().collect())
+    }
+
+    fn route_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<Route>, KernelError> {
+        self.call(format!("route_list {} {name}", label(ns)))?;
+        self.link(ns, name)?;
+        Ok(self
+            .state
+            .routes
+            .iter()
+            .filter(|(n, d, _)| n == ns && d == name)
+            .map(|(_, _, r)| r.clone())
+            .collect())
     }
 
     fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
@@ -398,6 +507,18 @@ impl Kernel for FakeKernel {
                 .remove(&(ns.clone(), dev.to_string(), r.clone()));
         }
         Ok(())
+    }
+}
+
+/// As the kernel does: a prefix claimed by one peer is taken from every other.
+fn claim(peers: &mut BTreeMap<Key, PeerSettings>, owner: &Key, prefixes: &[IpNet]) {
+    if prefixes.is_empty() {
+        return;
+    }
+    for (k, p) in peers.iter_mut() {
+        if k != owner {
+            p.allowed_ips.retain(|ip| !prefixes.contains(ip));
+        }
     }
 }
 

@@ -187,6 +187,78 @@ pub struct PeerSettings {
     pub allowed_ips: Vec<IpNet>,
 }
 
+/// A peer as the device holds it (read back with GET / `get=1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePeer {
+    pub public_key: Key,
+    /// None when the device has none (or, for boringtun-cli, does not say).
+    pub preshared_key: Option<Key>,
+    /// What the device uses now: configured, or learnt by roaming.
+    pub endpoint: Option<SocketAddr>,
+    /// Seconds; 0 = off.
+    pub persistent_keepalive: u16,
+    pub allowed_ips: Vec<IpNet>,
+    /// Seconds since the last handshake; None = never (or not reported).
+    pub handshake_age: Option<u64>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+/// A device as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveDevice {
+    /// None when no key is set, or when the implementation does not report it.
+    pub private_key: Option<Key>,
+    /// The device's public key when the implementation reports it without the private key.
+    pub public_key: Option<Key>,
+    /// The port the socket is bound to (chosen by the kernel when none was set).
+    pub listen_port: u16,
+    pub fwmark: u32,
+    pub peers: Vec<LivePeer>,
+    /// False when the implementation cannot change an existing peer in place (boringtun-cli):
+    /// an update is then a removal and a new addition, and the peer's session restarts.
+    pub updates_in_place: bool,
+}
+
+/// How a peer's allowed IPs change in an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedIpsChange {
+    Unchanged,
+    /// Only additions: appended without touching the others (no gap).
+    Append(Vec<IpNet>),
+    /// Some removed: the whole list replaces the old one.
+    Replace,
+}
+
+/// A change to a peer that exists: only what changed is sent, as an update of that peer
+/// (never creating it again if someone removed it meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerUpdate {
+    /// The peer as it is to be afterwards (the endpoint as last known when it is not changed).
+    pub peer: PeerSettings,
+    pub preshared_key: bool,
+    pub endpoint: bool,
+    pub persistent_keepalive: bool,
+    pub allowed_ips: AllowedIpsChange,
+}
+
+impl PeerUpdate {
+    pub fn is_empty(&self) -> bool {
+        !self.preshared_key
+            && !self.endpoint
+            && !self.persistent_keepalive
+            && self.allowed_ips == AllowedIpsChange::Unchanged
+    }
+}
+
+/// A link as rtnetlink shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub mtu: u32,
+    pub up: bool,
+}
+
 /// A route to `dst` through the WireGuard link.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Route {
@@ -250,12 +322,29 @@ pub trait Kernel {
     ) -> Result<(), KernelError>;
     /// Remove peers; absent ones are not an error.
     fn wg_remove_peers(&mut self, ns: &Netns, name: &str, keys: &[Key]) -> Result<(), KernelError>;
+    /// Change existing peers, each as an update (see [`PeerUpdate`]).
+    fn wg_update_peers(
+        &mut self,
+        ns: &Netns,
+        name: &str,
+        updates: &[PeerUpdate],
+    ) -> Result<(), KernelError>;
+    /// The device as it is now.
+    fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError>;
     /// Resolve an endpoint host in the namespace where the tunnel's UDP socket lives.
     fn resolve_endpoint(
         &mut self,
         ns: &Netns,
         endpoint: &Endpoint,
     ) -> Result<SocketAddr, KernelError>;
+
+    /// The link's index, MTU and whether it is up; None when there is no such link.
+    fn link_state(&mut self, ns: &Netns, name: &str) -> Result<Option<LinkState>, KernelError>;
+    /// The addresses on the link, link-local ones left out.
+    fn addr_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<IpNet>, KernelError>;
+    /// The routes through the link that are not the kernel's own (those of its addresses, the
+    /// local table, multicast), in every table.
+    fn route_list(&mut self, ns: &Netns, name: &str) -> Result<Vec<Route>, KernelError>;
 
     /// `ip route replace DST dev NAME table T [metric M]` for each route, in one pipeline.
     fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError>;

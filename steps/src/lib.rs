@@ -21,8 +21,8 @@ pub mod route;
 pub mod teardown;
 
 pub use kernel::{
-    Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Netns, PeerSettings, Route,
-    SecretSource,
+    AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
+    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Route, SecretSource,
 };
 pub use secret::{Key, KeyError};
 pub use step::{Needs, Step, StepError, StepKind, Trace};
