@@ -25,6 +25,10 @@ pub enum Command {
     Up(Target),
     /// Remove the interface and run the shutdown hooks.
     Down(Target),
+    /// Change the live interface to match its configuration, touching only what differs.
+    Reload(Target),
+    /// Show the interface next to its record and configuration; exit 1 when they differ.
+    Status(StatusArgs),
     /// Validate the configuration and its key files, print the warnings, change nothing.
     Check(CheckArgs),
 }
@@ -35,6 +39,8 @@ impl Command {
         match self {
             Command::Up(t) => ("up", &t.iface),
             Command::Down(t) => ("down", &t.iface),
+            Command::Reload(t) => ("reload", &t.iface),
+            Command::Status(a) => ("status", &a.iface),
             Command::Check(a) => ("check", &a.iface),
         }
     }
@@ -60,4 +66,14 @@ pub struct CheckArgs {
     pub iface: String,
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    pub iface: String,
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One JSON document instead of text (field names in the README).
+    #[arg(long)]
+    pub json: bool,
 }

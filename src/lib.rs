@@ -8,12 +8,14 @@ pub mod config;
 pub mod executor;
 pub mod faults;
 pub mod journal;
+pub mod keys;
 pub mod linux;
 pub mod lock;
 pub mod outcome;
 pub mod plan;
 pub mod preflight;
 pub mod privileges;
+pub mod reload;
 
 /// Shared by the fuzz target (fuzz/) and the test that replays its corpus.
 pub mod fuzzing {

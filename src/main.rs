@@ -35,6 +35,8 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Up(t) => commands::up::run(t),
         Command::Down(t) => commands::down::run(t),
+        Command::Reload(t) => commands::reload::run(t),
+        Command::Status(a) => commands::status::run(a),
         Command::Check(a) => commands::check::run(a),
     };
     for line in outcome.lines(op, &iface) {

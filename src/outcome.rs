@@ -10,6 +10,8 @@ Exit codes:
   2  bad usage, bad configuration or missing capabilities; nothing was touched
   3  failed, and the rollback was incomplete: what is left behind is listed
 
+status: 0 in sync, 1 drifted (each difference on a line), 2 bad usage, 3 not up.
+
 Configuration: /etc/wg-exec/IFACE.ron, or $WG_EXEC_CONFIG_DIR/IFACE.ron, or --config FILE.";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,15 +30,22 @@ pub enum Outcome {
     HookFailed(Vec<String>),
     /// Something could not be undone or removed; each line says what is left.
     LeftBehind(Vec<String>),
+    /// `status`: the interface differs from its record or configuration; a line per difference.
+    Drifted(Vec<String>),
+    /// `status`: the interface is not up.
+    NotUp(String),
 }
 
 impl Outcome {
     pub fn code(&self) -> u8 {
         match self {
             Outcome::Done => 0,
-            Outcome::Refused(_) | Outcome::RolledBack(_) | Outcome::HookFailed(_) => 1,
+            Outcome::Refused(_)
+            | Outcome::RolledBack(_)
+            | Outcome::HookFailed(_)
+            | Outcome::Drifted(_) => 1,
             Outcome::Invalid(_) | Outcome::Unusable(_) => 2,
-            Outcome::LeftBehind(_) => 3,
+            Outcome::LeftBehind(_) | Outcome::NotUp(_) => 3,
         }
     }
 
@@ -56,6 +65,9 @@ impl Outcome {
             Outcome::HookFailed(lines) | Outcome::LeftBehind(lines) => {
                 lines.iter().map(|l| at(l)).collect()
             }
+            // Status prints its report on stdout itself.
+            Outcome::Drifted(_) => Vec::new(),
+            Outcome::NotUp(m) => vec![at(m)],
         }
     }
 }

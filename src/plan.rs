@@ -4,7 +4,7 @@
 //! its steps ([`needs`]).
 
 use crate::config::Config;
-use crate::journal::{Journal, State, What};
+use crate::journal::{Journal, What};
 use wg_exec_steps::addresses::Addresses;
 use wg_exec_steps::gen_key::{GenerateKeyFile, RemoveKeyFile};
 use wg_exec_steps::hook::{Hook, Phase};
@@ -121,18 +121,7 @@ pub fn up(cfg: &Config) -> Plan {
     }));
     // 10. Peers once the device is complete; endpoints resolve in the socket namespace.
     if !cfg.peers.is_empty() {
-        let peers = cfg
-            .peers
-            .iter()
-            .map(|p| PeerPlan {
-                name: p.name.clone(),
-                public_key: p.public_key.clone(),
-                preshared_key: p.preshared_key.clone(),
-                endpoint: p.endpoint.clone(),
-                persistent_keepalive: p.persistent_keepalive,
-                allowed_ips: p.allowed_ips.clone(),
-            })
-            .collect();
+        let peers = cfg.peers.iter().map(peer_plan).collect();
         plan.push(Box::new(PeerSet::new(
             name.clone(),
             iface.clone(),
@@ -154,6 +143,18 @@ pub fn up(cfg: &Config) -> Plan {
     // 12. post_setup sees the finished interface; its failure rolls everything back.
     plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
     plan
+}
+
+/// A configured peer as a step takes it: secrets still to be read, endpoint to be resolved.
+pub fn peer_plan(p: &crate::config::Peer) -> PeerPlan {
+    PeerPlan {
+        name: p.name.clone(),
+        public_key: p.public_key.clone(),
+        preshared_key: p.preshared_key.clone(),
+        endpoint: p.endpoint.clone(),
+        persistent_keepalive: p.persistent_keepalive,
+        allowed_ips: p.allowed_ips.clone(),
+    }
 }
 
 /// A route for each allowed IP of each peer (when `allowed_ips_as_routes`), deduplicated.
@@ -210,7 +211,7 @@ pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
             ns: now,
         }));
     }
-    if journal.state != State::Complete {
+    if !journal.is_up() {
         for r in journal.live().rev() {
             if let What::KeyFile {
                 path,

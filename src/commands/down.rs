@@ -8,7 +8,7 @@ use crate::config;
 use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
 use crate::journal::recovery::expect_userspace;
-use crate::journal::{self, JournalFile, Unusable};
+use crate::journal::{self, applied, JournalFile, Unusable};
 use crate::outcome::Outcome;
 use crate::plan::DownSource;
 use std::path::Path;
@@ -128,9 +128,18 @@ pub fn execute(
     let failures = executor::down(&mut steps, kernel, watch);
     let teardown = failures.iter().find(|f| f.step == StepKind::Teardown);
     if teardown.is_none() {
-        if let DownSource::Journal(_) = source {
+        if let DownSource::Journal(j) = source {
             if let Err(e) = std::fs::remove_file(journal_path) {
                 log::error!("cannot remove journal {}: {e}", journal_path.display());
+            }
+            let dir = journal_path.parent().unwrap_or(Path::new("."));
+            for p in [
+                applied::path_for(dir, &j.interface),
+                applied::next_path_for(dir, &j.interface),
+            ] {
+                if let Err(e) = applied::remove(&p) {
+                    log::error!("cannot remove {}: {e}", p.display());
+                }
             }
         }
     }

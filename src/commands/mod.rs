@@ -4,6 +4,8 @@
 
 pub mod check;
 pub mod down;
+pub mod reload;
+pub mod status;
 pub mod up;
 
 use crate::config::{self, Config, RouteTables};
@@ -89,7 +91,7 @@ pub struct Session {
     /// Set by SIGTERM, SIGINT or SIGHUP.
     pub signalled: Arc<AtomicBool>,
     pub journal_path: PathBuf,
-    _lock: Lock,
+    _lock: Option<Lock>,
 }
 
 impl Session {
@@ -105,7 +107,17 @@ impl Session {
             iface: iface.to_string(),
             journal_path: journal::path_for(&dir, iface),
             signalled,
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    /// A session that only reads (status): signals noted, no state directory created, no lock.
+    pub fn open_unlocked(iface: &str) -> Result<Session, Outcome> {
+        Ok(Session {
+            iface: iface.to_string(),
+            journal_path: journal::path_for(&journal::state_dir(), iface),
+            signalled: signals(),
+            _lock: None,
         })
     }
 
@@ -118,18 +130,24 @@ impl Session {
     /// opened here), then capabilities checked against and dropped to what `plans` need. A
     /// modprobe that the capabilities do not allow is removed from `plans`.
     pub fn kernel(&self, plans: &mut [&mut Plan]) -> Result<LinuxKernel, Outcome> {
-        let kernel = LinuxKernel::new(self.signalled.clone())
-            .map_err(|e| Outcome::Refused(format!("{e:#}")))?;
         let mut needs = Needs::default();
         for p in plans.iter() {
             needs.add(plan::needs(p));
         }
-        let kept = privileges::check_and_drop(&needs).map_err(Outcome::Unusable)?;
+        let (kernel, kept) = self.kernel_for(&needs)?;
         if !kept.modprobe {
             for p in plans.iter_mut() {
                 p.retain(|s| s.kind() != StepKind::Modprobe);
             }
         }
         Ok(kernel)
+    }
+
+    /// The kernel with the capabilities `needs` asks for, and no others.
+    pub fn kernel_for(&self, needs: &Needs) -> Result<(LinuxKernel, privileges::Kept), Outcome> {
+        let kernel = LinuxKernel::new(self.signalled.clone())
+            .map_err(|e| Outcome::Refused(format!("{e:#}")))?;
+        let kept = privileges::check_and_drop(needs).map_err(Outcome::Unusable)?;
+        Ok((kernel, kept))
     }
 }

@@ -5,6 +5,7 @@ use super::{load, preflight, say, Session};
 use crate::cli::Target;
 use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
+use crate::journal::applied::{self, Applied};
 use crate::journal::recovery::{link_present, recover};
 use crate::journal::{Journal, JournalFile, State};
 use crate::outcome::Outcome;
@@ -74,6 +75,11 @@ pub fn run(t: &Target) -> Outcome {
     };
     match executor::up(&mut steps, &mut kernel, &session.signalled, &mut watch) {
         Ok(()) => {
+            // What reload and status compare with, written before the journal says "up".
+            let applied = applied::path_for(dir_of(&jfile.path), &name);
+            if let Err(e) = applied::save(&applied, &Applied::of(&cfg)) {
+                log::error!("cannot write {}: {e}", applied.display());
+            }
             if let Err(e) = jfile.set_state(State::Complete) {
                 log::error!("cannot update journal {}: {e}", jfile.path.display());
             }
@@ -97,6 +103,19 @@ pub fn run(t: &Target) -> Outcome {
     }
 }
 
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Drops the journal of an interface and the records beside it.
+fn forget(jpath: &Path) {
+    let _ = std::fs::remove_file(jpath);
+    if let Some(name) = jpath.file_stem().and_then(|s| s.to_str()) {
+        let _ = applied::remove(&applied::path_for(dir_of(jpath), name));
+        let _ = applied::remove(&applied::next_path_for(dir_of(jpath), name));
+    }
+}
+
 /// The four cases of what an earlier run left, decided before an up: up (refuse), up but its
 /// link gone (start over), unfinished (roll it back first, through the executor and `watch`),
 /// nothing (refuse a link that is not ours). Ok: the up may go on and `jpath` is gone.
@@ -109,10 +128,16 @@ pub fn settle(
 ) -> Result<(), Outcome> {
     let name = &cfg.name;
     match recorded {
-        Some(j) if j.state == State::Complete => {
+        Some(j) if j.is_up() => {
             if link_present(&j, kernel) {
+                let reload = match j.state {
+                    State::Reloading => {
+                        " (a reload of it was interrupted: `wg-exec reload` finishes it)"
+                    }
+                    _ => "",
+                };
                 return Err(Outcome::Refused(format!(
-                    "it is already up (journal {}); run `wg-exec down {name}` first",
+                    "it is already up{reload} (journal {}); run `wg-exec down {name}` first",
                     jpath.display()
                 )));
             }
@@ -124,7 +149,7 @@ pub fn settle(
                     jpath.display()
                 ),
             );
-            let _ = std::fs::remove_file(jpath);
+            forget(jpath);
         }
         Some(j) => {
             say(
@@ -152,7 +177,7 @@ pub fn settle(
                             }
                         ),
                     );
-                    let _ = std::fs::remove_file(jpath);
+                    forget(jpath);
                 }
                 Err(failures) => {
                     let mut lines: Vec<String> =

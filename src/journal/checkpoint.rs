@@ -87,6 +87,28 @@ impl Watch for JournalFile {
     }
 }
 
+/// A reload's checkpoint: the journal says which step runs. What a killed reload leaves is
+/// found by the next reload, which reads the live interface and converges; the link and what
+/// goes with it stay recorded for `down` throughout.
+pub struct ReloadCheckpoint<'a> {
+    pub file: &'a mut JournalFile,
+}
+
+impl Watch for ReloadCheckpoint<'_> {
+    fn before(&mut self, _i: usize, step: &dyn Step, _k: &mut dyn Kernel) -> Result<(), StepError> {
+        self.file.journal.reload_step = Some(format!("{}: {}", step.name(), step.describe()));
+        self.file.save().map_err(|e| {
+            StepError::new(
+                format!(
+                    "record the reload step in journal {}",
+                    self.file.path.display()
+                ),
+                KernelError::from_io(&e),
+            )
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +129,7 @@ mod tests {
                 pre_shutdown: Vec::new(),
                 post_shutdown: Vec::new(),
                 records: Vec::new(),
+                reload_step: None,
             },
         }
     }

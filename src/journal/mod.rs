@@ -4,6 +4,7 @@
 //! was killed. This file is the format; [`checkpoint`] keeps it step by step during an up, and
 //! [`crate::plan::down_from_journal`] turns it back into steps.
 
+pub mod applied;
 pub mod checkpoint;
 pub mod recovery;
 
@@ -32,6 +33,9 @@ pub enum State {
     Complete,
     /// An up failed and its rollback left something behind.
     Incomplete,
+    /// Up, and a reload is running (or was killed while running): the link is there; the next
+    /// reload converges from what it finds.
+    Reloading,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +125,9 @@ pub struct Journal {
     pub pre_shutdown: Vec<String>,
     pub post_shutdown: Vec<String>,
     pub records: Vec<Record>,
+    /// The step a running reload is at (for a person reading the journal).
+    #[serde(default)]
+    pub reload_step: Option<String>,
 }
 
 impl Journal {
@@ -135,7 +142,13 @@ impl Journal {
             pre_shutdown: cfg.pre_shutdown.clone(),
             post_shutdown: cfg.post_shutdown.clone(),
             records: Vec::new(),
+            reload_step: None,
         }
+    }
+
+    /// Whether the interface is (or was last known to be) up: complete, or being reloaded.
+    pub fn is_up(&self) -> bool {
+        matches!(self.state, State::Complete | State::Reloading)
     }
 
     /// Records of steps that were not undone.
@@ -304,6 +317,7 @@ mod tests {
             config: "/etc/wg-exec/wg0.ron".into(),
             pre_shutdown: vec!["echo bye".into()],
             post_shutdown: Vec::new(),
+            reload_step: None,
             records: vec![
                 Record {
                     step: "link add".into(),

@@ -204,22 +204,18 @@ fn wait_exited(pids: &[i32], within: Duration) -> Vec<i32> {
     }
 }
 
-/// After its link was deleted: removes the UAPI socket (wireguard-go exits when its link or
-/// its socket goes), waits for `pids` to exit, and stops those that do not (boringtun-cli
-/// keeps running) with SIGTERM, then SIGKILL.
+/// After its link was deleted: removes the UAPI socket and stops `pids` (checked to be the
+/// processes serving it just before the link went) with SIGTERM at once, rather than waiting
+/// for them to notice that their link is gone; SIGKILL for any still there after 3 s. Returns
+/// only when they are gone.
 pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let alive = wait_exited(pids, Duration::from_millis(500));
     let _ = std::fs::remove_file(socket);
-    let alive = wait_exited(&alive, Duration::from_secs(2));
-    for p in &alive {
-        log::info!(
-            "pid {p} still serves {} after its link was deleted: SIGTERM",
-            socket.display()
-        );
+    for p in pids {
         let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
     }
+    let alive = pids.to_vec();
     let alive = wait_exited(&alive, Duration::from_secs(3));
     for p in &alive {
         let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);

@@ -8,16 +8,22 @@ pub mod secret;
 pub mod step;
 
 pub mod addresses;
+pub mod addresses_remove;
+pub mod device_set;
 pub mod gen_key;
 pub mod hook;
 pub mod key;
+pub mod key_rotate;
 pub mod link_add;
 pub mod link_up;
 pub mod modprobe;
 pub mod mtu;
 pub mod netns_move;
+pub mod peer_remove;
 pub mod peer_set;
+pub mod peer_update;
 pub mod route;
+pub mod routes_remove;
 pub mod teardown;
 
 pub use kernel::{

@@ -24,10 +24,17 @@ pub enum StepKind {
     PreShutdown,
     Teardown,
     PostShutdown,
+    // A reload's own kinds.
+    DeviceSet,
+    PeerUpdate,
+    PeerRemove,
+    RoutesRemove,
+    AddressesRemove,
+    KeyRotate,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 16] = [
+    pub const ALL: [StepKind; 22] = [
         StepKind::GenerateKeyFile,
         StepKind::RemoveKeyFile,
         StepKind::Modprobe,
@@ -44,6 +51,12 @@ impl StepKind {
         StepKind::PreShutdown,
         StepKind::Teardown,
         StepKind::PostShutdown,
+        StepKind::DeviceSet,
+        StepKind::PeerUpdate,
+        StepKind::PeerRemove,
+        StepKind::RoutesRemove,
+        StepKind::AddressesRemove,
+        StepKind::KeyRotate,
     ];
 
     /// How messages name it: "link add", "addresses", "pre_setup"…
@@ -65,6 +78,12 @@ impl StepKind {
             StepKind::PreShutdown => "pre_shutdown",
             StepKind::Teardown => "teardown",
             StepKind::PostShutdown => "post_shutdown",
+            StepKind::DeviceSet => "device set",
+            StepKind::PeerUpdate => "peer update",
+            StepKind::PeerRemove => "peer remove",
+            StepKind::RoutesRemove => "route remove",
+            StepKind::AddressesRemove => "addresses remove",
+            StepKind::KeyRotate => "key rotate",
         }
     }
 

@@ -1,0 +1,197 @@
+//! `wg-exec reload IFACE`: change a live interface to match its configuration, touching only
+//! what differs, as a transaction (see src/reload.rs for the plan and its order).
+
+use super::{load, preflight, say, Session};
+use crate::cli::Target;
+use crate::executor;
+use crate::faults::{Faults, Watched};
+use crate::journal::applied::{self, Applied};
+use crate::journal::checkpoint::ReloadCheckpoint;
+use crate::journal::{Journal, JournalFile, State};
+use crate::outcome::Outcome;
+use crate::plan::{self, interface_ns};
+use crate::reload;
+use std::path::Path;
+use std::time::Duration;
+use wg_exec_steps::step::Needs;
+
+/// What up (and the last reload) recorded, joined with what a killed reload may have applied.
+fn recorded(dir: &Path, name: &str, journal: &Journal) -> Result<Applied, Outcome> {
+    let now = applied::load(&applied::path_for(dir, name)).map_err(Outcome::Refused)?;
+    let Some(now) = now else {
+        return Err(Outcome::Refused(format!(
+            "there is no record of what up applied ({}; written by an older wg-exec?): `systemctl restart` (down and up) brings it under reload",
+            applied::path_for(dir, name).display()
+        )));
+    };
+    if journal.state == State::Reloading {
+        if let Ok(Some(next)) = applied::load(&applied::next_path_for(dir, name)) {
+            return Ok(now.union(&next));
+        }
+    }
+    Ok(now)
+}
+
+pub fn run(t: &Target) -> Outcome {
+    let cfg = match load(&t.iface, t.config.as_deref()) {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    if let Err(o) = preflight(&cfg) {
+        return o;
+    }
+    let name = cfg.name.clone();
+    let session = match Session::open(&name, Duration::from_secs(t.wait), true) {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+    let dir = session
+        .journal_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let journal = match session.journal() {
+        Ok(Some(j)) if j.is_up() => j,
+        Ok(Some(j)) => {
+            return Outcome::Refused(format!(
+                "an earlier up by pid {} did not finish (journal {}): `wg-exec up {name}` rolls it back and comes up",
+                j.pid,
+                session.journal_path.display()
+            ))
+        }
+        Ok(None) => {
+            return Outcome::Refused(format!(
+                "it is not up (no journal {}): `wg-exec up {name}` brings it up",
+                session.journal_path.display()
+            ))
+        }
+        Err(u) => {
+            return Outcome::Refused(format!(
+                "{u}; `wg-exec down {name}` sets it aside and takes the interface down"
+            ))
+        }
+    };
+    let recorded = match recorded(&dir, &name, &journal) {
+        Ok(r) => r,
+        Err(o) => return o,
+    };
+    let fixed = reload::not_live(&cfg, &recorded);
+    if !fixed.is_empty() {
+        return Outcome::Refused(format!(
+            "{} cannot change on a live interface ({}): `wg-exec down {name}` and `wg-exec up {name}` (systemctl restart) apply it",
+            if fixed.len() == 1 { "this option" } else { "these options" },
+            fixed.join(", ")
+        ));
+    }
+    // Reading and changing the device: its namespace, and the socket namespace for names.
+    let mut needs = plan::needs(&plan::up(&cfg));
+    needs.module = false;
+    needs.hooks = false;
+    needs.low_port = false;
+    let needs = Needs { ..needs };
+    let (mut kernel, _) = match session.kernel_for(&needs) {
+        Ok(k) => k,
+        Err(o) => return o,
+    };
+    let ns = interface_ns(&cfg);
+    let live = match reload::read_live(&mut kernel, &ns, &name) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return Outcome::Refused(format!(
+                "its link is gone from {ns} (deleted by hand?): `wg-exec down {name}` and `wg-exec up {name}` bring it back"
+            ))
+        }
+        Err(e) => return Outcome::Refused(format!("cannot read {name} in {ns}: {e}")),
+    };
+    let planned = match reload::plan(&cfg, &recorded, &live, &mut kernel) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Refused(format!("{e}")),
+    };
+    for n in &planned.notes {
+        eprintln!("wg-exec: warning: reload {name}: {n}");
+    }
+    let mut steps = planned.steps;
+    if t.print {
+        print!("{}", executor::print(&steps));
+        return Outcome::Done;
+    }
+    let hooks_changed =
+        journal.pre_shutdown != cfg.pre_shutdown || journal.post_shutdown != cfg.post_shutdown;
+    let mut jfile = JournalFile {
+        path: session.journal_path.clone(),
+        journal,
+    };
+    let target = Applied::of(&cfg);
+    if steps.is_empty() {
+        // Nothing for the kernel; the records may still change (hooks, endpoint spellings).
+        if hooks_changed {
+            say("reload", &name, "shutdown hooks recorded for the next down");
+            jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();
+            jfile.journal.post_shutdown = cfg.post_shutdown.clone();
+            if let Err(e) = jfile.save() {
+                return Outcome::Refused(format!(
+                    "cannot update journal {}: {e}",
+                    jfile.path.display()
+                ));
+            }
+        }
+        if target != recorded {
+            let _ = applied::save(&applied::path_for(&dir, &name), &target);
+        }
+        log::info!("{name}: nothing to change");
+        return Outcome::Done;
+    }
+    // From here the journal says a reload runs, and the record it is applying is on disk:
+    // a killed reload is finished by the next one, and `down` still removes everything.
+    let next = applied::next_path_for(&dir, &name);
+    if let Err(e) = applied::save(&next, &target) {
+        return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
+    }
+    jfile.journal.state = State::Reloading;
+    if let Err(e) = jfile.save() {
+        let _ = applied::remove(&next);
+        return Outcome::Refused(format!(
+            "cannot update journal {}: {e}",
+            jfile.path.display()
+        ));
+    }
+    let result = {
+        let mut checkpoint = ReloadCheckpoint { file: &mut jfile };
+        let mut watch = Watched {
+            journal: Some(&mut checkpoint),
+            faults: Faults::from_env(session.signalled.clone()),
+        };
+        executor::up(&mut steps, &mut kernel, &session.signalled, &mut watch)
+    };
+    jfile.journal.reload_step = None;
+    match result {
+        Ok(()) => {
+            if let Err(e) = std::fs::rename(&next, applied::path_for(&dir, &name)) {
+                log::error!("cannot record the reload in {}: {e}", next.display());
+            }
+            jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();
+            jfile.journal.post_shutdown = cfg.post_shutdown.clone();
+            if let Err(e) = jfile.set_state(State::Complete) {
+                log::error!("cannot update journal {}: {e}", jfile.path.display());
+            }
+            log::info!("{name} reloaded");
+            Outcome::Done
+        }
+        Err(e) => {
+            let incomplete = e.incomplete();
+            if !incomplete {
+                let _ = applied::remove(&next);
+                let _ = jfile.set_state(State::Complete);
+                return Outcome::RolledBack(e.to_string());
+            }
+            let _ = jfile.save();
+            Outcome::LeftBehind(vec![
+                e.to_string(),
+                format!(
+                    "the journal {} says a reload is unfinished; the next `wg-exec reload {name}` converges, `wg-exec down {name}` removes everything",
+                    jfile.path.display()
+                ),
+            ])
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What an up (or the last reload) applied: the configuration as it reached the device, without
+//! any secret. Reload compares the new configuration against it (it tells which addresses and
+//! routes are wg-exec's, and which endpoint was configured, so that a roamed one is left alone),
+//! and status reports drift against it. It lives beside the journal in IFACE.applied.ron, not in
+//! it, so that `down`, which reads only the journal, stays fast at 10,000 peers.
+
+use super::{ns_name, NsName};
+use crate::config::Config;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use wg_exec_steps::{Backend, SecretSource};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub version: u32,
+    pub socket_namespace: NsName,
+    pub interface_namespace: NsName,
+    /// "Auto", "Kernel" or "Userspace".
+    pub backend: String,
+    pub userspace_implementation: String,
+    pub addresses: Vec<String>,
+    pub mtu: Option<u32>,
+    pub listen_port: Option<u16>,
+    pub fwmark: Option<u32>,
+    /// The private key's file, or "inline".
+    pub private_key: String,
+    pub table: u32,
+    pub metric: Option<u32>,
+    pub allowed_ips_as_routes: bool,
+    /// Route destinations (in `table`, with `metric`).
+    pub routes: Vec<String>,
+    /// Each peer's endpoint as configured ("host:port"), by public key.
+    pub endpoints: BTreeMap<String, String>,
+    /// Each peer's name, by public key (for messages).
+    pub names: BTreeMap<String, String>,
+}
+
+pub const VERSION: u32 = 1;
+
+pub fn backend_name(b: &Backend) -> (String, String) {
+    match b {
+        Backend::Auto { userspace } => ("Auto".into(), userspace.clone()),
+        Backend::Kernel => ("Kernel".into(), String::new()),
+        Backend::Userspace { program } => ("Userspace".into(), program.clone()),
+    }
+}
+
+impl Applied {
+    pub fn of(cfg: &Config) -> Applied {
+        let (backend, userspace_implementation) = backend_name(&cfg.backend);
+        Applied {
+            version: VERSION,
+            socket_namespace: cfg.socket_namespace.clone(),
+            interface_namespace: ns_name(&crate::plan::interface_ns(cfg)),
+            backend,
+            userspace_implementation,
+            addresses: cfg.ips.iter().map(|a| a.to_string()).collect(),
+            mtu: cfg.mtu,
+            listen_port: cfg.listen_port,
+            fwmark: cfg.fwmark,
+            private_key: match &cfg.private_key {
+                SecretSource::File(p) => p.display().to_string(),
+                SecretSource::Inline(_) => "inline".into(),
+            },
+            table: cfg.table.id,
+            metric: cfg.metric,
+            allowed_ips_as_routes: cfg.allowed_ips_as_routes,
+            routes: crate::plan::routes(cfg)
+                .iter()
+                .map(|r| r.dst.to_string())
+                .collect(),
+            endpoints: cfg
+                .peers
+                .iter()
+                .filter_map(|p| {
+                    p.endpoint
+                        .as_ref()
+                        .map(|e| (p.public_key.to_base64(), e.to_string()))
+                })
+                .collect(),
+            names: cfg
+                .peers
+                .iter()
+                .map(|p| (p.public_key.to_base64(), p.name.clone()))
+                .collect(),
+        }
+    }
+
+    /// Both records together: what a reload that was killed half-way may have left is wg-exec's
+    /// too (addresses, routes; the newer endpoints).
+    pub fn union(&self, other: &Applied) -> Applied {
+        let mut u = other.clone();
+        for a in &self.addresses {
+            if !u.addresses.contains(a) {
+                u.addresses.push(a.clone());
+            }
+        }
+        for r in &self.routes {
+            if !u.routes.contains(r) {
+                u.routes.push(r.clone());
+            }
+        }
+        u
+    }
+}
+
+pub fn path_for(dir: &Path, iface: &str) -> PathBuf {
+    dir.join(format!("{iface}.applied.ron"))
+}
+
+/// Where a reload writes the record it is applying, until it is done.
+pub fn next_path_for(dir: &Path, iface: &str) -> PathBuf {
+    dir.join(format!("{iface}.applied-next.ron"))
+}
+
+pub fn load(path: &Path) -> Result<Option<Applied>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => ron::from_str::<Applied>(&text)
+            .map_err(|e| format!("{} is unreadable: {e}", path.display()))
+            .and_then(|a| match a.version {
+                VERSION => Ok(Some(a)),
+                v => Err(format!(
+                    "{} has format version {v}; this wg-exec reads version {VERSION}",
+                    path.display()
+                )),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Writes atomically (temporary file, fsync, rename).
+pub fn save(path: &Path, applied: &Applied) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = ron::ser::to_string_pretty(applied, ron::ser::PrettyConfig::default())
+        .map_err(std::io::Error::other)?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+/// Removes a record; a missing one is fine.
+pub fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

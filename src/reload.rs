@@ -1,0 +1,386 @@
+//! The plan of a reload: what differs between the configuration and the live interface (read
+//! back) and what up recorded (the applied record), as steps that change only that, each with
+//! its undo, in the order that leaves no gap:
+//!
+//!  1. listen port and fwmark (the risky ones first: a port may be taken),
+//!  2. MTU, 3. new addresses,
+//!  4. new peers, 5. peers that only gain or change attributes, 6. new routes,
+//!  7. peers that lose allowed IPs, 8. peers that go, 9. routes that go, 10. addresses that go,
+//! 11. the private key, last (it ends every session).
+//!
+//! A prefix moving from one peer to another is claimed by its new owner (the kernel moves it)
+//! before the old owner's list is replaced, so it is never unrouted. An unchanged peer is not
+//! touched at all; an unchanged endpoint is never sent (that would undo roaming).
+
+use crate::config::Config;
+use crate::journal::applied::{backend_name, Applied};
+use crate::journal::ns_name;
+use crate::plan::{self, interface_ns, peer_plan, socket_ns, Plan};
+use ipnet::IpNet;
+use std::collections::{BTreeMap, BTreeSet};
+use wg_exec_steps::addresses::Addresses;
+use wg_exec_steps::addresses_remove::AddressesRemove;
+use wg_exec_steps::device_set::DeviceSet;
+use wg_exec_steps::key_rotate::KeyRotate;
+use wg_exec_steps::mtu::Mtu;
+use wg_exec_steps::peer_remove::PeerRemove;
+use wg_exec_steps::peer_set::PeerSet;
+use wg_exec_steps::peer_update::{PeerUpdates, PlannedUpdate};
+use wg_exec_steps::route::Routes;
+use wg_exec_steps::routes_remove::RoutesRemove;
+use wg_exec_steps::{
+    AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, Route, SecretSource,
+};
+
+/// The interface as it is now.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub device: LiveDevice,
+    pub link: LinkState,
+    pub addrs: Vec<IpNet>,
+    pub routes: Vec<Route>,
+}
+
+/// Reads the live interface where the configuration (and the record) put it.
+pub fn read_live(
+    kernel: &mut dyn Kernel,
+    cfg_ns: &wg_exec_steps::Netns,
+    name: &str,
+) -> Result<Option<Live>, KernelError> {
+    let Some(link) = kernel.link_state(cfg_ns, name)? else {
+        return Ok(None);
+    };
+    Ok(Some(Live {
+        device: kernel.wg_get(cfg_ns, name)?,
+        link,
+        addrs: kernel.addr_list(cfg_ns, name)?,
+        routes: kernel.route_list(cfg_ns, name)?,
+    }))
+}
+
+/// The options that cannot change on a live interface, each with how it changed.
+pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
+    let mut out = Vec::new();
+    let shown = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".into());
+    if cfg.socket_namespace != recorded.socket_namespace {
+        out.push(format!(
+            "socket_namespace ({} -> {})",
+            shown(&recorded.socket_namespace),
+            shown(&cfg.socket_namespace)
+        ));
+    }
+    let iface = ns_name(&interface_ns(cfg));
+    if iface != recorded.interface_namespace {
+        out.push(format!(
+            "interface_namespace ({} -> {})",
+            shown(&recorded.interface_namespace),
+            shown(&iface)
+        ));
+    }
+    let (backend, implementation) = backend_name(&cfg.backend);
+    if backend != recorded.backend {
+        out.push(format!("backend ({} -> {backend})", recorded.backend));
+    } else if implementation != recorded.userspace_implementation {
+        out.push(format!(
+            "userspace_implementation ({} -> {implementation})",
+            recorded.userspace_implementation
+        ));
+    }
+    out
+}
+
+/// A reload's plan and what it says besides (warnings, changes that take effect elsewhere).
+pub struct ReloadPlan {
+    pub steps: Plan,
+    pub notes: Vec<String>,
+}
+
+fn parse_nets(v: &[String]) -> BTreeSet<IpNet> {
+    v.iter().filter_map(|a| a.parse().ok()).collect()
+}
+
+/// The device's public key as it is: from the private key it reports, else its own report.
+fn live_public(dev: &LiveDevice) -> Option<Key> {
+    match &dev.private_key {
+        Some(k) => Some(crate::keys::public_of(k)),
+        None => dev.public_key.clone(),
+    }
+}
+
+pub fn plan(
+    cfg: &Config,
+    recorded: &Applied,
+    live: &Live,
+    kernel: &mut dyn Kernel,
+) -> Result<ReloadPlan, KernelError> {
+    let name = cfg.name.clone();
+    let ns = interface_ns(cfg);
+    let sock = socket_ns(cfg);
+    let mut steps: Plan = Vec::new();
+    let mut notes = Vec::new();
+
+    // 1. Listen port and fwmark, only when configured and different from the device's.
+    let port = cfg
+        .listen_port
+        .filter(|p| *p != 0 && *p != live.device.listen_port)
+        .map(|p| (live.device.listen_port, p));
+    let wanted_mark = match (cfg.fwmark, recorded.fwmark) {
+        (Some(m), _) => Some(m),
+        // Unset now, set by wg-exec before: cleared.
+        (None, Some(_)) => Some(0),
+        (None, None) => None,
+    };
+    let mark = wanted_mark
+        .filter(|m| *m != live.device.fwmark)
+        .map(|m| (live.device.fwmark, m));
+    if cfg.listen_port.is_none() && recorded.listen_port.is_some() {
+        notes.push(format!(
+            "listen_port is no longer set: the device keeps port {} (a port of 0 would rebind to a random one)",
+            live.device.listen_port
+        ));
+    }
+    if port.is_some() || mark.is_some() {
+        steps.push(Box::new(DeviceSet {
+            name: name.clone(),
+            ns: ns.clone(),
+            listen_port: port,
+            fwmark: mark,
+        }));
+    }
+
+    // 2. MTU.
+    match cfg.mtu {
+        Some(m) if m != live.link.mtu => {
+            steps.push(Box::new(Mtu::new(name.clone(), ns.clone(), m)));
+        }
+        None if recorded.mtu.is_some() => notes.push(format!(
+            "mtu is no longer set: the link keeps MTU {}",
+            live.link.mtu
+        )),
+        _ => {}
+    }
+
+    // 3. Addresses: new ones now, ours that went at the end.
+    let have: BTreeSet<IpNet> = live.addrs.iter().copied().collect();
+    let want: Vec<IpNet> = cfg.ips.clone();
+    let add: Vec<IpNet> = want.iter().filter(|a| !have.contains(a)).copied().collect();
+    let ours = parse_nets(&recorded.addresses);
+    let drop_addrs: Vec<IpNet> = have
+        .iter()
+        .filter(|a| ours.contains(a) && !want.contains(a))
+        .copied()
+        .collect();
+    if !add.is_empty() {
+        steps.push(Box::new(Addresses::new(name.clone(), ns.clone(), add)));
+    }
+
+    // 4.-8. Peers.
+    let live_peers: BTreeMap<String, &wg_exec_steps::LivePeer> = live
+        .device
+        .peers
+        .iter()
+        .map(|p| (p.public_key.to_base64(), p))
+        .collect();
+    let mut new_peers = Vec::new();
+    let mut gaining = Vec::new();
+    let mut losing = Vec::new();
+    for p in &cfg.peers {
+        let key = p.public_key.to_base64();
+        let Some(old) = live_peers.get(&key) else {
+            new_peers.push(peer_plan(p));
+            continue;
+        };
+        let desired_psk = match &p.preshared_key {
+            Some(src) => Some(src.load(kernel).map_err(|mut e| {
+                e.message = format!(
+                    "read preshared key {} of peer {}: {}",
+                    src.printable(),
+                    p.name,
+                    e.message
+                );
+                e
+            })?),
+            None => None,
+        };
+        // boringtun-cli does not report a preshared key it was not given; others report it.
+        let psk_changed = desired_psk != old.preshared_key;
+        let keepalive_changed = p.persistent_keepalive.unwrap_or(0) != old.persistent_keepalive;
+        let configured = p.endpoint.as_ref().map(|e| e.to_string());
+        let recorded_ep = recorded.endpoints.get(&key).cloned();
+        let endpoint_changed = match (&configured, &recorded_ep) {
+            (Some(now), Some(before)) => now != before,
+            // A new endpoint for a peer that had none, or a peer wg-exec did not record.
+            (Some(_), None) => true,
+            (None, Some(before)) => {
+                notes.push(format!(
+                    "peer {}: endpoint {before} is no longer configured; WireGuard cannot clear an endpoint, so the peer keeps {} until the next down and up",
+                    p.name,
+                    old.endpoint.map(|e| e.to_string()).unwrap_or_else(|| "none".into())
+                ));
+                false
+            }
+            (None, None) => false,
+        };
+        let want_ips: BTreeSet<IpNet> = p.allowed_ips.iter().map(|n| n.trunc()).collect();
+        let have_ips: BTreeSet<IpNet> = old.allowed_ips.iter().map(|n| n.trunc()).collect();
+        let added: Vec<IpNet> = p
+            .allowed_ips
+            .iter()
+            .filter(|n| !have_ips.contains(&n.trunc()))
+            .copied()
+            .collect();
+        let removed = have_ips.iter().any(|n| !want_ips.contains(n));
+        let allowed_ips = match (added.is_empty(), removed) {
+            (true, false) => AllowedIpsChange::Unchanged,
+            (false, false) => AllowedIpsChange::Append(added),
+            (_, true) => AllowedIpsChange::Replace,
+        };
+        let update = PlannedUpdate {
+            desired: peer_plan(p),
+            old: (*old).clone(),
+            preshared_key: psk_changed,
+            endpoint: endpoint_changed,
+            persistent_keepalive: keepalive_changed,
+            allowed_ips,
+        };
+        if !update.preshared_key
+            && !update.endpoint
+            && !update.persistent_keepalive
+            && update.allowed_ips == AllowedIpsChange::Unchanged
+        {
+            continue;
+        }
+        if !live.device.updates_in_place {
+            notes.push(format!(
+                "peer {}: the userspace implementation cannot update a peer in place; it is removed and added again, and its session restarts",
+                p.name
+            ));
+        }
+        match update.allowed_ips {
+            AllowedIpsChange::Replace => losing.push(update),
+            _ => gaining.push(update),
+        }
+    }
+    let wanted_keys: BTreeSet<String> =
+        cfg.peers.iter().map(|p| p.public_key.to_base64()).collect();
+    let gone: Vec<wg_exec_steps::LivePeer> = live
+        .device
+        .peers
+        .iter()
+        .filter(|p| !wanted_keys.contains(&p.public_key.to_base64()))
+        .cloned()
+        .collect();
+    for p in &gone {
+        let key = p.public_key.to_base64();
+        if !recorded.names.contains_key(&key) {
+            notes.push(format!(
+                "peer {key} is on the device but in no configuration wg-exec applied (added by hand?): it is removed"
+            ));
+        }
+    }
+    if !new_peers.is_empty() {
+        steps.push(Box::new(PeerSet::new(
+            name.clone(),
+            ns.clone(),
+            sock.clone(),
+            new_peers,
+        )));
+    }
+    if !gaining.is_empty() {
+        steps.push(Box::new(PeerUpdates::new(
+            name.clone(),
+            ns.clone(),
+            sock.clone(),
+            gaining,
+            "changed",
+        )));
+    }
+
+    // 6. and 9. Routes: (table, destination, metric) is a route's identity.
+    let want_routes = plan::routes(cfg);
+    let have_routes: BTreeSet<Route> = live.routes.iter().cloned().collect();
+    let add_routes: Vec<Route> = want_routes
+        .iter()
+        .filter(|r| !have_routes.contains(r))
+        .cloned()
+        .collect();
+    let recorded_routes: BTreeSet<Route> = match recorded.allowed_ips_as_routes {
+        true => recorded
+            .routes
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .map(|dst| Route {
+                dst,
+                table: recorded.table,
+                metric: recorded.metric,
+            })
+            .collect(),
+        false => BTreeSet::new(),
+    };
+    let want_set: BTreeSet<&Route> = want_routes.iter().collect();
+    let drop_routes: Vec<Route> = recorded_routes
+        .iter()
+        .filter(|r| have_routes.contains(r) && !want_set.contains(r))
+        .cloned()
+        .collect();
+    if !add_routes.is_empty() {
+        steps.push(Box::new(Routes::new(
+            name.clone(),
+            ns.clone(),
+            add_routes,
+            cfg.table.label.clone(),
+        )));
+    }
+    if !losing.is_empty() {
+        steps.push(Box::new(PeerUpdates::new(
+            name.clone(),
+            ns.clone(),
+            sock.clone(),
+            losing,
+            "losing",
+        )));
+    }
+    if !gone.is_empty() {
+        steps.push(Box::new(PeerRemove::new(name.clone(), ns.clone(), gone)));
+    }
+    if !drop_routes.is_empty() {
+        steps.push(Box::new(RoutesRemove::new(
+            name.clone(),
+            ns.clone(),
+            drop_routes,
+        )));
+    }
+    if !drop_addrs.is_empty() {
+        steps.push(Box::new(AddressesRemove::new(
+            name.clone(),
+            ns.clone(),
+            drop_addrs,
+        )));
+    }
+
+    // 11. The private key, last.
+    let desired = cfg.private_key.load(kernel).map_err(|mut e| {
+        e.message = format!(
+            "read private key {}: {}",
+            cfg.private_key.printable(),
+            e.message
+        );
+        e
+    })?;
+    let desired_public = crate::keys::public_of(&desired);
+    if live_public(&live.device).as_ref() != Some(&desired_public) {
+        notes.push(format!(
+            "the private key changes (public key now {desired_public}): every peer's current session ends, and each peer must already know the new public key"
+        ));
+        steps.push(Box::new(KeyRotate {
+            name: name.clone(),
+            ns: ns.clone(),
+            new: match &cfg.private_key {
+                SecretSource::File(p) => SecretSource::File(p.clone()),
+                SecretSource::Inline(k) => SecretSource::Inline(k.clone()),
+            },
+            old: live.device.private_key.clone(),
+        }));
+    }
+    Ok(ReloadPlan { steps, notes })
+}

@@ -1,0 +1,213 @@
+//! Reload: peers that stay but changed, updated in place with only what changed (UPDATE_ONLY:
+//! a peer removed meanwhile is not brought back). An unchanged endpoint is never sent, so a
+//! roamed endpoint stays; allowed IPs are appended when only added, replaced when some go.
+//! The undo sends every changed attribute back as it was.
+
+use crate::kernel::{AllowedIpsChange, Kernel, LivePeer, Netns, PeerSettings, PeerUpdate};
+use crate::peer_set::PeerPlan;
+use crate::step::{object, Needs, Step, StepError, StepKind};
+
+/// One peer's change: the peer as configured, as it was, and what differs.
+#[derive(Debug, Clone)]
+pub struct PlannedUpdate {
+    pub desired: PeerPlan,
+    pub old: LivePeer,
+    pub preshared_key: bool,
+    pub endpoint: bool,
+    pub persistent_keepalive: bool,
+    pub allowed_ips: AllowedIpsChange,
+}
+
+pub struct PeerUpdates {
+    pub name: String,
+    pub ns: Netns,
+    pub socket_ns: Netns,
+    pub updates: Vec<PlannedUpdate>,
+    /// "gaining" (before removals) or "losing" (after new peers and gainers).
+    pub label: &'static str,
+    applied: bool,
+}
+
+impl PeerUpdates {
+    pub fn new(
+        name: String,
+        ns: Netns,
+        socket_ns: Netns,
+        updates: Vec<PlannedUpdate>,
+        label: &'static str,
+    ) -> PeerUpdates {
+        PeerUpdates {
+            name,
+            ns,
+            socket_ns,
+            updates,
+            label,
+            applied: false,
+        }
+    }
+
+    fn forward(&self, kernel: &mut dyn Kernel) -> Result<Vec<PeerUpdate>, StepError> {
+        let mut out = Vec::with_capacity(self.updates.len());
+        for u in &self.updates {
+            let p = &u.desired;
+            let preshared_key = match (&p.preshared_key, u.preshared_key) {
+                (Some(src), true) => Some(src.load(kernel).map_err(|e| {
+                    StepError::new(
+                        format!("read preshared key {} of peer {}", src.printable(), p.name),
+                        e,
+                    )
+                })?),
+                (None, true) => None,
+                (_, false) => u.old.preshared_key.clone(),
+            };
+            let endpoint = match (&p.endpoint, u.endpoint) {
+                (Some(ep), true) => {
+                    Some(kernel.resolve_endpoint(&self.socket_ns, ep).map_err(|e| {
+                        StepError::new(
+                            format!(
+                                "resolve endpoint {ep} of peer {} in {}",
+                                p.name, self.socket_ns
+                            ),
+                            e,
+                        )
+                    })?)
+                }
+                _ => u.old.endpoint,
+            };
+            out.push(PeerUpdate {
+                peer: PeerSettings {
+                    public_key: p.public_key.clone(),
+                    preshared_key,
+                    endpoint,
+                    persistent_keepalive: Some(p.persistent_keepalive.unwrap_or(0)),
+                    allowed_ips: p.allowed_ips.clone(),
+                },
+                preshared_key: u.preshared_key,
+                endpoint: u.endpoint && endpoint.is_some(),
+                persistent_keepalive: u.persistent_keepalive,
+                allowed_ips: u.allowed_ips.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every changed attribute as it was.
+    fn backward(&self) -> Vec<PeerUpdate> {
+        self.updates
+            .iter()
+            .map(|u| PeerUpdate {
+                peer: PeerSettings {
+                    public_key: u.old.public_key.clone(),
+                    preshared_key: u.old.preshared_key.clone(),
+                    endpoint: u.old.endpoint,
+                    persistent_keepalive: Some(u.old.persistent_keepalive),
+                    allowed_ips: u.old.allowed_ips.clone(),
+                },
+                preshared_key: u.preshared_key,
+                endpoint: u.endpoint && u.old.endpoint.is_some(),
+                persistent_keepalive: u.persistent_keepalive,
+                allowed_ips: match u.allowed_ips {
+                    AllowedIpsChange::Unchanged => AllowedIpsChange::Unchanged,
+                    _ => AllowedIpsChange::Replace,
+                },
+            })
+            .collect()
+    }
+}
+
+impl Step for PeerUpdates {
+    fn kind(&self) -> StepKind {
+        StepKind::PeerUpdate
+    }
+
+    fn needs(&self) -> Needs {
+        let resolves = self.updates.iter().any(|u| {
+            u.endpoint
+                && u.desired
+                    .endpoint
+                    .as_ref()
+                    .is_some_and(|ep| ep.host.parse::<std::net::IpAddr>().is_err())
+        });
+        Needs::namespaces(std::iter::once(&self.ns).chain(resolves.then_some(&self.socket_ns)))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} {} peer{} of {}",
+            self.updates.len(),
+            self.label,
+            if self.updates.len() == 1 { "" } else { "s" },
+            object(&self.name, &self.ns)
+        )
+    }
+
+    fn print(&self) -> Vec<String> {
+        self.updates
+            .iter()
+            .map(|u| {
+                let p = &u.desired;
+                let mut line = format!(
+                    "{}wg set {} peer {}",
+                    self.ns.exec_prefix(),
+                    self.name,
+                    p.public_key
+                );
+                if u.preshared_key {
+                    let file = p.preshared_key.as_ref().map(|s| s.printable());
+                    line.push_str(&format!(
+                        " preshared-key {}",
+                        file.unwrap_or_else(|| "/dev/null".into())
+                    ));
+                }
+                if let (true, Some(ep)) = (u.endpoint, &p.endpoint) {
+                    line.push_str(&format!(" endpoint {ep}"));
+                }
+                if u.persistent_keepalive {
+                    line.push_str(&format!(
+                        " persistent-keepalive {}",
+                        p.persistent_keepalive.unwrap_or(0)
+                    ));
+                }
+                match &u.allowed_ips {
+                    AllowedIpsChange::Unchanged => {}
+                    AllowedIpsChange::Append(new) => {
+                        let ips: Vec<String> = new.iter().map(|a| format!("+{a}")).collect();
+                        line.push_str(&format!(" allowed-ips {}", ips.join(",")));
+                    }
+                    AllowedIpsChange::Replace => {
+                        let ips: Vec<String> =
+                            p.allowed_ips.iter().map(|a| a.to_string()).collect();
+                        line.push_str(&format!(" allowed-ips {}", ips.join(",")));
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let forward = self.forward(kernel)?;
+        if let Err(e) = kernel.wg_update_peers(&self.ns, &self.name, &forward) {
+            let err = StepError::new(format!("update {}", self.describe()), e);
+            // Messages before the failing one went through: put every peer back.
+            let undo = match kernel.wg_update_peers(&self.ns, &self.name, &self.backward()) {
+                Ok(()) => vec![],
+                Err(e) => vec![StepError::new(format!("restore {}", self.describe()), e)],
+            };
+            return Err(err.with_undo(undo));
+        }
+        self.applied = true;
+        log::info!("updated {}", self.describe());
+        Ok(())
+    }
+
+    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if self.applied {
+            kernel
+                .wg_update_peers(&self.ns, &self.name, &self.backward())
+                .map_err(|e| StepError::new(format!("restore {}", self.describe()), e))?;
+            self.applied = false;
+        }
+        Ok(())
+    }
+}
