@@ -29,7 +29,8 @@ use wg_exec_steps::peer_update::{PeerUpdates, PlannedUpdate};
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::routes_remove::RoutesRemove;
 use wg_exec_steps::{
-    AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, Route, SecretSource,
+    AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, PeerSettings, PeerUpdate,
+    Route, SecretSource,
 };
 
 /// The interface as it is now.
@@ -105,6 +106,55 @@ fn live_public(dev: &LiveDevice) -> Option<Key> {
         Some(k) => Some(crate::keys::public_of(k)),
         None => dev.public_key.clone(),
     }
+}
+
+/// The prefixes updated peers get that they did not have (from others, or new).
+fn claims(updates: &[PlannedUpdate]) -> Vec<(Key, IpNet)> {
+    updates
+        .iter()
+        .flat_map(|u| {
+            let old: BTreeSet<IpNet> = u.old.allowed_ips.iter().map(|n| n.trunc()).collect();
+            u.desired
+                .allowed_ips
+                .iter()
+                .filter(move |n| !old.contains(&n.trunc()))
+                .map(|ip| (u.desired.public_key.clone(), *ip))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// For prefixes that peers claim, the updates that give them back to the peers that own them
+/// now (the kernel moves a claimed prefix to its claimer, so undoing the claim alone would leave
+/// it unowned). Each owner is sent whole, as it is, so that an implementation that cannot
+/// update in place re-adds it as it was.
+fn give_back(dev: &LiveDevice, claimed: &[(Key, IpNet)]) -> Vec<PeerUpdate> {
+    let mut out = Vec::new();
+    for owner in &dev.peers {
+        let taken: Vec<IpNet> = claimed
+            .iter()
+            .filter(|(by, ip)| *by != owner.public_key && owner.allowed_ips.contains(&ip.trunc()))
+            .map(|(_, ip)| ip.trunc())
+            .collect();
+        if taken.is_empty() {
+            continue;
+        }
+        out.push(PeerUpdate {
+            peer: PeerSettings {
+                public_key: owner.public_key.clone(),
+                preshared_key: owner.preshared_key.clone(),
+                endpoint: owner.endpoint,
+                persistent_keepalive: (owner.persistent_keepalive > 0)
+                    .then_some(owner.persistent_keepalive),
+                allowed_ips: owner.allowed_ips.clone(),
+            },
+            preshared_key: false,
+            endpoint: false,
+            persistent_keepalive: false,
+            allowed_ips: AllowedIpsChange::Append(taken),
+        });
+    }
+    out
 }
 
 pub fn plan(
@@ -279,21 +329,21 @@ pub fn plan(
         }
     }
     if !new_peers.is_empty() {
-        steps.push(Box::new(PeerSet::new(
-            name.clone(),
-            ns.clone(),
-            sock.clone(),
-            new_peers,
-        )));
+        let claimed: Vec<(Key, IpNet)> = new_peers
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().map(|ip| (p.public_key.clone(), *ip)))
+            .collect();
+        let back = give_back(&live.device, &claimed);
+        steps.push(Box::new(
+            PeerSet::new(name.clone(), ns.clone(), sock.clone(), new_peers).with_give_back(back),
+        ));
     }
     if !gaining.is_empty() {
-        steps.push(Box::new(PeerUpdates::new(
-            name.clone(),
-            ns.clone(),
-            sock.clone(),
-            gaining,
-            "changed",
-        )));
+        let back = give_back(&live.device, &claims(&gaining));
+        steps.push(Box::new(
+            PeerUpdates::new(name.clone(), ns.clone(), sock.clone(), gaining, "changed")
+                .with_give_back(back),
+        ));
     }
 
     // 6. and 9. Routes: (table, destination, metric) is a route's identity.
@@ -332,13 +382,11 @@ pub fn plan(
         )));
     }
     if !losing.is_empty() {
-        steps.push(Box::new(PeerUpdates::new(
-            name.clone(),
-            ns.clone(),
-            sock.clone(),
-            losing,
-            "losing",
-        )));
+        let back = give_back(&live.device, &claims(&losing));
+        steps.push(Box::new(
+            PeerUpdates::new(name.clone(), ns.clone(), sock.clone(), losing, "losing")
+                .with_give_back(back),
+        ));
     }
     if !gone.is_empty() {
         steps.push(Box::new(PeerRemove::new(name.clone(), ns.clone(), gone)));

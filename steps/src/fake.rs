@@ -324,8 +324,11 @@ impl Kernel for FakeKernel {
         self.call(format!("wg_set_peers {} {name} {}", label(ns), peers.len()))?;
         let link = self.link(ns, name)?;
         for p in peers {
-            link.peers.insert(p.public_key.clone(), p.clone());
+            let mut p = p.clone();
+            p.allowed_ips.sort();
+            p.allowed_ips.dedup();
             claim(&mut link.peers, &p.public_key, &p.allowed_ips);
+            link.peers.insert(p.public_key.clone(), p);
         }
         Ok(())
     }
@@ -385,6 +388,9 @@ impl Kernel for FakeKernel {
                 }
                 AllowedIpsChange::Replace => p.allowed_ips = u.peer.allowed_ips.clone(),
             }
+            // The kernel keeps no order; the fake keeps them sorted so that states compare.
+            p.allowed_ips.sort();
+            p.allowed_ips.dedup();
             claim(&mut link.peers, &u.peer.public_key, &claimed);
         }
         Ok(())

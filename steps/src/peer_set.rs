@@ -24,6 +24,9 @@ pub struct PeerSet {
     /// Where its UDP socket is: endpoints resolve here.
     pub socket_ns: Netns,
     pub peers: Vec<PeerPlan>,
+    /// Prefixes the new peers take from existing ones (reload), as updates that give them
+    /// back: the undo sends them before removing the new peers.
+    pub give_back: Vec<crate::kernel::PeerUpdate>,
     applied: bool,
 }
 
@@ -34,8 +37,34 @@ impl PeerSet {
             ns,
             socket_ns,
             peers,
+            give_back: Vec::new(),
             applied: false,
         }
+    }
+
+    pub fn with_give_back(mut self, give_back: Vec<crate::kernel::PeerUpdate>) -> PeerSet {
+        self.give_back = give_back;
+        self
+    }
+
+    /// Gives taken prefixes back, then removes the new peers.
+    fn undo(&self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        if !self.give_back.is_empty() {
+            kernel
+                .wg_update_peers(&self.ns, &self.name, &self.give_back)
+                .map_err(|e| {
+                    StepError::new(
+                        format!(
+                            "give prefixes back to their owners on {}",
+                            object(&self.name, &self.ns)
+                        ),
+                        e,
+                    )
+                })?;
+        }
+        kernel
+            .wg_remove_peers(&self.ns, &self.name, &self.keys())
+            .map_err(|e| StepError::new(format!("remove {}", self.describe()), e))
     }
 
     fn keys(&self) -> Vec<Key> {
@@ -138,12 +167,9 @@ impl Step for PeerSet {
         if let Err(e) = kernel.wg_set_peers(&self.ns, &self.name, &settings) {
             let err = StepError::new(format!("configure {}", self.describe()), e);
             // Some messages may have gone through before the failing one.
-            let undo = match kernel.wg_remove_peers(&self.ns, &self.name, &self.keys()) {
+            let undo = match self.undo(kernel) {
                 Ok(()) => vec![],
-                Err(e) => vec![StepError::new(
-                    format!("remove the peers again from {}", self.describe()),
-                    e,
-                )],
+                Err(e) => vec![e],
             };
             return Err(err.with_undo(undo));
         }
@@ -154,9 +180,7 @@ impl Step for PeerSet {
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
         if self.applied {
-            kernel
-                .wg_remove_peers(&self.ns, &self.name, &self.keys())
-                .map_err(|e| StepError::new(format!("remove {}", self.describe()), e))?;
+            self.undo(kernel)?;
             self.applied = false;
         }
         Ok(())

@@ -23,8 +23,11 @@ pub struct PeerUpdates {
     pub ns: Netns,
     pub socket_ns: Netns,
     pub updates: Vec<PlannedUpdate>,
-    /// "gaining" (before removals) or "losing" (after new peers and gainers).
+    /// "changed" (before removals) or "losing" (after new peers and gainers).
     pub label: &'static str,
+    /// Prefixes these peers take from others (the kernel moves a claimed prefix), as updates
+    /// that give them back to their owners: the undo sends them first.
+    pub give_back: Vec<PeerUpdate>,
     applied: bool,
 }
 
@@ -42,8 +45,14 @@ impl PeerUpdates {
             socket_ns,
             updates,
             label,
+            give_back: Vec::new(),
             applied: false,
         }
+    }
+
+    pub fn with_give_back(mut self, give_back: Vec<PeerUpdate>) -> PeerUpdates {
+        self.give_back = give_back;
+        self
     }
 
     fn forward(&self, kernel: &mut dyn Kernel) -> Result<Vec<PeerUpdate>, StepError> {
@@ -79,7 +88,7 @@ impl PeerUpdates {
                     public_key: p.public_key.clone(),
                     preshared_key,
                     endpoint,
-                    persistent_keepalive: Some(p.persistent_keepalive.unwrap_or(0)),
+                    persistent_keepalive: p.persistent_keepalive,
                     allowed_ips: p.allowed_ips.clone(),
                 },
                 preshared_key: u.preshared_key,
@@ -91,16 +100,18 @@ impl PeerUpdates {
         Ok(out)
     }
 
-    /// Every changed attribute as it was.
+    /// Every changed attribute as it was; first, taken prefixes back to their owners.
     fn backward(&self) -> Vec<PeerUpdate> {
-        self.updates
+        self.give_back
             .iter()
-            .map(|u| PeerUpdate {
+            .cloned()
+            .chain(self.updates.iter().map(|u| PeerUpdate {
                 peer: PeerSettings {
                     public_key: u.old.public_key.clone(),
                     preshared_key: u.old.preshared_key.clone(),
                     endpoint: u.old.endpoint,
-                    persistent_keepalive: Some(u.old.persistent_keepalive),
+                    persistent_keepalive:
+                        (u.old.persistent_keepalive > 0).then_some(u.old.persistent_keepalive),
                     allowed_ips: u.old.allowed_ips.clone(),
                 },
                 preshared_key: u.preshared_key,
@@ -110,7 +121,7 @@ impl PeerUpdates {
                     AllowedIpsChange::Unchanged => AllowedIpsChange::Unchanged,
                     _ => AllowedIpsChange::Replace,
                 },
-            })
+            }))
             .collect()
     }
 }

@@ -1,0 +1,257 @@
+//! Reload against the fake kernel: the plan of a rich change has every kind of reload step in
+//! the order that leaves no gap, an unchanged configuration plans nothing, a failure at every
+//! call of the reload leaves the interface exactly as before it, and options that cannot
+//! change live are named.
+
+mod common;
+use common::rich::{fresh_kernel, rich, RICH};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use wg_exec::config::{self, RouteTables};
+use wg_exec::executor::{self, NoWatch};
+use wg_exec::journal::applied::Applied;
+use wg_exec::plan;
+use wg_exec::reload::{self, Live};
+use wg_exec_steps::fake::FakeKernel;
+use wg_exec_steps::{KernelError, Netns, StepKind};
+
+/// The rich configuration after an edit of nearly everything that can change live: listen
+/// port, fwmark, MTU, an address replaced, the first peer's keepalive and endpoint changed and
+/// a prefix taken from it by the third, the second peer removed, a fourth added, routes with it,
+/// and a new private key file.
+fn edited() -> String {
+    RICH.replace("listen_port: 51820", "listen_port: 51821")
+        .replace("fwmark: \"0x6e6978\"", "fwmark: \"0x77\"")
+        .replace("mtu: 1380", "mtu: 1400")
+        .replace("\"2001:db8::1/64\"", "\"2001:db8::2/64\"")
+        .replace("/keys/wg0.key", "/keys/new.key")
+        .replace("persistent_keepalive: 25", "persistent_keepalive: 10")
+        .replace("peer1.example:51820", "198.51.100.9:51820")
+        .replace(
+            "allowed_ips: [\"198.51.100.0/24\", \"2001:db8:1::/48\"]",
+            "allowed_ips: [\"198.51.100.0/24\"]",
+        )
+        .replace(
+            "allowed_ips: [\"198.18.0.0/15\"]",
+            "allowed_ips: [\"198.18.0.0/15\", \"2001:db8:1::/48\"]",
+        )
+        .replace(
+            "        Peer(
+            name: \"second\",
+            public_key: \"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\",
+            allowed_ips: [\"203.0.113.7/32\"],
+            endpoint: \"203.0.113.7:51820\",
+        ),",
+            "        Peer(
+            name: \"fourth\",
+            public_key: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\",
+            allowed_ips: [\"203.0.113.8/32\"],
+        ),",
+        )
+}
+
+fn parse(text: &str) -> config::Config {
+    config::parse(
+        "wg0",
+        Path::new("/etc/wg-exec/wg0.ron"),
+        text,
+        &RouteTables::builtin(),
+    )
+    .expect("valid")
+    .0
+}
+
+/// The rich configuration up on a fresh fake kernel, with the new key file in place.
+fn up() -> FakeKernel {
+    let mut k = fresh_kernel();
+    k.put_key_file("/keys/new.key", 0x42);
+    let mut steps = plan::up(&rich());
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    k
+}
+
+fn live(k: &mut FakeKernel) -> Live {
+    reload::read_live(k, &Netns::Named("tunnel".into()), "wg0")
+        .unwrap()
+        .expect("the link is there")
+}
+
+#[test]
+fn an_unchanged_configuration_plans_nothing() {
+    let mut k = up();
+    let l = live(&mut k);
+    let calls = k.calls.len();
+    let p = reload::plan(&rich(), &Applied::of(&rich()), &l, &mut k).unwrap();
+    assert!(p.steps.is_empty(), "{}", executor::print(&p.steps));
+    // Planning read the key files only: nothing was sent to the device.
+    assert!(k.calls[calls..]
+        .iter()
+        .all(|c| c.starts_with("read_secret_file") || c.starts_with("file_exists")));
+}
+
+#[test]
+fn a_rich_edit_plans_every_kind_in_the_order_that_leaves_no_gap() {
+    let mut k = up();
+    let l = live(&mut k);
+    let cfg = parse(&edited());
+    let p = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k).unwrap();
+    let kinds: Vec<StepKind> = p.steps.iter().map(|s| s.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            StepKind::DeviceSet,
+            StepKind::Mtu,
+            StepKind::Addresses,
+            StepKind::PeerSet,
+            StepKind::PeerUpdate,
+            StepKind::Routes,
+            StepKind::PeerUpdate,
+            StepKind::PeerRemove,
+            StepKind::RoutesRemove,
+            StepKind::AddressesRemove,
+            StepKind::KeyRotate,
+        ]
+    );
+    let printed = executor::print(&p.steps);
+    assert_eq!(
+        printed,
+        "ip netns exec tunnel wg set wg0 listen-port 51821 fwmark 0x77
+ip -n tunnel link set dev wg0 mtu 1400
+ip -n tunnel address add 2001:db8::2/64 dev wg0
+ip netns exec tunnel wg set wg0 peer HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw= allowed-ips 203.0.113.8/32
+ip netns exec tunnel wg set wg0 peer gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA= allowed-ips +2001:db8:1::/48
+ip -n tunnel route replace 203.0.113.8/32 dev wg0 table 1234 metric 50
+ip netns exec tunnel wg set wg0 peer xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg= endpoint 198.51.100.9:51820 persistent-keepalive 10 allowed-ips 198.51.100.0/24
+ip netns exec tunnel wg set wg0 peer TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0= remove
+ip -n tunnel route del 203.0.113.7/32 dev wg0 table 1234 metric 50
+ip -n tunnel address del 2001:db8::1/64 dev wg0
+ip netns exec tunnel wg set wg0 private-key /keys/new.key
+"
+    );
+    // The key change is said.
+    assert!(p
+        .notes
+        .iter()
+        .any(|n| n.contains("every peer's current session ends")));
+
+    // Applied: the device is as the edited configuration says, the moved prefix with its new
+    // owner only, the unchanged route untouched.
+    let mut steps = p.steps;
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    let link = &k.state.links[&(Netns::Named("tunnel".into()), "wg0".to_string())];
+    assert_eq!(
+        (link.mtu, link.listen_port, link.fwmark),
+        (1400, 51821, 0x77)
+    );
+    assert_eq!(link.peers.len(), 3);
+    let owners: Vec<String> = link
+        .peers
+        .values()
+        .filter(|p| p.allowed_ips.contains(&"2001:db8:1::/48".parse().unwrap()))
+        .map(|p| p.public_key.to_base64())
+        .collect();
+    assert_eq!(owners, ["gN65BkIKy1eCE9pP1wdc8ROUtkHLF2PfAqYdyYBz6EA="]);
+    let first = &link.peers[&wg_exec_steps::Key::from_base64(
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+        false,
+    )
+    .unwrap()];
+    assert_eq!(first.persistent_keepalive, Some(10));
+    assert_eq!(first.endpoint, Some("198.51.100.9:51820".parse().unwrap()));
+    // Nothing more to do afterwards.
+    let l = live(&mut k);
+    let again = reload::plan(&cfg, &Applied::of(&cfg), &l, &mut k).unwrap();
+    assert!(again.steps.is_empty(), "{}", executor::print(&again.steps));
+}
+
+/// A peer that loses one prefix and takes another from a peer that loses it too: both are
+/// replaced, and undoing the first must give the prefix back to the second.
+fn swapped() -> String {
+    RICH.replace(
+        "allowed_ips: [\"198.51.100.0/24\", \"2001:db8:1::/48\"]",
+        "allowed_ips: [\"198.51.100.0/24\", \"198.18.0.0/15\"]",
+    )
+    .replace(
+        "allowed_ips: [\"198.18.0.0/15\"]",
+        "allowed_ips: [\"203.0.113.9/32\"]",
+    )
+}
+
+#[test]
+fn a_failure_at_every_call_of_a_reload_leaves_the_interface_as_it_was() {
+    every_call(&parse(&edited()), 11);
+    every_call(&parse(&swapped()), 3);
+}
+
+fn every_call(cfg: &config::Config, at_least: usize) {
+    let cfg = cfg.clone();
+    // Count the reload's calls once.
+    let mut k = up();
+    let l = live(&mut k);
+    let mut steps = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k)
+        .unwrap()
+        .steps;
+    let start = k.calls.len();
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    let total = k.calls.len() - start;
+    assert!(total >= at_least, "{total}");
+    for n in 1..=total {
+        let mut k = up();
+        let l = live(&mut k);
+        let mut steps = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k)
+            .unwrap()
+            .steps;
+        let before = k.state.clone();
+        let failing = k.calls.len() + n;
+        k.fail_call(failing, KernelError::from_errno(16, Some("injected")));
+        let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch)
+            .expect_err("an injected failure fails the reload");
+        assert!(
+            !err.incomplete(),
+            "call {n} ({}): {err}",
+            k.calls[failing - 1]
+        );
+        assert!(err.to_string().contains("injected"), "{err}");
+        assert_eq!(
+            k.state,
+            before,
+            "call {n} ({}): {err}",
+            k.calls[failing - 1]
+        );
+    }
+}
+
+#[test]
+fn options_that_cannot_change_live_are_named() {
+    let recorded = Applied::of(&rich());
+    let cfg = parse(
+        &RICH
+            .replace("socket_namespace: \"underlay\",", "")
+            .replace("backend: Kernel,", "backend: Userspace,"),
+    );
+    assert_eq!(
+        reload::not_live(&cfg, &recorded),
+        [
+            "socket_namespace (underlay -> none)",
+            "backend (Kernel -> Userspace)"
+        ]
+    );
+    assert!(reload::not_live(&rich(), &recorded).is_empty());
+}
+
+#[test]
+fn an_implementation_that_cannot_update_in_place_is_said_to_restart_sessions() {
+    let mut k = up();
+    k.no_update_in_place = true;
+    let l = live(&mut k);
+    let cfg = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
+    let p = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k).unwrap();
+    assert_eq!(p.steps.len(), 1);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("cannot update a peer in place") && n.contains("session restarts")),
+        "{:?}",
+        p.notes
+    );
+}
