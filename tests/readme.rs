@@ -174,6 +174,7 @@ struct Unit {
     ambient: Vec<String>,
     bounding: Option<Vec<String>>,
     start: Vec<String>,
+    reload: Vec<String>,
     stop: Vec<String>,
 }
 
@@ -264,6 +265,7 @@ fn parse_unit(text: &str) -> Unit {
                 .extend(capabilities(key, v)),
             "ExecStart" => unit.start.push(v.to_string()),
             "ExecStop" => unit.stop.push(v.to_string()),
+            "ExecReload" => unit.reload.push(v.to_string()),
             other => unknown.push(other.to_string()),
         }
     }
@@ -1111,6 +1113,30 @@ fn plain_configuration_through(unit: &Unit) {
         peer,
         "{what}: the peer's own key"
     );
+
+    // ExecReload after an edit (systemctl reload): the keepalive changes in place, the
+    // session stays (the handshake time is the one from before).
+    if !unit.reload.is_empty() {
+        let cfg = etc.join("wg0.ron");
+        let edited = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("persistent_keepalive: 25", "persistent_keepalive: 15");
+        std::fs::write(&cfg, edited).unwrap();
+        let handshake = dump[1][4].clone();
+        for line in &unit.reload {
+            let out = sb.exec_unit(unit, HOST, line, &[]);
+            assert!(
+                out.status.success(),
+                "{what}: ExecReload={line} failed ({}): {}",
+                out.status,
+                text(&out.stderr)
+            );
+        }
+        let after = sb.wg_dump(HOST, INSTANCE);
+        assert_eq!(after[1][7], "15", "{what}: keepalive after reload");
+        assert_eq!(after[1][4], handshake, "{what}: the session was kept");
+        assert!(sb.ping(HOST, "192.0.2.2"), "{what}: ping after reload");
+    }
 
     for line in &unit.stop {
         let out = sb.exec_unit(unit, HOST, line, &[]);
