@@ -29,6 +29,8 @@ pub enum Command {
     Reload(Target),
     /// Show the interface next to its record and configuration; exit 1 when they differ.
     Status(StatusArgs),
+    /// Follow DNS for peer endpoints known by name (long-running; --once for one pass).
+    Refresh(RefreshArgs),
     /// Validate the configuration and its key files, print the warnings, change nothing.
     Check(CheckArgs),
 }
@@ -41,6 +43,7 @@ impl Command {
             Command::Down(t) => ("down", &t.iface),
             Command::Reload(t) => ("reload", &t.iface),
             Command::Status(a) => ("status", &a.iface),
+            Command::Refresh(a) => ("refresh", &a.iface),
             Command::Check(a) => ("check", &a.iface),
         }
     }
@@ -76,4 +79,15 @@ pub struct StatusArgs {
     /// One JSON document instead of text (field names in the README).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RefreshArgs {
+    pub iface: String,
+    /// Take the refresh periods from this configuration instead of what up applied.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// One pass over every peer known by name, then exit.
+    #[arg(long)]
+    pub once: bool,
 }

@@ -29,7 +29,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    init_logging(cli.verbose);
+    // refresh runs as a service: its endpoint changes are news (info) without -v.
+    let quiet = match cli.command {
+        Command::Refresh(_) => 1,
+        _ => 0,
+    };
+    init_logging(cli.verbose.max(quiet));
     let (op, iface) = cli.command.what();
     let (op, iface) = (op, iface.to_string());
     let outcome = match &cli.command {
@@ -37,6 +42,7 @@ fn main() -> ExitCode {
         Command::Down(t) => commands::down::run(t),
         Command::Reload(t) => commands::reload::run(t),
         Command::Status(a) => commands::status::run(a),
+        Command::Refresh(a) => commands::refresh::run(a),
         Command::Check(a) => commands::check::run(a),
     };
     for line in outcome.lines(op, &iface) {

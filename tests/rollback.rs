@@ -98,13 +98,12 @@ fn expected_steps() -> Vec<Expect> {
             step: "peer set",
             forward: vec![
                 "read_secret_file /keys/psk",
-                "resolve_endpoint underlay peer1.example:51820",
-                "resolve_endpoint underlay 203.0.113.7:51820",
+                "resolve_endpoints underlay peer1.example:51820 203.0.113.7:51820",
                 "wg_set_peers tunnel wg0 3",
             ],
             rollback: vec!["wg_remove_peers tunnel wg0 3"],
             partial: |i| match i {
-                3 => vec!["wg_remove_peers tunnel wg0 3"],
+                2 => vec!["wg_remove_peers tunnel wg0 3"],
                 _ => vec![],
             },
         },
@@ -213,12 +212,12 @@ fn failing_at_every_call_leaves_the_machine_as_it_was() {
 fn a_failing_rollback_is_reported_and_marks_the_result_incomplete() {
     let cfg = rich();
     let mut k = fresh_kernel();
-    // Fail the route step (call 18), then the rollback of the link add (the 9th undo call).
-    k.fail_call(18, KernelError::from_errno(22, Some("injected")));
-    k.fail_call(27, KernelError::from_errno(16, None));
+    // Fail the route step (call 17), then the rollback of the link add (the 9th undo call).
+    k.fail_call(17, KernelError::from_errno(22, Some("injected")));
+    k.fail_call(26, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
     let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
-    assert_eq!(k.calls[26], "link_del underlay wg0");
+    assert_eq!(k.calls[25], "link_del underlay wg0");
     assert!(err.incomplete());
     assert_eq!(
         err.to_string(),
@@ -233,13 +232,13 @@ fn a_link_that_cannot_move_back_is_deleted_where_it_is() {
     let cfg = rich();
     let mut k = fresh_kernel();
     let before = k.state.clone();
-    k.fail_call(18, KernelError::from_errno(22, Some("injected")));
-    k.fail_call(26, KernelError::from_errno(16, None));
+    k.fail_call(17, KernelError::from_errno(22, Some("injected")));
+    k.fail_call(25, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
     let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
     assert!(!err.incomplete(), "{err}");
     assert_eq!(
-        &k.calls[25..],
+        &k.calls[24..],
         [
             "link_set_netns tunnel wg0 underlay",
             "link_del tunnel wg0",

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod down;
+pub mod refresh;
 pub mod reload;
 pub mod status;
 pub mod up;

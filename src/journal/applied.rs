@@ -34,6 +34,30 @@ pub struct Applied {
     pub endpoints: BTreeMap<String, String>,
     /// Each peer's name, by public key (for messages).
     pub names: BTreeMap<String, String>,
+    /// For each peer whose endpoint is a host name, by public key: its refresh period and the
+    /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
+    #[serde(default)]
+    pub refresh: BTreeMap<String, Refresh>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refresh {
+    /// 0: not re-resolved (but resolved until it resolves when up could not).
+    pub period: u64,
+    pub restart: u64,
+}
+
+/// The refresh settings of a configured peer, None when its endpoint is no host name.
+pub fn refresh_of(cfg: &Config, p: &crate::config::Peer) -> Option<Refresh> {
+    let ep = p.endpoint.as_ref()?;
+    if ep.host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let period = p.refresh_seconds(cfg.dynamic_endpoint_refresh_seconds);
+    Some(Refresh {
+        period,
+        restart: p.dynamic_endpoint_refresh_restart_seconds.unwrap_or(period),
+    })
 }
 
 pub const VERSION: u32 = 1;
@@ -83,6 +107,11 @@ impl Applied {
                 .peers
                 .iter()
                 .map(|p| (p.public_key.to_base64(), p.name.clone()))
+                .collect(),
+            refresh: cfg
+                .peers
+                .iter()
+                .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
                 .collect(),
         }
     }

@@ -27,7 +27,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wg_exec_steps::{
     Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, LinkState, LiveDevice,
-    Netns, PeerSettings, PeerUpdate, Route,
+    Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
 };
 use zeroize::Zeroize;
 
@@ -431,13 +431,82 @@ impl Kernel for LinuxKernel {
         rtnl::routes_via(self.route(ns)?, index)
     }
 
-    fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
-        // A literal needs no namespace (and no capability to enter one).
-        if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
-            return Ok(SocketAddr::new(ip, ep.port));
-        }
-        let _inside = self.enter(ns)?;
-        resolve::resolve(ep, &self.stop)
+    fn resolve_endpoints(
+        &mut self,
+        ns: &Netns,
+        endpoints: &[Endpoint],
+        how: Resolve,
+    ) -> Vec<Resolved> {
+        // Literals need no resolver (and no namespace).
+        let names: Vec<String> = endpoints
+            .iter()
+            .filter(|e| e.host.parse::<std::net::IpAddr>().is_err())
+            .map(|e| e.host.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let policy = match (how, resolve::retries_from_env()) {
+            (Resolve::Configure, Some(n)) => resolve::Policy::Retries(n),
+            (Resolve::Configure, None) => resolve::Policy::Bounded(resolve::CONFIGURE_BOUND),
+            (Resolve::Once, _) => resolve::Policy::Once,
+        };
+        let answers = match names.is_empty() {
+            true => Some(Vec::new()),
+            false => {
+                // The namespace is entered only when it is not the current one; its
+                // /etc/netns files are used when it is entered by name.
+                let (target, etc) = match ns {
+                    Netns::Current => (None, None),
+                    other => match self.ns_file(other) {
+                        Err(e) => {
+                            return endpoints
+                                .iter()
+                                .map(|_| Resolved::Failed(e.clone()))
+                                .collect()
+                        }
+                        Ok(f) if netns::same(&f, &self.home) => (None, None),
+                        Ok(f) => {
+                            let etc = match other {
+                                Netns::Named(n) => resolve::etc_netns(n),
+                                _ => None,
+                            };
+                            (Some(f), etc)
+                        }
+                    },
+                };
+                resolve::resolve_all(&names, target.as_ref(), etc.as_deref(), policy, &self.stop)
+            }
+        };
+        let Some(answers) = answers else {
+            let e = KernelError::new("interrupted by a signal while resolving endpoint names");
+            return endpoints
+                .iter()
+                .map(|_| Resolved::Failed(e.clone()))
+                .collect();
+        };
+        endpoints
+            .iter()
+            .map(|ep| {
+                if let Ok(ip) = ep.host.parse::<std::net::IpAddr>() {
+                    return Resolved::Addrs(vec![SocketAddr::new(ip, ep.port)]);
+                }
+                let i = names
+                    .iter()
+                    .position(|n| *n == ep.host)
+                    .expect("collected above");
+                match &answers[i] {
+                    Ok(addrs) => Resolved::Addrs(
+                        addrs.iter().map(|a| SocketAddr::new(*a, ep.port)).collect(),
+                    ),
+                    Err(f) => match policy {
+                        resolve::Policy::Retries(_) => {
+                            Resolved::Failed(KernelError::new(f.to_string()))
+                        }
+                        _ => Resolved::Later(f.to_string()),
+                    },
+                }
+            })
+            .collect()
     }
 
     fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
@@ -446,6 +515,14 @@ impl Kernel for LinuxKernel {
 
     fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
         self.routes(ns, dev, routes, true)
+    }
+}
+
+/// Once per run, at the end: how many requests went to the kernel and to UAPI sockets.
+impl Drop for LinuxKernel {
+    fn drop(&mut self) {
+        let ((messages, datagrams), (writes, reads)) = (nl::sent(), uapi::sent());
+        log::debug!("requests: netlink {messages} ({datagrams} datagrams), uapi writes {writes}, uapi reads {reads}");
     }
 }
 

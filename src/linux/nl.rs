@@ -11,6 +11,7 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_sys::{Socket, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use wg_exec_steps::KernelError;
 
 const NLMSG_ERROR: u16 = 2;
@@ -29,6 +30,15 @@ const BATCH_BYTES: usize = 48 * 1024;
 const WINDOW: usize = 128;
 /// A reply that has not come after this long will not come.
 const RECV_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Requests (netlink messages) and datagrams sent by this process, for the debug log.
+static MESSAGES: AtomicUsize = AtomicUsize::new(0);
+static DATAGRAMS: AtomicUsize = AtomicUsize::new(0);
+
+/// (messages, datagrams) sent so far.
+pub fn sent() -> (usize, usize) {
+    (MESSAGES.load(Relaxed), DATAGRAMS.load(Relaxed))
+}
 
 pub struct Conn {
     sock: Socket,
@@ -185,7 +195,11 @@ impl Conn {
     fn send(&self, bytes: &[u8]) -> Result<(), KernelError> {
         loop {
             match self.sock.send(bytes, 0) {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    MESSAGES.fetch_add(split(bytes).len(), Relaxed);
+                    DATAGRAMS.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(KernelError::from_io(&e)),
             }

@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 use wg_exec_steps::{
     AllowedIpsChange, DeviceSettings, KernelError, Key, LiveDevice, LivePeer, PeerSettings,
@@ -15,6 +16,22 @@ use wg_exec_steps::{
 use zeroize::Zeroize;
 
 pub const SOCKET_DIR: &str = "/var/run/wireguard";
+
+/// `set` and `get` exchanges sent by this process, for the debug log.
+static WRITES: AtomicUsize = AtomicUsize::new(0);
+static READS: AtomicUsize = AtomicUsize::new(0);
+
+/// (writes, reads) sent so far.
+pub fn sent() -> (usize, usize) {
+    (WRITES.load(Relaxed), READS.load(Relaxed))
+}
+
+fn count(text: &str) {
+    match text.starts_with("get=") {
+        true => READS.fetch_add(1, Relaxed),
+        false => WRITES.fetch_add(1, Relaxed),
+    };
+}
 
 pub fn socket_path(name: &str) -> PathBuf {
     PathBuf::from(SOCKET_DIR).join(format!("{name}.sock"))
@@ -256,6 +273,7 @@ fn exchange(path: &std::path::Path, text: &str) -> Result<String, KernelError> {
     stream
         .write_all(text.as_bytes())
         .map_err(|e| io("write to", e))?;
+    count(text);
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
     let mut line = String::new();
@@ -297,6 +315,7 @@ fn send_to(path: &std::path::Path, text: &str) -> Result<(), KernelError> {
     stream
         .write_all(text.as_bytes())
         .map_err(|e| io("write to", e))?;
+    count(text);
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     loop {

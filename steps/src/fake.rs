@@ -4,7 +4,7 @@
 
 use crate::kernel::{
     AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
-    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Route,
+    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
 };
 use crate::secret::Key;
 use ipnet::IpNet;
@@ -50,7 +50,9 @@ pub struct FakeKernel {
     pub failures: BTreeMap<usize, KernelError>,
     /// In the next `route_replace`, fail the item with this index and apply the others.
     pub fail_batch_item: Option<(usize, KernelError)>,
-    /// Host names `resolve_endpoint` knows.
+    /// Host names that do not resolve yet (the answer is "later").
+    pub later_hosts: BTreeSet<String>,
+    /// Host names `resolve_endpoints` knows.
     pub hosts: BTreeMap<String, IpAddr>,
     /// Whether the kernel has WireGuard (decides `Backend::Auto`).
     pub has_wireguard: bool,
@@ -454,17 +456,42 @@ impl Kernel for FakeKernel {
             .collect())
     }
 
-    fn resolve_endpoint(&mut self, ns: &Netns, ep: &Endpoint) -> Result<SocketAddr, KernelError> {
-        self.call(format!("resolve_endpoint {} {ep}", label(ns)))?;
-        self.check_ns(ns)?;
-        let ip = match ep.host.parse::<IpAddr>() {
-            Ok(ip) => ip,
-            Err(_) => *self
-                .hosts
-                .get(&ep.host)
-                .ok_or_else(|| KernelError::new("Name or service not known".to_string()))?,
-        };
-        Ok(SocketAddr::new(ip, ep.port))
+    fn resolve_endpoints(
+        &mut self,
+        ns: &Netns,
+        endpoints: &[Endpoint],
+        _how: Resolve,
+    ) -> Vec<Resolved> {
+        let list: Vec<String> = endpoints.iter().map(|e| e.to_string()).collect();
+        if let Err(e) = self.call(format!(
+            "resolve_endpoints {} {}",
+            label(ns),
+            list.join(" ")
+        )) {
+            return endpoints
+                .iter()
+                .map(|_| Resolved::Failed(e.clone()))
+                .collect();
+        }
+        if let Err(e) = self.check_ns(ns) {
+            return endpoints
+                .iter()
+                .map(|_| Resolved::Failed(e.clone()))
+                .collect();
+        }
+        endpoints
+            .iter()
+            .map(|ep| match ep.host.parse::<IpAddr>() {
+                Ok(ip) => Resolved::Addrs(vec![SocketAddr::new(ip, ep.port)]),
+                Err(_) => match self.hosts.get(&ep.host) {
+                    Some(ip) => Resolved::Addrs(vec![SocketAddr::new(*ip, ep.port)]),
+                    None if self.later_hosts.contains(&ep.host) => {
+                        Resolved::Later("Temporary failure in name resolution".into())
+                    }
+                    None => Resolved::Failed(KernelError::new("Name or service not known")),
+                },
+            })
+            .collect()
     }
 
     fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {

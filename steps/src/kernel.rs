@@ -176,6 +176,28 @@ impl fmt::Display for Endpoint {
     }
 }
 
+/// How hard to try a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// up and reload: with WG_ENDPOINT_RESOLUTION_RETRIES set, as `wg` does (a name that does not
+    /// resolve then fails the step); else for a bounded time, after which the peer is
+    /// configured without its endpoint and left to `wg-exec refresh`.
+    Configure,
+    /// refresh: one attempt each, within a bounded time.
+    Once,
+}
+
+/// An endpoint's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolved {
+    /// Every address, in the resolver's order (the first is the one to use).
+    Addrs(Vec<SocketAddr>),
+    /// Did not resolve within the bound: configure the peer without it (the reason).
+    Later(String),
+    /// Failed for good.
+    Failed(KernelError),
+}
+
 /// One peer as the kernel (or UAPI) receives it: keys loaded, endpoint resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSettings {
@@ -331,12 +353,14 @@ pub trait Kernel {
     ) -> Result<(), KernelError>;
     /// The device as it is now.
     fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError>;
-    /// Resolve an endpoint host in the namespace where the tunnel's UDP socket lives.
-    fn resolve_endpoint(
+    /// Resolve endpoints where the tunnel's UDP socket lives (the socket namespace, with its
+    /// /etc/netns/NS files), all at once; one answer per endpoint, in order.
+    fn resolve_endpoints(
         &mut self,
         ns: &Netns,
-        endpoint: &Endpoint,
-    ) -> Result<SocketAddr, KernelError>;
+        endpoints: &[Endpoint],
+        how: Resolve,
+    ) -> Vec<Resolved>;
 
     /// The link's index, MTU and whether it is up; None when there is no such link.
     fn link_state(&mut self, ns: &Netns, name: &str) -> Result<Option<LinkState>, KernelError>;

@@ -28,7 +28,8 @@ pub mod teardown;
 
 pub use kernel::{
     AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
-    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Route, SecretSource,
+    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
+    SecretSource,
 };
 pub use secret::{Key, KeyError};
 pub use step::{Needs, Step, StepError, StepKind, Trace};

@@ -1,7 +1,7 @@
 //! Configures every peer in one request (split into as many messages as needed by the kernel
 //! seam). Endpoint host names are resolved in the socket namespace, where the UDP packets go.
 
-use crate::kernel::{Endpoint, Kernel, Netns, PeerSettings, SecretSource};
+use crate::kernel::{Endpoint, Kernel, Netns, PeerSettings, Resolve, Resolved, SecretSource};
 use crate::secret::Key;
 use crate::step::{object, Needs, Step, StepError, StepKind};
 use ipnet::IpNet;
@@ -72,9 +72,9 @@ impl PeerSet {
     }
 
     fn settings(&self, kernel: &mut dyn Kernel) -> Result<Vec<PeerSettings>, StepError> {
-        let mut out = Vec::with_capacity(self.peers.len());
+        let mut psks = Vec::with_capacity(self.peers.len());
         for p in &self.peers {
-            let preshared_key = match &p.preshared_key {
+            psks.push(match &p.preshared_key {
                 Some(src) => Some(src.load(kernel).map_err(|e| {
                     StepError::new(
                         format!("read preshared key {} of peer {}", src.printable(), p.name),
@@ -82,29 +82,61 @@ impl PeerSet {
                     )
                 })?),
                 None => None,
-            };
-            let endpoint = match &p.endpoint {
-                Some(ep) => Some(kernel.resolve_endpoint(&self.socket_ns, ep).map_err(|e| {
-                    StepError::new(
-                        format!(
-                            "resolve endpoint {ep} of peer {} in {}",
-                            p.name, self.socket_ns
-                        ),
-                        e,
-                    )
-                })?),
-                None => None,
-            };
-            out.push(PeerSettings {
+            });
+        }
+        let endpoints = resolve_all(kernel, &self.socket_ns, &self.peers)?;
+        Ok(self
+            .peers
+            .iter()
+            .zip(psks)
+            .zip(endpoints)
+            .map(|((p, preshared_key), endpoint)| PeerSettings {
                 public_key: p.public_key.clone(),
                 preshared_key,
                 endpoint,
                 persistent_keepalive: p.persistent_keepalive,
                 allowed_ips: p.allowed_ips.clone(),
-            });
-        }
-        Ok(out)
+            })
+            .collect())
     }
+}
+
+/// The endpoints of `peers` (those that have one), resolved at once in `socket_ns`: the first
+/// address of each; None for a peer without one, or whose name did not resolve within the
+/// bound (said in a warning: `wg-exec refresh` sets it later).
+pub fn resolve_all(
+    kernel: &mut dyn Kernel,
+    socket_ns: &Netns,
+    peers: &[PeerPlan],
+) -> Result<Vec<Option<std::net::SocketAddr>>, StepError> {
+    let wanted: Vec<(usize, Endpoint)> = peers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.endpoint.clone().map(|e| (i, e)))
+        .collect();
+    let mut out = vec![None; peers.len()];
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let eps: Vec<Endpoint> = wanted.iter().map(|(_, e)| e.clone()).collect();
+    let answers = kernel.resolve_endpoints(socket_ns, &eps, Resolve::Configure);
+    for ((i, ep), answer) in wanted.into_iter().zip(answers) {
+        let p = &peers[i];
+        match answer {
+            Resolved::Addrs(addrs) => out[i] = addrs.first().copied(),
+            Resolved::Later(why) => log::warn!(
+                "peer {}: endpoint {ep} did not resolve in {socket_ns} ({why}); configured without an endpoint until `wg-exec refresh` resolves it",
+                p.name
+            ),
+            Resolved::Failed(e) => {
+                return Err(StepError::new(
+                    format!("resolve endpoint {ep} of peer {} in {socket_ns}", p.name),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl Step for PeerSet {

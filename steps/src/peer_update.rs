@@ -4,7 +4,7 @@
 //! The undo sends every changed attribute back as it was.
 
 use crate::kernel::{AllowedIpsChange, Kernel, LivePeer, Netns, PeerSettings, PeerUpdate};
-use crate::peer_set::PeerPlan;
+use crate::peer_set::{resolve_all, PeerPlan};
 use crate::step::{object, Needs, Step, StepError, StepKind};
 
 /// One peer's change: the peer as configured, as it was, and what differs.
@@ -56,8 +56,18 @@ impl PeerUpdates {
     }
 
     fn forward(&self, kernel: &mut dyn Kernel) -> Result<Vec<PeerUpdate>, StepError> {
+        // The changed endpoints, resolved at once.
+        let changed: Vec<PeerPlan> = self
+            .updates
+            .iter()
+            .map(|u| PeerPlan {
+                endpoint: u.desired.endpoint.clone().filter(|_| u.endpoint),
+                ..u.desired.clone()
+            })
+            .collect();
+        let resolved = resolve_all(kernel, &self.socket_ns, &changed)?;
         let mut out = Vec::with_capacity(self.updates.len());
-        for u in &self.updates {
+        for (u, resolved) in self.updates.iter().zip(resolved) {
             let p = &u.desired;
             let preshared_key = match (&p.preshared_key, u.preshared_key) {
                 (Some(src), true) => Some(src.load(kernel).map_err(|e| {
@@ -69,20 +79,7 @@ impl PeerUpdates {
                 (None, true) => None,
                 (_, false) => u.old.preshared_key.clone(),
             };
-            let endpoint = match (&p.endpoint, u.endpoint) {
-                (Some(ep), true) => {
-                    Some(kernel.resolve_endpoint(&self.socket_ns, ep).map_err(|e| {
-                        StepError::new(
-                            format!(
-                                "resolve endpoint {ep} of peer {} in {}",
-                                p.name, self.socket_ns
-                            ),
-                            e,
-                        )
-                    })?)
-                }
-                _ => u.old.endpoint,
-            };
+            let endpoint = resolved.or(u.old.endpoint);
             out.push(PeerUpdate {
                 peer: PeerSettings {
                     public_key: p.public_key.clone(),
@@ -92,7 +89,7 @@ impl PeerUpdates {
                     allowed_ips: p.allowed_ips.clone(),
                 },
                 preshared_key: u.preshared_key,
-                endpoint: u.endpoint && endpoint.is_some(),
+                endpoint: u.endpoint && resolved.is_some(),
                 persistent_keepalive: u.persistent_keepalive,
                 allowed_ips: u.allowed_ips.clone(),
             });
