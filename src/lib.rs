@@ -8,6 +8,7 @@ pub mod config;
 pub mod executor;
 pub mod faults;
 pub mod journal;
+pub mod journald;
 pub mod keys;
 pub mod linux;
 pub mod lock;

@@ -5,6 +5,7 @@ use clap::Parser;
 use std::process::ExitCode;
 use wg_exec::cli::{Cli, Command};
 use wg_exec::commands;
+use wg_exec::journald;
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -18,7 +19,17 @@ fn init_logging(verbose: u8) {
     if verbose > 0 {
         builder.parse_filters(level);
     }
-    builder.format_timestamp(None).format_target(false).init();
+    if journald::stderr_is_journal() {
+        // The journal has its own timestamps; each line carries its priority.
+        builder.format(|buf, record| {
+            use std::io::Write;
+            let p = journald::prefix(record.level().into());
+            writeln!(buf, "{p}{}", record.args())
+        });
+    } else {
+        builder.format_timestamp(None).format_target(false);
+    }
+    builder.init();
 }
 
 fn main() -> ExitCode {
@@ -46,7 +57,7 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
     };
     for line in outcome.lines(op, &iface) {
-        eprintln!("{line}");
+        journald::line(outcome.priority(), &line);
     }
     ExitCode::from(outcome.code())
 }

@@ -49,6 +49,16 @@ impl Outcome {
         }
     }
 
+    /// How the journal should file its lines.
+    pub fn priority(&self) -> crate::journald::Priority {
+        use crate::journald::Priority;
+        match self {
+            Outcome::Done | Outcome::Drifted(_) => Priority::Info,
+            Outcome::NotUp(_) => Priority::Warning,
+            _ => Priority::Error,
+        }
+    }
+
     /// The lines to print on stderr for `op` (up, down…) of `iface`.
     pub fn lines(&self, op: &str, iface: &str) -> Vec<String> {
         let at = |m: &str| format!("wg-exec: {op} {iface}: {m}");

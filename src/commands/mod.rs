@@ -11,6 +11,7 @@ pub mod up;
 
 use crate::config::{self, Config, RouteTables};
 use crate::journal::{self, Journal, Unusable};
+use crate::journald::{self, Priority};
 use crate::linux::LinuxKernel;
 use crate::lock::{self, Lock};
 use crate::outcome::Outcome;
@@ -24,7 +25,7 @@ use wg_exec_steps::step::{Needs, StepKind};
 
 /// A note on stderr while a command goes on.
 pub fn say(op: &str, iface: &str, msg: impl std::fmt::Display) {
-    eprintln!("wg-exec: {op} {iface}: {msg}");
+    journald::line(Priority::Notice, &format!("wg-exec: {op} {iface}: {msg}"));
 }
 
 /// The configuration of `iface`, its warnings printed; bad configuration is `Invalid`.
@@ -33,7 +34,7 @@ pub fn load(iface: &str, explicit: Option<&Path>) -> Result<Config, Outcome> {
     match config::load(iface, &path, &RouteTables::system()) {
         Ok((cfg, warnings)) => {
             for w in warnings {
-                eprintln!("wg-exec: warning: {w}");
+                journald::line(Priority::Warning, &format!("wg-exec: warning: {w}"));
             }
             Ok(cfg)
         }
@@ -47,7 +48,7 @@ pub fn load(iface: &str, explicit: Option<&Path>) -> Result<Config, Outcome> {
 pub fn preflight(cfg: &Config) -> Result<(), Outcome> {
     let p = preflight::run(cfg, Path::new(preflight::NETNS_DIR));
     for w in &p.warnings {
-        eprintln!("wg-exec: warning: {w}");
+        journald::line(Priority::Warning, &format!("wg-exec: warning: {w}"));
     }
     match p.errors.is_empty() {
         true => Ok(()),

@@ -108,7 +108,10 @@ pub fn run(t: &Target) -> Outcome {
         Err(e) => return Outcome::Refused(format!("{e}")),
     };
     for n in &planned.notes {
-        eprintln!("wg-exec: warning: reload {name}: {n}");
+        crate::journald::line(
+            crate::journald::Priority::Warning,
+            &format!("wg-exec: warning: reload {name}: {n}"),
+        );
     }
     let mut steps = planned.steps;
     if t.print {

@@ -204,8 +204,14 @@ fn status_of(journal: &Journal, recorded: &Applied, live: &Live, drift: Vec<Stri
         .into(),
         netns: recorded.interface_namespace.clone(),
         socket_netns: recorded.socket_namespace.clone(),
-        backend: recorded.backend.clone(),
-        userspace_implementation: (recorded.backend != "Kernel")
+        // Auto on a kernel with WireGuard runs no program: the implementation is named only when
+        // one serves the link.
+        backend: match (recorded.backend.as_str(), pids.is_empty()) {
+            ("Auto", true) => "Auto (kernel)".into(),
+            ("Auto", false) => "Auto (userspace)".into(),
+            (b, _) => b.to_string(),
+        },
+        userspace_implementation: (recorded.backend == "Userspace" || !pids.is_empty())
             .then(|| recorded.userspace_implementation.clone()),
         userspace_pids: pids,
         link_up: live.link.up,

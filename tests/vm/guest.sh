@@ -289,5 +289,198 @@ RON
     check "failing $step: no trace in a or t" "[ \"\$(snapshot a)\" = \"\$before_a\" ] && [ \"\$(snapshot t)\" = \"\$before_t\" ]"
 done
 
+# --- 6. reload and status (kernel backend). The plain shape: wg-exec run inside netns a, no
+#        namespace option, no backend (Auto picks the kernel). a's peers: b (real, its session
+#        watched through every reload), p2 (goes), p3 (endpoint and keepalive change), p4 (new).
+#        Descriptions start with "reload kernel:" and "status kernel:".
+for k in p2 p3 p4; do wg genkey | wg pubkey > /test/keys/$k.pub; done
+P2=$(cat /test/keys/p2.pub); P3=$(cat /test/keys/p3.pub); P4=$(cat /test/keys/p4.pub)
+TAB=$(printf '\t')
+wgk_conf() { # mtu, extra addresses, b's keepalive, peers after b
+    cat > /etc/wg-exec/wgk.ron <<RON
+Interface(
+    ips: ["192.0.2.1/24", "2001:db8:1::1/64"$2],
+    private_key_file: "/test/keys/a.key",
+    listen_port: 51820,
+    mtu: $1,
+    peers: [
+        Peer(name: "b", public_key: "$PB", preshared_key_file: "/test/keys/ab.psk",
+            allowed_ips: ["192.0.2.2/32", "2001:db8:1::2/128"], endpoint: "203.0.113.2:51821",
+            persistent_keepalive: $3),
+        $4
+    ],
+)
+RON
+}
+p2="Peer(name: \"p2\", public_key: \"$P2\", allowed_ips: [\"198.18.2.0/24\"], endpoint: \"203.0.113.12:51820\"),"
+p3_before="Peer(name: \"p3\", public_key: \"$P3\", allowed_ips: [\"198.18.3.0/24\"], endpoint: \"203.0.113.13:51820\", persistent_keepalive: 30),"
+p3_after="Peer(name: \"p3\", public_key: \"$P3\", allowed_ips: [\"198.18.3.0/24\"], endpoint: \"203.0.113.23:51823\", persistent_keepalive: 15),"
+p4="Peer(name: \"p4\", public_key: \"$P4\", allowed_ips: [\"198.18.4.0/24\", \"2001:db8:4::/48\"], endpoint: \"203.0.113.14:51820\"),"
+wgk() { in_ns a $WGX "$@"; }
+handshake_of() { # peer key: its latest handshake on wgk (seconds since the epoch)
+    in_ns a wg show wgk latest-handshakes | awk -v k="$1" '$1 == k { print $2 }'
+}
+transfer_of() { # peer key: "rx tx" on wgk
+    in_ns a wg show wgk transfer | awk -v k="$1" '$1 == k { print $2 " " $3 }'
+}
+not_reset() { # transfer before, transfer after: neither counter went down
+    set -- $1 $2
+    [ -n "${4:-}" ] && [ "$3" -ge "$1" ] && [ "$4" -ge "$2" ] && [ $(($3 + $4)) -gt $(($1 + $2)) ]
+}
+peer_order() { # the peers of wgk's dump as names, in the kernel's order
+    in_ns a wg show wgk dump | tail -n +2 | cut -f 1 \
+        | sed "s|^$PB\$|b|; s|^$P2\$|p2|; s|^$P3\$|p3|; s|^$P4\$|p4|" | tr '\n' ' ' | sed 's/ $//'
+}
+status_is() { # description, expected exit code, status arguments...: runs status, shows it
+    d=$1; want=$2; shift 2    # (--json only when its exit code is not the expected one)
+    st=$(wgk status wgk "$@" 2>&1); src=$?
+    case " $* " in *" --json "*) [ $src = $want ] || echo "$st" | sed 's/^/    /' ;;
+        *) echo "$st" | sed 's/^/    /' ;; esac
+    check "$d (exit $want)" "[ $src = $want ]"
+}
+show_out() { [ -n "$1" ] && echo "$1" | sed 's/^/    /'; }
+
+r="reload kernel"; s="status kernel"
+wgk_conf 1400 "" 25 "$p2
+        $p3_before"
+check "$r: the configuration has no namespace option and no backend field" "! grep -qE 'namespace|backend' /etc/wg-exec/wgk.ron"
+before_a=$(snapshot a)
+host_b wgb "203.0.113.1:51820"
+out=$(wgk up wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: ip netns exec a wg-exec up wgk exits 0" "[ $rc = 0 ]"
+check "$r: wgk is a kernel wireguard link in netns a" "$IP -n a -d link show wgk | grep -q '^ *wireguard'"
+check "$r: ping a -> b through wgk (b's session is up)" "ping_until a 192.0.2.2"
+check "$r: peers b p2 p3 on the device" "[ \"\$(peer_order)\" = 'b p2 p3' ]"
+check "$r: routes for p2's and p3's allowed IPs" "$IP -n a route show dev wgk | grep -q '^198.18.2.0/24' && $IP -n a route show dev wgk | grep -q '^198.18.3.0/24'"
+status_is "$s: in sync after up" 0
+check "$s: says in sync after up" "echo \"\$st\" | tail -1 | grep -qx 'in sync'"
+status_is "$s: --json in sync after up" 0 --json
+check "$s: --json says \"state\": \"in sync\"" "echo \"\$st\" | grep -q '\"state\": \"in sync\"'"
+
+# 6.1 The reload: p4 comes, p2 goes, p3's endpoint and keepalive change, an address comes, the
+#     MTU changes; b, unchanged, pings through it all.
+wgk_conf 1380 ', "10.44.0.1/24"' 25 "$p3_after
+        $p4"
+plan=$(wgk reload wgk --print 2>&1); rc=$?
+echo "    plan:"; show_out "$plan"
+check "$r: --print exits 0" "[ $rc = 0 ]"
+check "$r: the plan removes one peer, p2" "[ \$(echo \"\$plan\" | grep -c ' remove\$') = 1 ] && echo \"\$plan\" | grep -qx 'wg set wgk peer $P2 remove'"
+check "$r: the plan updates p3 in place: endpoint and keepalive only, no remove" "echo \"\$plan\" | grep -qx 'wg set wgk peer $P3 endpoint 203.0.113.23:51823 persistent-keepalive 15'"
+check "$r: the plan does not touch b" "! echo \"\$plan\" | grep -q '$PB'"
+hs_before=$(handshake_of "$PB"); xfer_before=$(transfer_of "$PB")
+echo "    b before: handshake $hs_before, transfer $xfer_before"
+in_ns a ping -i 0.02 -c 250 192.0.2.2 > /tmp/reload-ping.out 2>&1 &
+ping_pid=$!
+sleep 1
+out=$(wgk -v reload wgk 2>&1); rc=$?
+pinging=no; kill -0 $ping_pid 2>/dev/null && pinging=yes
+show_out "$out"
+check "$r: wg-exec reload wgk exits 0" "[ $rc = 0 ]"
+wait $ping_pid
+tail -2 /tmp/reload-ping.out | sed 's/^/    /'
+sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' /tmp/reload-ping.out)
+got=$(sed -n 's/.* \([0-9]*\) packets received.*/\1/p' /tmp/reload-ping.out)
+check "$r: the ping (every 20 ms) was still running when the reload ended" "[ $pinging = yes ]"
+check "$r: no ping lost during the reload ($got of $sent)" "[ -n \"$sent\" ] && [ \"$sent\" -gt 0 ] && [ \"$sent\" = \"$got\" ]"
+hs_after=$(handshake_of "$PB"); xfer_after=$(transfer_of "$PB")
+echo "    b after: handshake $hs_after, transfer $xfer_after"
+check "$r: b's latest handshake is unchanged" "[ -n \"$hs_before\" ] && [ \"$hs_before\" != 0 ] && [ \"$hs_after\" = \"$hs_before\" ]"
+check "$r: b's transfer counters were not reset" "not_reset '$xfer_before' '$xfer_after'"
+dump=$(in_ns a wg show wgk dump)
+show_dump "$dump"
+p3_line=$(echo "$dump" | grep "^$P3$TAB")
+p4_line=$(echo "$dump" | grep "^$P4$TAB")
+check "$r: wg show dump: peers b p3 p4, in that order (p3 kept its place: not removed and added again)" "[ \"\$(peer_order)\" = 'b p3 p4' ]"
+check "$r: wg show dump: p3's endpoint 203.0.113.23:51823 and keepalive 15" "[ \"\$(echo \"\$p3_line\" | cut -f 3)\" = 203.0.113.23:51823 ] && [ \"\$(echo \"\$p3_line\" | cut -f 8)\" = 15 ]"
+check "$r: wg show dump: p3's allowed IPs 198.18.3.0/24" "[ \"\$(echo \"\$p3_line\" | cut -f 4)\" = 198.18.3.0/24 ]"
+check "$r: wg show dump: p4 with endpoint 203.0.113.14:51820 and allowed IPs 198.18.4.0/24,2001:db8:4::/48" "[ \"\$(echo \"\$p4_line\" | cut -f 3)\" = 203.0.113.14:51820 ] && [ \"\$(echo \"\$p4_line\" | cut -f 4)\" = 198.18.4.0/24,2001:db8:4::/48 ]"
+check "$r: wg show dump: b's endpoint, allowed IPs and keepalive as before" "echo \"\$dump\" | grep \"^$PB$TAB\" | awk -F'\t' '\$3 == \"203.0.113.2:51821\" && \$4 == \"192.0.2.2/32,2001:db8:1::2/128\" && \$8 == 25' | grep -q ."
+check "$r: the -v log updates one peer and removes one (p2), and never names p3 with a removal" "echo \"\$out\" | grep -q 'updated 1 changed peer of' && echo \"\$out\" | grep -q 'removed 1 peer of' && ! echo \"\$out\" | grep -i 'remov' | grep -qF -e '$P3' -e p3"
+check "$r: ip: mtu 1380" "$IP -n a link show wgk | grep -q ' mtu 1380 '"
+check "$r: ip: the new address 10.44.0.1/24, and the old ones" "$IP -n a address show dev wgk | grep -q 'inet 10.44.0.1/24' && $IP -n a address show dev wgk | grep -q 'inet 192.0.2.1/24' && $IP -n a address show dev wgk | grep -q 'inet6 2001:db8:1::1/64'"
+check "$r: ip: routes for p4's allowed IPs (198.18.4.0/24, 2001:db8:4::/48)" "$IP -n a -4 route show dev wgk | grep -q '^198.18.4.0/24' && $IP -n a -6 route show dev wgk | grep -q '^2001:db8:4::/48'"
+check "$r: ip: no route for p2's allowed IPs (198.18.2.0/24), p3's still there" "! $IP -n a route show table all | grep -q '198.18.2.0/24' && $IP -n a -4 route show dev wgk | grep -q '^198.18.3.0/24'"
+check "$r: ping a -> b after the reload" "ping_until a 192.0.2.2"
+out=$(wgk reload wgk --print 2>/tmp/reload-print.err); rc=$?
+show_out "$out"; show_out "$(cat /tmp/reload-print.err)"
+check "$r: the same configuration again: --print exits 0 and prints nothing" "[ $rc = 0 ] && [ -z \"\$out\" ]"
+out=$(wgk -v reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: the same configuration again: reload exits 0 with nothing to change" "[ $rc = 0 ] && echo \"\$out\" | grep -q 'nothing to change'"
+status_is "$s: in sync after the reload" 0
+check "$s: says in sync after the reload" "echo \"\$st\" | tail -1 | grep -qx 'in sync'"
+
+# 6.2 A changed peer keeps its session: b's own keepalive changes (25 -> 20), in place.
+wgk_conf 1380 ', "10.44.0.1/24"' 20 "$p3_after
+        $p4"
+plan=$(wgk reload wgk --print 2>&1)
+echo "    plan:"; show_out "$plan"
+check "$r: b's keepalive changes: the plan is one in-place update of b" "[ \"\$plan\" = 'wg set wgk peer $PB persistent-keepalive 20' ]"
+hs_before=$(handshake_of "$PB"); xfer_before=$(transfer_of "$PB")
+out=$(wgk -v reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: b's keepalive changes: reload exits 0" "[ $rc = 0 ]"
+check "$r: b's keepalive changes: the -v log removes no peer" "! echo \"\$out\" | grep -qi 'remov'"
+check "$r: b's keepalive changes: keepalive 20 on the device" "[ \"\$(in_ns a wg show wgk persistent-keepalive | awk -v k=\"$PB\" '\$1 == k { print \$2 }')\" = 20 ]"
+check "$r: b's keepalive changes: ping a -> b" "ping_until a 192.0.2.2"
+hs_after=$(handshake_of "$PB"); xfer_after=$(transfer_of "$PB")
+echo "    b: handshake $hs_before -> $hs_after, transfer $xfer_before -> $xfer_after"
+check "$r: b's keepalive changes: b's session is kept (same latest handshake, counters not reset, still first)" "[ -n \"$hs_before\" ] && [ \"$hs_after\" = \"$hs_before\" ] && not_reset '$xfer_before' '$xfer_after' && [ \"\$(peer_order)\" = 'b p3 p4' ]"
+
+# 6.3 A prefix moving from one peer to another in one reload: 198.18.4.0/24 from p4 to p3.
+wgk_conf 1380 ', "10.44.0.1/24"' 20 "Peer(name: \"p3\", public_key: \"$P3\", allowed_ips: [\"198.18.3.0/24\", \"198.18.4.0/24\"], endpoint: \"203.0.113.23:51823\", persistent_keepalive: 15),
+        Peer(name: \"p4\", public_key: \"$P4\", allowed_ips: [\"2001:db8:4::/48\"], endpoint: \"203.0.113.14:51820\"),"
+plan=$(wgk reload wgk --print 2>&1); rc=$?
+echo "    plan:"; show_out "$plan"
+gain=$(echo "$plan" | grep -n "^wg set wgk peer $P3 " | cut -d: -f1)
+lose=$(echo "$plan" | grep -n "^wg set wgk peer $P4 " | cut -d: -f1)
+check "$r: moving 198.18.4.0/24 from p4 to p3: the plan adds it to p3 (+198.18.4.0/24)" "echo \"\$plan\" | grep -qx 'wg set wgk peer $P3 allowed-ips +198.18.4.0/24'"
+check "$r: moving 198.18.4.0/24 from p4 to p3: the plan replaces p4's list without it" "echo \"\$plan\" | grep -qx 'wg set wgk peer $P4 allowed-ips 2001:db8:4::/48'"
+check "$r: moving 198.18.4.0/24 from p4 to p3: the gaining peer's update comes before the losing peer's" "[ -n \"$gain\" ] && [ -n \"$lose\" ] && [ \"$gain\" -lt \"$lose\" ]"
+check "$r: moving 198.18.4.0/24: the plan does not remove its route" "! echo \"\$plan\" | grep -q 'route.*198.18.4.0/24'"
+out=$(wgk -v reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: moving 198.18.4.0/24 from p4 to p3: reload exits 0" "[ $rc = 0 ]"
+aips=$(in_ns a wg show wgk allowed-ips)
+echo "$aips" | sed 's/^/    /'
+check "$r: moving 198.18.4.0/24: wg show allowed-ips has it on p3" "echo \"\$aips\" | grep \"^$P3$TAB\" | tr ' \t' '\n\n' | grep -qx 198.18.4.0/24"
+check "$r: moving 198.18.4.0/24: and on p3 only (not on p4, not twice)" "[ \$(echo \"\$aips\" | tr ' \t' '\n\n' | grep -cx 198.18.4.0/24) = 1 ] && ! echo \"\$aips\" | grep \"^$P4$TAB\" | grep -q 198.18.4.0/24"
+check "$r: moving 198.18.4.0/24: p4 keeps 2001:db8:4::/48" "[ \"\$(echo \"\$aips\" | grep \"^$P4$TAB\" | cut -f 2)\" = 2001:db8:4::/48 ]"
+check "$r: moving 198.18.4.0/24: its route is still there" "$IP -n a -4 route show dev wgk | grep -q '^198.18.4.0/24'"
+status_is "$s: in sync after the move" 0
+
+# 6.4 status on drift made by hand, and reload repairing it.
+in_ns a wg set wgk peer "$P4" remove
+status_is "$s: p4 removed by hand (wg set wgk peer P4 remove): drifted" 1
+check "$s: a line names the missing peer p4" "echo \"\$st\" | grep -q \"peer p4 ($P4) is missing from the device\""
+check "$s: says drifted" "echo \"\$st\" | grep -q '^drifted'"
+out=$(wgk reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: reload puts back p4, removed by hand (exit 0)" "[ $rc = 0 ] && [ \"\$(peer_order)\" = 'b p3 p4' ]"
+status_is "$s: in sync after that reload" 0
+$IP -n a link set wgk mtu 1300
+status_is "$s: mtu set to 1300 by hand: drifted" 1
+check "$s: a line names the mtu (1300 on the link, 1380 applied)" "echo \"\$st\" | grep -q 'mtu is 1300 on the link, 1380 was applied'"
+status_is "$s: --json on the drifted interface" 1 --json
+check "$s: --json says \"state\": \"drifted\"" "echo \"\$st\" | grep -q '\"state\": \"drifted\"'"
+check "$s: --json lists the mtu in drift" "echo \"\$st\" | grep -q 'mtu is 1300 on the link, 1380 was applied'"
+out=$(wgk reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: reload puts back mtu 1380 (exit 0)" "[ $rc = 0 ] && $IP -n a link show wgk | grep -q ' mtu 1380 '"
+status_is "$s: in sync after that reload" 0
+check "$r: b's session survived every reload (same latest handshake)" "[ \"\$(handshake_of \"$PB\")\" = \"$hs_before\" ]"
+
+# 6.5 down after all this: no trace; status then says not up.
+out=$(wgk down wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: ip netns exec a wg-exec down wgk exits 0" "[ $rc = 0 ]"
+check "$r: no trace in netns a after up, four reloads and drift" "[ \"\$(snapshot a)\" = \"\$before_a\" ]"
+status_is "$s: not up after down" 3
+out=$(wgk status wgnever 2>&1); rc=$?
+show_out "$out"
+check "$s: an interface never up (exit 3)" "[ $rc = 3 ]"
+$WGX down wgb
+
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]
