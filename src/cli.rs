@@ -56,7 +56,8 @@ pub struct Target {
     /// Read this file instead of /etc/wg-exec/IFACE.ron.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Print the plan as equivalent ip/wg commands and change nothing (needs no privileges).
+    /// Print the plan as equivalent ip/wg commands and change nothing (up and down need no
+    /// privileges for it; reload reads the live interface).
     #[arg(long)]
     pub print: bool,
     /// How long to wait for another wg-exec working on the same interface.

@@ -2,17 +2,7 @@
 //! text's table of exit codes sits beside it.
 
 /// The table `--help` prints; the README has the same.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  failed, and everything already done was rolled back (the machine is as it was),
-     or refused without changing anything (already up, not ours, lock busy)
-  2  bad usage, bad configuration or missing capabilities; nothing was touched
-  3  failed, and the rollback was incomplete: what is left behind is listed
-
-status: 0 in sync, 1 drifted (each difference on a line), 2 bad usage, 3 not up.
-
-Configuration: /etc/wg-exec/IFACE.ron, or $WG_EXEC_CONFIG_DIR/IFACE.ron, or --config FILE.";
+pub const EXIT_CODES: &str = include_str!("exit-codes.txt");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
