@@ -1,6 +1,10 @@
 //! The README, exercised as written. The test reads README.md at run time and takes from it the
 //! ```ron block under "## Example" (with the command list `--print` is said to show) and every
-//! ```ini block (the systemd units), so an edited README is what gets tested.
+//! ```ini block (the systemd units), so an edited README is what gets tested. There is no systemd
+//! here: the units' [Service] settings are carried out by the emulation under "systemd,
+//! emulated" below, for interface units (Type=oneshot, RemainAfterExit=yes: ExecStart run to its
+//! end, ExecStop later) and service units (Type=simple: ExecStart is the main process, left
+//! running, stopped by SIGTERM); it refuses what it does not know.
 //!
 //! Nothing here touches the machine. Each test runs in ONE private mount namespace of its own
 //! (a holder process made by `unshare --mount --propagation private`; commands enter it with
@@ -28,7 +32,7 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The instance (`%i`) and the interface name; the example is /etc/wg-exec/wg0.ron.
@@ -160,12 +164,29 @@ fn ron_string(config: &str, field: &str) -> String {
     panic!("the README's example has no {field}");
 }
 
-/// A unit's [Service] settings that the emulation carries out. [Unit] (ordering against other
-/// units) and [Install] (enablement) have no meaning without a boot.
+/// What a unit is to the emulation, from its `Type=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Kind {
+    /// `Type=oneshot` with `RemainAfterExit=yes`: the interface units. ExecStart runs to its
+    /// end (started), ExecStop later (stopped).
+    #[default]
+    Interface,
+    /// `Type=simple`: a long-running service (the refresh unit). ExecStart is its main process;
+    /// systemd stops it with SIGTERM (it has no ExecStop) and applies `Restart=` when it ends
+    /// by itself.
+    Service,
+}
+
+/// A unit's [Service] settings that the emulation carries out, and its [Unit] `BindsTo=`.
+/// The rest of [Unit] (ordering against other units) and [Install] (enablement) have no
+/// meaning without a boot.
 #[derive(Clone, Debug, Default)]
 struct Unit {
     /// Its first line (the README names the file in a comment there).
     title: String,
+    kind: Kind,
+    /// `[Unit] BindsTo=`, specifiers resolved.
+    binds_to: Vec<String>,
     user: Option<String>,
     runtime_dirs: Vec<String>,
     preserve: bool,
@@ -173,6 +194,10 @@ struct Unit {
     env: Vec<(String, String)>,
     ambient: Vec<String>,
     bounding: Option<Vec<String>>,
+    /// `Restart=` (systemd's default: no).
+    restart: String,
+    /// `RestartSec=` (systemd's default: 100 ms).
+    restart_sec: Duration,
     start: Vec<String>,
     reload: Vec<String>,
     stop: Vec<String>,
@@ -189,6 +214,59 @@ impl Unit {
             UNIT_UID
         }
     }
+    fn interface(&self) -> bool {
+        self.kind == Kind::Interface
+    }
+    /// The unit's file name, from the path in its first line's comment
+    /// (`# /etc/systemd/system/wg-exec@.service ...` is `wg-exec@.service`).
+    fn file_name(&self) -> String {
+        let path = self
+            .title
+            .strip_prefix('#')
+            .and_then(|t| t.split_whitespace().next())
+            .unwrap_or_else(|| panic!("{}: the first line does not name the file", self.title));
+        path.rsplit('/').next().unwrap().to_string()
+    }
+    /// The name of its instance `%i` (`wg-exec@.service` is `wg-exec@wg0.service`).
+    fn instance_name(&self) -> String {
+        let file = self.file_name();
+        let (prefix, suffix) = file
+            .split_once("@.")
+            .unwrap_or_else(|| panic!("{file}: not a template unit"));
+        format!("{prefix}@{INSTANCE}.{suffix}")
+    }
+    /// The state directory its wg-exec uses: WG_EXEC_STATE_DIR from Environment=, else the
+    /// default.
+    fn state_dir(&self) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "WG_EXEC_STATE_DIR")
+            .map_or("/run/wg-exec".to_string(), |(_, v)| v.clone())
+    }
+    /// Whether systemd restarts this service after its main process ended by itself with
+    /// `status` (systemd.service(5), the table under Restart=; SIGHUP, SIGINT, SIGTERM and
+    /// SIGPIPE are clean signals). A stop that systemd makes (systemctl stop, BindsTo=) never
+    /// restarts.
+    fn restarts_after(&self, status: ExitStatus) -> bool {
+        use nix::sys::signal::Signal::{SIGHUP, SIGINT, SIGPIPE, SIGTERM};
+        use std::os::unix::process::ExitStatusExt;
+        let clean = match (status.code(), status.signal()) {
+            (Some(code), _) => code == 0,
+            (None, Some(sig)) => [SIGHUP, SIGINT, SIGTERM, SIGPIPE]
+                .iter()
+                .any(|s| *s as i32 == sig),
+            (None, None) => false,
+        };
+        let by_signal = status.signal().is_some();
+        match self.restart.as_str() {
+            "always" => true,
+            "on-success" => clean,
+            "on-failure" => !clean,
+            "on-abnormal" | "on-abort" => by_signal && !clean,
+            // "no"; "on-watchdog" (there is no watchdog here)
+            _ => false,
+        }
+    }
 }
 
 fn systemd_bool(key: &str, v: &str) -> bool {
@@ -197,6 +275,27 @@ fn systemd_bool(key: &str, v: &str) -> bool {
         "no" | "false" | "off" | "0" => false,
         _ => panic!("{key}={v}: not a boolean"),
     }
+}
+
+/// A systemd time span as `RestartSec=` takes it: seconds without a unit, or numbers with
+/// `ms`, `s`, `min` (e.g. `5`, `500ms`, `1min 30s`).
+fn systemd_timespan(key: &str, v: &str) -> Duration {
+    let mut total = Duration::ZERO;
+    for word in v.split_whitespace() {
+        let at = word
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(word.len());
+        let n: u64 = word[..at]
+            .parse()
+            .unwrap_or_else(|_| panic!("{key}={v}: the emulation knows whole numbers only"));
+        total += match &word[at..] {
+            "" | "s" | "sec" => Duration::from_secs(n),
+            "ms" | "msec" => Duration::from_millis(n),
+            "min" | "m" => Duration::from_secs(60 * n),
+            other => panic!("{key}={v}: the emulation does not know the unit {other:?}"),
+        };
+    }
+    total
 }
 
 fn capabilities(key: &str, v: &str) -> Vec<String> {
@@ -214,10 +313,13 @@ fn capabilities(key: &str, v: &str) -> Vec<String> {
 fn parse_unit(text: &str) -> Unit {
     let mut unit = Unit {
         title: text.lines().next().unwrap_or("").to_string(),
+        restart: "no".to_string(),
+        restart_sec: Duration::from_millis(100),
         ..Unit::default()
     };
     let mut section = "";
     let mut unknown = Vec::new();
+    let (mut kind, mut remain) = (None, None);
     for line in text.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
             continue;
@@ -226,21 +328,45 @@ fn parse_unit(text: &str) -> Unit {
             section = line;
             continue;
         }
-        if section != "[Service]" {
-            continue;
-        }
         let (key, v) = line
             .split_once('=')
             .unwrap_or_else(|| panic!("unit line without '=': {line}"));
         let (key, v) = (key.trim(), v.trim());
+        if section == "[Unit]" && key == "BindsTo" {
+            unit.binds_to.extend(v.split_whitespace().map(specifiers));
+        }
+        if section != "[Service]" {
+            continue;
+        }
         match key {
-            // The emulation runs ExecStart to its end and ExecStop later, which is what these
-            // two mean together.
-            "Type" => assert_eq!(v, "oneshot", "the emulation knows Type=oneshot only"),
-            "RemainAfterExit" => assert!(
-                systemd_bool(key, v),
-                "with RemainAfterExit=no ExecStop would run right after ExecStart"
-            ),
+            "Type" => {
+                kind = Some(match v {
+                    // ExecStart runs to its end and ExecStop later, which is what this means
+                    // with RemainAfterExit=yes.
+                    "oneshot" => Kind::Interface,
+                    // ExecStart is the main process, SIGTERM stops it.
+                    "simple" => Kind::Service,
+                    _ => panic!("Type={v}: the emulation knows Type=oneshot and Type=simple only"),
+                })
+            }
+            "RemainAfterExit" => remain = Some(systemd_bool(key, v)),
+            "Restart" => {
+                assert!(
+                    [
+                        "no",
+                        "always",
+                        "on-success",
+                        "on-failure",
+                        "on-abnormal",
+                        "on-abort",
+                        "on-watchdog"
+                    ]
+                    .contains(&v),
+                    "{key}={v}: not a value systemd knows"
+                );
+                unit.restart = v.to_string();
+            }
+            "RestartSec" => unit.restart_sec = systemd_timespan(key, v),
             "User" => unit.user = Some(v.to_string()),
             "RuntimeDirectory" => unit
                 .runtime_dirs
@@ -269,32 +395,84 @@ fn parse_unit(text: &str) -> Unit {
             other => unknown.push(other.to_string()),
         }
     }
+    let title = unit.title.clone();
     assert!(
         unknown.is_empty(),
-        "{}: the emulation in tests/readme.rs does not know {unknown:?}; teach it",
-        unit.title
+        "{title}: the emulation in tests/readme.rs does not know {unknown:?}; teach it"
     );
-    assert!(
-        !unit.start.is_empty() && !unit.stop.is_empty(),
-        "{}: no ExecStart= or ExecStop=",
-        unit.title
-    );
+    // systemd's default is Type=simple, but a unit here says what it is.
+    unit.kind = kind.unwrap_or_else(|| panic!("{title}: no Type="));
+    match unit.kind {
+        Kind::Interface => {
+            assert_eq!(
+                remain,
+                Some(true),
+                "{title}: Type=oneshot without RemainAfterExit=yes would run ExecStop right \
+                 after ExecStart"
+            );
+            assert!(
+                !unit.start.is_empty() && !unit.stop.is_empty(),
+                "{title}: an interface unit needs ExecStart= and ExecStop="
+            );
+            assert_eq!(
+                unit.restart, "no",
+                "{title}: the emulation does not restart a Type=oneshot unit"
+            );
+        }
+        Kind::Service => {
+            assert_eq!(
+                remain, None,
+                "{title}: RemainAfterExit= with Type=simple is not emulated"
+            );
+            assert_eq!(
+                unit.start.len(),
+                1,
+                "{title}: Type=simple takes exactly one ExecStart="
+            );
+            assert!(
+                unit.stop.is_empty() && unit.reload.is_empty(),
+                "{title}: the emulation stops a Type=simple unit with SIGTERM, as systemd \
+                 does without ExecStop=, and does not know ExecReload= for it"
+            );
+        }
+    }
     unit
 }
 
-/// Every ```ini block of the README, as a unit; at least two.
+/// Every ```ini block of the README, as a unit; at least two interface units (the root and
+/// the non-root one).
 fn units(md: &str) -> Vec<Unit> {
     let units: Vec<Unit> = blocks(md)
         .iter()
         .filter(|b| b.lang == "ini")
         .map(|b| parse_unit(&b.body))
         .collect();
+    let interfaces = units.iter().filter(|u| u.interface()).count();
     assert!(
-        units.len() >= 2,
-        "README.md: {} ```ini unit blocks, expected the root and the non-root unit",
-        units.len()
+        interfaces >= 2,
+        "README.md: {interfaces} ```ini interface unit blocks (Type=oneshot), expected the root \
+         and the non-root unit"
     );
     units
+}
+
+/// The README's interface units (Type=oneshot) that run as root (`root`) or not.
+fn interface_units(md: &str, root: bool) -> Vec<Unit> {
+    units(md)
+        .into_iter()
+        .filter(|u| u.interface() && u.root() == root)
+        .collect()
+}
+
+/// The README's Type=simple units whose ExecStart is `wg-exec refresh %i`.
+fn refresh_units(md: &str) -> Vec<Unit> {
+    units(md)
+        .into_iter()
+        .filter(|u| {
+            u.kind == Kind::Service
+                && exec_argv(&u.start[0]).get(1).map(String::as_str) == Some("refresh")
+        })
+        .collect()
 }
 
 /// systemd's specifiers in a value: `%i` is the instance, `%%` a percent sign.
@@ -553,16 +731,16 @@ impl Sandbox {
     // --- systemd, emulated ---
     //
     // There is no systemd here: this carries out the [Service] settings of a README unit the
-    // way systemd does (User=, RuntimeDirectory=, RuntimeDirectoryPreserve=, PrivateTmp=,
-    // Environment=, AmbientCapabilities=, CapabilityBoundingSet=, ExecStart=, ExecStop=, %i).
-    // Booting a real systemd with these units is another test's job.
+    // way systemd does (Type=oneshot with RemainAfterExit=yes, Type=simple, Restart=,
+    // RestartSec=, User=, RuntimeDirectory=, RuntimeDirectoryPreserve=, PrivateTmp=,
+    // Environment=, AmbientCapabilities=, CapabilityBoundingSet=, ExecStart=, ExecReload=,
+    // ExecStop=, %i). Booting a real systemd with these units is another test's job.
 
     /// What systemd prepares for a unit: the program of its Exec lines (resolving to the test's
-    /// binary: a tmpfs on its directory, inside only), its RuntimeDirectory= owned by its
-    /// user, the directories of its PrivateTmp=.
+    /// binary: a tmpfs on its directory, inside only, made once for all units), its
+    /// RuntimeDirectory= owned by its user, the directories of its PrivateTmp=.
     fn install_unit(&self, unit: &Unit) {
-        let mut dirs_done = Vec::new();
-        for line in unit.start.iter().chain(&unit.stop) {
+        for line in unit.start.iter().chain(&unit.reload).chain(&unit.stop) {
             let program = exec_argv(line)[0].clone();
             let path = Path::new(&program);
             assert_eq!(
@@ -572,10 +750,10 @@ impl Sandbox {
                 unit.title
             );
             let dir = path.parent().unwrap().display().to_string();
-            if !dirs_done.contains(&dir) {
-                self.must(&format!("mount -t tmpfs -o mode=0755 wg-exec-readme {dir}"));
-                dirs_done.push(dir);
-            }
+            self.must(&format!(
+                "grep -q '^wg-exec-readme {dir} ' /proc/self/mounts || \
+                 mount -t tmpfs -o mode=0755 wg-exec-readme {dir}"
+            ));
             self.must(&format!(
                 "[ -e {program} ] || {{ touch {program} && mount --bind {} {program}; }}",
                 wg_exec_bin()
@@ -594,12 +772,23 @@ impl Sandbox {
         }
     }
 
-    /// One Exec line of a unit, as systemd runs it: a mount namespace of the unit's own (its
-    /// PrivateTmp=), a clean environment (PATH, RUNTIME_DIRECTORY, Environment=), the unit's
-    /// user and capabilities, stdin from /dev/null. It runs inside network namespace `ns`
-    /// (entered as root first, as `ip netns exec` needs), standing in for the machine's own.
-    /// `extra_env` is the test's own addition, said where it is used.
-    fn exec_unit(&self, unit: &Unit, ns: &str, line: &str, extra_env: &[(&str, &str)]) -> Output {
+    /// The shell command (for `sh`) that runs one Exec line of a unit as systemd runs it: a
+    /// mount namespace of the unit's own (its PrivateTmp=), a clean environment (PATH,
+    /// RUNTIME_DIRECTORY, Environment=), the unit's user and capabilities, stdin from
+    /// /dev/null. It runs inside network namespace `ns` (entered as root first, as
+    /// `ip netns exec` needs), standing in for the machine's own. `extra_env` is the test's own
+    /// addition, said where it is used. With `limit`, `timeout` ends it after that many
+    /// seconds; without, every link of the chain execs the next (nsenter, sh, unshare, sh,
+    /// `ip netns exec`, env, setpriv), so that the process started is in the end wg-exec
+    /// itself, the unit's main process.
+    fn unit_command(
+        &self,
+        unit: &Unit,
+        ns: &str,
+        line: &str,
+        extra_env: &[(&str, &str)],
+        limit: Option<u32>,
+    ) -> String {
         let argv: Vec<String> = exec_argv(line).iter().map(|a| q(a)).collect();
         let mut env = vec![format!("PATH={SYSTEMD_PATH}")];
         if !unit.runtime_dirs.is_empty() {
@@ -653,15 +842,44 @@ impl Sandbox {
         } else {
             String::new()
         };
+        let timeout = limit.map_or(String::new(), |s| format!("timeout -k 5 {s} "));
         let inner = format!(
-            "{private_tmp}exec timeout -k 5 90 ip netns exec {ns} env -i {} {setpriv} {} </dev/null",
+            "{private_tmp}exec {timeout}ip netns exec {ns} env -i {} {setpriv} {} </dev/null",
             env.join(" "),
             argv.join(" ")
         );
-        self.sh(&format!(
-            "unshare --mount --propagation private /bin/sh -c {}",
+        format!(
+            "exec unshare --mount --propagation private /bin/sh -c {}",
             q(&inner)
-        ))
+        )
+    }
+
+    /// One Exec line of a unit, run to its end (at most 90 s), as systemd runs the Exec lines
+    /// of a Type=oneshot unit; see `unit_command`.
+    fn exec_unit(&self, unit: &Unit, ns: &str, line: &str, extra_env: &[(&str, &str)]) -> Output {
+        self.sh(&self.unit_command(unit, ns, line, extra_env, Some(90)))
+    }
+
+    /// The ExecStart of a Type=simple unit, started and not waited for: its main process, with
+    /// stdout and stderr (systemd's journal) to the file `log` in the sandbox's directory.
+    fn spawn_unit(&self, unit: &Unit, ns: &str, extra_env: &[(&str, &str)], log: &str) -> Service {
+        assert_eq!(unit.kind, Kind::Service, "{}: not Type=simple", unit.title);
+        let log = self.path(log);
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new("nsenter")
+            .arg(format!("--target={}", self.holder.id()))
+            .args(["--mount", "--", "/bin/sh", "-c"])
+            .arg(self.unit_command(unit, ns, &unit.start[0], extra_env, None))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("spawn nsenter");
+        Service {
+            what: unit.title.clone(),
+            child,
+            log,
+        }
     }
 
     /// systemd's stop: after ExecStop, a RuntimeDirectory= goes unless preserved.
@@ -679,6 +897,88 @@ impl Drop for Sandbox {
         let _ = self.sh(CLEANUP);
         drop(self.holder.stdin.take());
         let _ = self.holder.wait();
+    }
+}
+
+/// A Type=simple unit started by `spawn_unit`: its main process (wg-exec itself, through the
+/// chain of execs) and its log. Dropped while running (a failed test), it is killed; the
+/// sandbox's cleanup would kill it too, with everything in its network namespace.
+struct Service {
+    what: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Service {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        text(&std::fs::read(&self.log).unwrap_or_default())
+    }
+
+    /// None while running.
+    fn status(&mut self) -> Option<ExitStatus> {
+        self.child
+            .try_wait()
+            .expect("wait for the unit's main process")
+    }
+
+    /// Waits at most `limit` for a log line that contains `needle`, while the main process
+    /// runs; how long it took.
+    fn wait_for_log(&mut self, needle: &str, limit: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.log().lines().any(|l| l.contains(needle)) {
+                return start.elapsed();
+            }
+            if let Some(status) = self.status() {
+                panic!(
+                    "{}: ended ({status}) before saying {needle:?}: {}",
+                    self.what,
+                    self.log()
+                );
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{}: did not say {needle:?} within {limit:?}: {}",
+                self.what,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits at most `limit` for the main process to end: its status and how long it took,
+    /// or None if it still runs.
+    fn wait_exit(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.status() {
+                return Some((status, start.elapsed()));
+            }
+            if start.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// What systemd does to stop a unit without ExecStop=: its KillSignal= (SIGTERM) to the
+    /// main process.
+    fn sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -933,9 +1233,87 @@ fn readme_has_the_example_its_print_output_and_two_units() {
     let ex = example(&md);
     assert!(ex.config.contains("Interface("), "{}", ex.config);
     assert!(ex.print.len() >= 5, "{:?}", ex.print);
-    let units = units(&md);
-    assert!(units.iter().any(Unit::root), "a root unit");
-    assert!(units.iter().any(|u| !u.root()), "a non-root unit");
+    assert!(!interface_units(&md, true).is_empty(), "a root unit");
+    assert!(!interface_units(&md, false).is_empty(), "a non-root unit");
+    let refresh = refresh_units(&md);
+    assert!(!refresh.is_empty(), "a unit running `wg-exec refresh %i`");
+    for u in &refresh {
+        assert_eq!(u.file_name(), "wg-exec-refresh@.service", "{}", u.title);
+    }
+}
+
+/// The emulation itself (no root needed): what it takes from a unit, and that it refuses what
+/// it would not carry out as systemd does, loudly, instead of running it some other way.
+#[test]
+fn readme_unit_emulation_refuses_what_it_does_not_know() {
+    use std::os::unix::process::ExitStatusExt;
+    let unit = |service: &str| {
+        format!(
+            "# /etc/systemd/system/x@.service\n[Unit]\nBindsTo=wg-exec@%i.service\n\
+             [Service]\n{service}\n[Install]\nWantedBy=wg-exec@%i.service\n"
+        )
+    };
+    let start = "ExecStart=/usr/local/sbin/wg-exec refresh %i";
+    let simple = parse_unit(&unit(&format!(
+        "Type=simple\n{start}\nRestart=on-failure\nRestartSec=1min 30s"
+    )));
+    assert_eq!(simple.kind, Kind::Service);
+    assert!(!simple.interface());
+    assert_eq!(simple.binds_to, ["wg-exec@wg0.service"]);
+    assert_eq!(simple.instance_name(), "x@wg0.service");
+    assert_eq!(simple.restart_sec, Duration::from_secs(90));
+    // on-failure: a non-zero exit or an unclean signal, not exit 0 or SIGTERM.
+    for (raw, restarts) in [(0, false), (1 << 8, true), (15, false), (9, true)] {
+        assert_eq!(
+            simple.restarts_after(ExitStatus::from_raw(raw)),
+            restarts,
+            "{:?}",
+            ExitStatus::from_raw(raw)
+        );
+    }
+    let oneshot = parse_unit(&unit(
+        "Type=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/wg-exec up %i\n\
+         ExecStop=/usr/local/sbin/wg-exec down %i",
+    ));
+    assert!(oneshot.interface());
+    assert_eq!(oneshot.restart, "no");
+    let stop = "ExecStop=/usr/local/sbin/wg-exec down %i";
+    for (service, says) in [
+        (format!("Type=simple\n{start}\n{stop}"), "SIGTERM"),
+        (
+            format!("Type=simple\n{start}\n{start}"),
+            "exactly one ExecStart",
+        ),
+        (
+            format!("Type=oneshot\n{start}\n{stop}"),
+            "RemainAfterExit=yes",
+        ),
+        (
+            format!("Type=oneshot\nRemainAfterExit=yes\n{start}"),
+            "ExecStop=",
+        ),
+        (format!("Type=forking\n{start}"), "Type=forking"),
+        (format!("{start}\n{stop}"), "no Type="),
+        (
+            format!("Type=simple\n{start}\nKillMode=process"),
+            "KillMode",
+        ),
+        (
+            format!("Type=simple\n{start}\nRestart=sometimes"),
+            "sometimes",
+        ),
+        (format!("Type=simple\n{start}\nRestartSec=5h"), "\"h\""),
+    ] {
+        let text = unit(&service);
+        let err = std::panic::catch_unwind(|| parse_unit(&text))
+            .expect_err(&format!("accepted: {service}"));
+        let msg = err
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(msg.contains(says), "{service}: {msg}");
+    }
 }
 
 /// `wg-exec up wg0 --print` with /etc/wg-exec/wg0.ron = the README's block prints exactly the
@@ -1000,77 +1378,157 @@ fn readme_example_configuration_comes_up_and_goes_down_as_written() {
     w.check_no_trace(&before, "/run/wg-exec");
 }
 
-/// A plain configuration (no namespace options, the shape most users write) through one unit:
-/// ExecStart in the namespace standing in for the machine's own, a tunnel to a peer in a
-/// second namespace, pings both ways over IPv4 and IPv6, ExecStop, no trace.
-fn plain_configuration_through(unit: &Unit) {
-    let what = &unit.title;
-    let sb = Sandbox::new("127.0.0.1 localhost\n::1 localhost\n");
-    sb.install_unit(unit);
-    sb.netns(HOST);
-    sb.netns(PEER);
-    sb.veth(HOST, PEER);
+/// The plain configuration (no namespace options, the shape most users write) in a sandbox:
+/// wg-exec runs in namespace HOST, the test peer is up in namespace PEER, a veth joins them
+/// (203.0.113.1 and .2), /etc/wg-exec/wg0.ron has its key and preshared key files.
+struct PlainWorld {
+    sb: Sandbox,
+    /// wg0's public key.
+    public: String,
+    psk: String,
+    /// The peer's public key.
+    peer: String,
+}
 
-    // The unit's configuration and keys in /etc/wg-exec, the peer's elsewhere.
-    let etc = sb.path("etc-wg-exec");
-    std::fs::create_dir(etc.join("keys")).unwrap();
-    let key = |path: &Path| -> String {
-        must(&format!("umask 077; wg genkey > {}", path.display()));
-        must(&format!("wg pubkey < {}", path.display()))
+impl PlainWorld {
+    /// `units` are installed; the first is the interface unit, whose user must be able to read
+    /// /etc/wg-exec. `hosts` is the sandbox's /etc/hosts; `endpoint` is the peer's endpoint as
+    /// written in wg0.ron, `peer_fields` more fields of that peer.
+    fn new(units: &[&Unit], hosts: &str, endpoint: &str, peer_fields: &str) -> PlainWorld {
+        let sb = Sandbox::new(hosts);
+        for unit in units {
+            sb.install_unit(unit);
+        }
+        sb.netns(HOST);
+        sb.netns(PEER);
+        sb.veth(HOST, PEER);
+
+        // The unit's configuration and keys in /etc/wg-exec, the peer's elsewhere.
+        let etc = sb.path("etc-wg-exec");
+        std::fs::create_dir(etc.join("keys")).unwrap();
+        let key = |path: &Path| -> String {
+            must(&format!("umask 077; wg genkey > {}", path.display()));
+            must(&format!("wg pubkey < {}", path.display()))
+                .trim()
+                .to_string()
+        };
+        let public = key(&etc.join("keys/wg0.key"));
+        must(&format!(
+            "umask 077; wg genpsk > {}",
+            etc.join("keys/wg0.psk").display()
+        ));
+        let psk = std::fs::read_to_string(etc.join("keys/wg0.psk"))
+            .unwrap()
             .trim()
-            .to_string()
-    };
-    let public = key(&etc.join("keys/wg0.key"));
-    must(&format!(
-        "umask 077; wg genpsk > {}",
-        etc.join("keys/wg0.psk").display()
-    ));
-    let psk = std::fs::read_to_string(etc.join("keys/wg0.psk"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let peer = peer_public(&sb, &public);
-    std::fs::write(
-        etc.join("wg0.ron"),
-        "Interface(
+            .to_string();
+        let peer = peer_public(&sb, &public);
+        std::fs::write(
+            etc.join("wg0.ron"),
+            format!(
+                "Interface(
     ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],
     private_key_file: \"/etc/wg-exec/keys/wg0.key\",
     listen_port: 51820,
     peers: [
         Peer(
-            public_key: \"PEER\",
+            public_key: \"{peer}\",
             preshared_key_file: \"/etc/wg-exec/keys/wg0.psk\",
             allowed_ips: [\"192.0.2.2/32\", \"2001:db8:1::2/128\"],
-            endpoint: \"203.0.113.2:51821\",
-            persistent_keepalive: 25,
+            endpoint: \"{endpoint}\",
+            persistent_keepalive: 25,{peer_fields}
         ),
     ],
 )
 "
-        .replace("PEER", &peer),
-    )
-    .unwrap();
-    if !unit.root() {
-        // "with /etc/wg-exec and its key files readable by that user"
-        must(&format!("chown -R {UNIT_UID}:{UNIT_UID} {}", etc.display()));
+            ),
+        )
+        .unwrap();
+        if !units[0].root() {
+            // "with /etc/wg-exec and its key files readable by that user"
+            must(&format!("chown -R {UNIT_UID}:{UNIT_UID} {}", etc.display()));
+        }
+        PlainWorld {
+            sb,
+            public,
+            psk,
+            peer,
+        }
     }
 
-    let before = sb.snapshots(&[HOST]);
-    let state_dir = unit
-        .env
-        .iter()
-        .find(|(k, _)| k == "WG_EXEC_STATE_DIR")
-        .map_or("/run/wg-exec".to_string(), |(_, v)| v.clone());
+    /// The lines of a unit's Exec setting (`which`), each run to its end and successful.
+    fn exec(&self, unit: &Unit, which: &str, lines: &[String]) {
+        for line in lines {
+            let out = self.sb.exec_unit(unit, HOST, line, &[]);
+            assert!(
+                out.status.success(),
+                "{}: {which}={line} failed ({}): {}",
+                unit.title,
+                out.status,
+                text(&out.stderr)
+            );
+        }
+    }
 
-    for line in &unit.start {
-        let out = sb.exec_unit(unit, HOST, line, &[]);
+    /// `wg show wg0 endpoints` in HOST: the peer's endpoint.
+    fn endpoint(&self) -> String {
+        let out = self.sb.must(&format!(
+            "ip netns exec {HOST} wg show {INSTANCE} endpoints"
+        ));
+        let (key, endpoint) = out
+            .trim()
+            .split_once('\t')
+            .unwrap_or_else(|| panic!("wg show {INSTANCE} endpoints: {out:?}"));
+        assert_eq!(key, self.peer, "wg show {INSTANCE} endpoints: the peer");
+        endpoint.to_string()
+    }
+
+    /// After the interface unit's ExecStop: no link, no process in HOST, no UAPI socket, no
+    /// journal or lock, HOST as `before`; then systemd's part of the stop.
+    fn check_no_trace(&self, unit: &Unit, before: &[(String, String)], what: &str) {
+        let sb = &self.sb;
+        assert!(!sb.has_link(HOST, INSTANCE), "{what}: wg0 left");
+        let procs = sb.processes(HOST);
+        assert!(procs.trim().is_empty(), "{what}: processes left: {procs}");
         assert!(
-            out.status.success(),
-            "{what}: ExecStart={line} failed ({}): {}",
-            out.status,
-            text(&out.stderr)
+            !sb.entries("/run/wireguard").contains("wg0.sock"),
+            "{what}: UAPI socket left"
         );
+        let state_dir = unit.state_dir();
+        assert_eq!(sb.entries(&state_dir), "", "{what}: journal or lock left");
+        assert_same(sb, before, what);
+        sb.unit_stopped(unit);
     }
+
+    fn peer_down(&self) {
+        let out = peer_sh(
+            &self.sb,
+            &format!(
+                "{} down wgp --config {}",
+                wg_exec_bin(),
+                self.sb.path("peer/peer.ron").display()
+            ),
+        );
+        assert!(out.status.success(), "peer down: {}", text(&out.stderr));
+    }
+}
+
+/// A plain configuration through one interface unit: ExecStart in the namespace standing in
+/// for the machine's own, a tunnel to a peer in a second namespace, pings both ways over IPv4
+/// and IPv6, ExecReload after an edit, ExecStop, no trace.
+fn plain_configuration_through(unit: &Unit) {
+    let what = &unit.title;
+    let w = PlainWorld::new(
+        &[unit],
+        "127.0.0.1 localhost\n::1 localhost\n",
+        "203.0.113.2:51821",
+        "",
+    );
+    let (sb, public, psk, peer) = (&w.sb, &w.public, &w.psk, &w.peer);
+    let etc = sb.path("etc-wg-exec");
+    let before = sb.snapshots(&[HOST]);
+    let state_dir = unit.state_dir();
+
+    w.exec(unit, "ExecStart", &unit.start);
     let link = sb.must(&format!("ip -n {HOST} -j -d link show dev {INSTANCE}"));
     assert!(link.contains("\"info_kind\":\"tun\""), "{what}: {link}");
     let procs = sb.processes(HOST);
@@ -1096,9 +1554,9 @@ fn plain_configuration_through(unit: &Unit) {
     }
     let dump = sb.wg_dump(HOST, INSTANCE);
     assert_eq!(dump.len(), 2, "{what}: {dump:?}");
-    assert_eq!(dump[0][1], public, "{what}: public key");
+    assert_eq!(&dump[0][1], public, "{what}: public key");
     assert_eq!(dump[0][2], "51820", "{what}: listen port");
-    assert_eq!(dump[1][1], psk, "{what}: psk");
+    assert_eq!(&dump[1][1], psk, "{what}: psk");
     assert_eq!(dump[1][2], "203.0.113.2:51821", "{what}: endpoint");
     assert_eq!(
         dump[1][3], "192.0.2.2/32,2001:db8:1::2/128",
@@ -1106,8 +1564,8 @@ fn plain_configuration_through(unit: &Unit) {
     );
     assert_ne!(dump[1][4], "0", "{what}: a handshake");
     assert_eq!(dump[1][7], "25", "{what}: keepalive");
-    assert_eq!(dump[1][0], peer, "{what}: the peer");
-    let peer_dump = peer_sh(&sb, "wg show wgp public-key");
+    assert_eq!(&dump[1][0], peer, "{what}: the peer");
+    let peer_dump = peer_sh(sb, "wg show wgp public-key");
     assert_eq!(
         text(&peer_dump.stdout).trim(),
         peer,
@@ -1123,50 +1581,16 @@ fn plain_configuration_through(unit: &Unit) {
             .replace("persistent_keepalive: 25", "persistent_keepalive: 15");
         std::fs::write(&cfg, edited).unwrap();
         let handshake = dump[1][4].clone();
-        for line in &unit.reload {
-            let out = sb.exec_unit(unit, HOST, line, &[]);
-            assert!(
-                out.status.success(),
-                "{what}: ExecReload={line} failed ({}): {}",
-                out.status,
-                text(&out.stderr)
-            );
-        }
+        w.exec(unit, "ExecReload", &unit.reload);
         let after = sb.wg_dump(HOST, INSTANCE);
         assert_eq!(after[1][7], "15", "{what}: keepalive after reload");
         assert_eq!(after[1][4], handshake, "{what}: the session was kept");
         assert!(sb.ping(HOST, "192.0.2.2"), "{what}: ping after reload");
     }
 
-    for line in &unit.stop {
-        let out = sb.exec_unit(unit, HOST, line, &[]);
-        assert!(
-            out.status.success(),
-            "{what}: ExecStop={line} failed ({}): {}",
-            out.status,
-            text(&out.stderr)
-        );
-    }
-    assert!(!sb.has_link(HOST, INSTANCE), "{what}: wg0 left");
-    let procs = sb.processes(HOST);
-    assert!(procs.trim().is_empty(), "{what}: processes left: {procs}");
-    assert!(
-        !sb.entries("/run/wireguard").contains("wg0.sock"),
-        "{what}: UAPI socket left"
-    );
-    assert_eq!(sb.entries(&state_dir), "", "{what}: journal or lock left");
-    assert_same(&sb, &before, what);
-    sb.unit_stopped(unit);
-
-    let out = peer_sh(
-        &sb,
-        &format!(
-            "{} down wgp --config {}",
-            wg_exec_bin(),
-            sb.path("peer/peer.ron").display()
-        ),
-    );
-    assert!(out.status.success(), "peer down: {}", text(&out.stderr));
+    w.exec(unit, "ExecStop", &unit.stop);
+    w.check_no_trace(unit, &before, what);
+    w.peer_down();
 }
 
 /// A command for the test peer: in namespace PEER, with a /run of its own (its UAPI socket,
@@ -1227,7 +1651,7 @@ fn readme_root_unit_runs_a_plain_configuration() {
     if !real_environment("readme_root_unit_runs_a_plain_configuration") {
         return;
     }
-    let units: Vec<Unit> = units(&readme()).into_iter().filter(Unit::root).collect();
+    let units = interface_units(&readme(), true);
     assert!(!units.is_empty(), "README.md: no root unit");
     for unit in &units {
         plain_configuration_through(unit);
@@ -1240,7 +1664,7 @@ fn readme_non_root_unit_runs_a_plain_configuration() {
     if !real_environment("readme_non_root_unit_runs_a_plain_configuration") {
         return;
     }
-    let units: Vec<Unit> = units(&readme()).into_iter().filter(|u| !u.root()).collect();
+    let units = interface_units(&readme(), false);
     assert!(!units.is_empty(), "README.md: no non-root unit");
     for unit in &units {
         plain_configuration_through(unit);
@@ -1249,7 +1673,7 @@ fn readme_non_root_unit_runs_a_plain_configuration() {
 
 /// The README's non-root units, with CAP_SYS_ADMIN added to both capability lines or not.
 fn non_root_units(add_sys_admin: bool) -> Vec<Unit> {
-    let units: Vec<Unit> = units(&readme()).into_iter().filter(|u| !u.root()).collect();
+    let units = interface_units(&readme(), false);
     assert!(!units.is_empty(), "README.md: no non-root unit");
     units
         .into_iter()
@@ -1341,4 +1765,215 @@ fn readme_non_root_unit_without_cap_sys_admin_refuses_the_example() {
         assert_eq!(sb.config_files(), files, "{what}: /etc/wg-exec changed");
         w.check_no_trace(&before, "/run/wg-exec");
     }
+}
+
+/// The host name of the refresh test's peer endpoint, in the sandbox's /etc/hosts.
+const PEER_NAME: &str = "peer.wg-exec.test";
+
+/// The refresh test's /etc/hosts: PEER_NAME is `addr`. The same length for 203.0.113.2 and
+/// 203.0.113.3, so that rewriting it in place never shows a reader a short file.
+fn hosts_with_peer_at(addr: &str) -> String {
+    format!("127.0.0.1 localhost\n::1 localhost\n{addr} {PEER_NAME}\n")
+}
+
+/// The README's refresh unit (Type=simple, `wg-exec refresh %i`) beside the root interface
+/// unit, with the plain configuration whose peer's endpoint is a host name re-resolved every
+/// second: it follows a change of /etc/hosts (the new address pushed, one log line), it ends
+/// by itself with exit 0 when the interface unit's ExecStop takes the interface down (what
+/// BindsTo= would also do, by SIGTERM), and SIGTERM (systemd's stop) ends it with exit 0
+/// within a second. No trace either time.
+#[test]
+fn readme_refresh_unit_follows_dns_and_ends_with_its_interface() {
+    if !real_environment("readme_refresh_unit_follows_dns_and_ends_with_its_interface") {
+        return;
+    }
+    let md = readme();
+    let interface = interface_units(&md, true)
+        .into_iter()
+        .next()
+        .expect("README.md: no root interface unit");
+    let refresh = refresh_units(&md);
+    assert!(
+        !refresh.is_empty(),
+        "README.md: no Type=simple unit runs `wg-exec refresh %i`"
+    );
+    for unit in &refresh {
+        refresh_through(&interface, unit);
+    }
+}
+
+fn refresh_through(interface: &Unit, unit: &Unit) {
+    let what = &unit.title;
+    assert!(
+        unit.binds_to.contains(&interface.instance_name()),
+        "{what}: BindsTo={:?} does not name {}",
+        unit.binds_to,
+        interface.instance_name()
+    );
+    let w = PlainWorld::new(
+        &[interface, unit],
+        &hosts_with_peer_at("203.0.113.2"),
+        &format!("{PEER_NAME}:51821"),
+        "\n            dynamic_endpoint_refresh_seconds: 1,",
+    );
+    let sb = &w.sb;
+    // The peer answers on a second address, where the name will point.
+    sb.must(&format!("ip -n {PEER} address add 203.0.113.3/24 dev ul-b"));
+    // The name is resolved where the socket is: in HOST, as `ip netns exec {HOST}` shows it,
+    // which would bind /etc/netns/{HOST}/* over /etc (there is none: the sandbox's /etc/hosts).
+    assert!(
+        !sb.sh(&format!("test -e /etc/netns/{HOST}"))
+            .status
+            .success(),
+        "/etc/netns/{HOST} exists inside"
+    );
+    let resolved = || {
+        sb.must(&format!(
+            "ip netns exec {HOST} getent ahostsv4 {PEER_NAME} | head -n1"
+        ))
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+    };
+    assert_eq!(resolved(), "203.0.113.2", "{PEER_NAME} in {HOST}");
+    let before = sb.snapshots(&[HOST]);
+
+    // Up through the interface unit, then the refresh unit's main process.
+    w.exec(interface, "ExecStart", &interface.start);
+    assert_eq!(
+        w.endpoint(),
+        "203.0.113.2:51821",
+        "{what}: endpoint after up"
+    );
+    assert!(sb.ping(HOST, "192.0.2.2"), "{what}: ping");
+    let mut service = sb.spawn_unit(unit, HOST, &[], "refresh.log");
+    service.wait_for_log(
+        &format!("{INSTANCE}: refreshing 1 peer endpoint known by name"),
+        Duration::from_secs(10),
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", service.pid())).unwrap();
+    assert_eq!(
+        comm.trim(),
+        "wg-exec",
+        "{what}: the main process is wg-exec"
+    );
+    // Its first pass (at once) and one more (a period later) see the old address.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(w.endpoint(), "203.0.113.2:51821", "{what}: nothing pushed");
+
+    // DNS changes: the file bound on /etc/hosts is rewritten in place (a new file would not be
+    // the one bound).
+    let hosts = sb.path("hosts");
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let ino = inode(&hosts);
+    {
+        use std::io::Write;
+        let new = hosts_with_peer_at("203.0.113.3");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&hosts)
+            .unwrap();
+        f.write_all(new.as_bytes()).unwrap();
+        f.set_len(new.len() as u64).unwrap();
+    }
+    assert_eq!(inode(&hosts), ino, "/etc/hosts rewritten in place");
+    assert_eq!(
+        resolved(),
+        "203.0.113.3",
+        "{PEER_NAME} in {HOST} after the change"
+    );
+    let changed = Instant::now();
+    let deadline = changed + Duration::from_secs(5);
+    while w.endpoint() != "203.0.113.3:51821" {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: endpoint still {} 5 s after the change: {}",
+            w.endpoint(),
+            service.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let followed = changed.elapsed();
+    let change = "endpoint 203.0.113.2:51821 -> 203.0.113.3:51821";
+    service.wait_for_log(change, Duration::from_secs(2));
+    assert!(
+        sb.ping(HOST, "192.0.2.2"),
+        "{what}: ping at the new address"
+    );
+    assert_eq!(
+        w.endpoint(),
+        "203.0.113.3:51821",
+        "{what}: endpoint after the ping"
+    );
+    let log = service.log();
+    let changes: Vec<&str> = log.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(changes.len(), 1, "{what}: one change, one line: {log}");
+    assert!(
+        changes[0].contains("peer ") && changes[0].contains(&format!(": {change}")),
+        "{what}: the change's line: {log}"
+    );
+
+    // The interface unit stops. With BindsTo= systemd would stop the refresh unit too; here it
+    // has to notice by itself.
+    w.exec(interface, "ExecStop", &interface.stop);
+    let (status, ended) = service
+        .wait_exit(Duration::from_secs(2))
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: still running 2 s after ExecStop of {}: {}",
+                interface.title,
+                service.log()
+            )
+        });
+    let log = service.log();
+    assert_eq!(status.code(), Some(0), "{what}: {status}: {log}");
+    assert!(
+        !unit.restarts_after(status),
+        "{what}: Restart={} would start it again after {:?}",
+        unit.restart,
+        unit.restart_sec
+    );
+    assert!(
+        log.contains(&format!("{INSTANCE} is down: refresh ends")),
+        "{what}: says why it ended: {log}"
+    );
+    w.check_no_trace(interface, &before, what);
+
+    // Up again (the name now resolves to the new address at up), refresh again, and
+    // systemd's stop of the refresh unit: SIGTERM.
+    w.exec(interface, "ExecStart", &interface.start);
+    assert_eq!(
+        w.endpoint(),
+        "203.0.113.3:51821",
+        "{what}: endpoint after up"
+    );
+    let mut service = sb.spawn_unit(unit, HOST, &[], "refresh-2.log");
+    service.wait_for_log(
+        &format!("{INSTANCE}: refreshing 1 peer endpoint known by name"),
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    service.sigterm();
+    let (status, stopped) = service
+        .wait_exit(Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("{what}: still running 1 s after SIGTERM: {}", service.log()));
+    let log = service.log();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{what}: after SIGTERM, {status}: {log}"
+    );
+    assert!(
+        log.contains(&format!("{INSTANCE}: refresh stopped by a signal")),
+        "{what}: says why it ended: {log}"
+    );
+    assert!(!log.contains(" -> "), "{what}: nothing to push: {log}");
+    w.exec(interface, "ExecStop", &interface.stop);
+    w.check_no_trace(interface, &before, what);
+    w.peer_down();
+    eprintln!(
+        "{what}: endpoint followed {followed:?} after the change; ended {ended:?} after \
+         ExecStop; {stopped:?} after SIGTERM"
+    );
 }
