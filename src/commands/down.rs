@@ -128,18 +128,24 @@ pub fn execute(
     let failures = executor::down(&mut steps, kernel, watch);
     let teardown = failures.iter().find(|f| f.step == StepKind::Teardown);
     if teardown.is_none() {
-        if let DownSource::Journal(j) = source {
-            if let Err(e) = std::fs::remove_file(journal_path) {
-                log::error!("cannot remove journal {}: {e}", journal_path.display());
-            }
-            let dir = journal_path.parent().unwrap_or(Path::new("."));
-            for p in [
-                applied::path_for(dir, &j.interface),
-                applied::next_path_for(dir, &j.interface),
-            ] {
-                if let Err(e) = applied::remove(&p) {
-                    log::error!("cannot remove {}: {e}", p.display());
+        let iface = match source {
+            DownSource::Journal(j) => {
+                if let Err(e) = std::fs::remove_file(journal_path) {
+                    log::error!("cannot remove journal {}: {e}", journal_path.display());
                 }
+                j.interface.clone()
+            }
+            DownSource::Config(c, _) => c.name.clone(),
+        };
+        // The records of what was applied go with the interface (also when the journal was
+        // lost or unusable).
+        let dir = journal_path.parent().unwrap_or(Path::new("."));
+        for p in [
+            applied::path_for(dir, &iface),
+            applied::next_path_for(dir, &iface),
+        ] {
+            if let Err(e) = applied::remove(&p) {
+                log::error!("cannot remove {}: {e}", p.display());
             }
         }
     }

@@ -33,7 +33,11 @@ fn recorded(dir: &Path, name: &str, journal: &Journal) -> Result<Applied, Outcom
 }
 
 pub fn run(t: &Target) -> Outcome {
-    let cfg = match load(&t.iface, t.config.as_deref()) {
+    let file = t
+        .config
+        .clone()
+        .or_else(|| crate::journal::recorded_config(&t.iface));
+    let cfg = match load(&t.iface, file.as_deref()) {
         Ok(c) => c,
         Err(o) => return o,
     };
@@ -126,11 +130,27 @@ pub fn run(t: &Target) -> Outcome {
     };
     let target = Applied::of(&cfg);
     if steps.is_empty() {
-        // Nothing for the kernel; the records may still change (hooks, endpoint spellings).
+        // Nothing for the kernel. The records may still change: hooks, periods, endpoint
+        // spellings, or a reload killed after its last change (then this one closes it).
+        let interrupted = jfile.journal.state == State::Reloading;
         if hooks_changed {
             say("reload", &name, "shutdown hooks recorded for the next down");
+        }
+        if hooks_changed || interrupted {
             jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();
             jfile.journal.post_shutdown = cfg.post_shutdown.clone();
+            jfile.journal.state = State::Complete;
+            jfile.journal.reload_step = None;
+        }
+        let record = applied::path_for(&dir, &name);
+        let on_disk = applied::load(&record).ok().flatten();
+        if on_disk.as_ref() != Some(&target) {
+            if let Err(e) = applied::save(&record, &target) {
+                return Outcome::Refused(format!("cannot write {}: {e}", record.display()));
+            }
+        }
+        let _ = applied::remove(&applied::next_path_for(&dir, &name));
+        if hooks_changed || interrupted {
             if let Err(e) = jfile.save() {
                 return Outcome::Refused(format!(
                     "cannot update journal {}: {e}",
@@ -138,8 +158,8 @@ pub fn run(t: &Target) -> Outcome {
                 ));
             }
         }
-        if target != recorded {
-            let _ = applied::save(&applied::path_for(&dir, &name), &target);
+        if interrupted {
+            say("reload", &name, "the interrupted reload had applied everything; it is closed");
         }
         log::info!("{name}: nothing to change");
         return Outcome::Done;

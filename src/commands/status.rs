@@ -366,7 +366,8 @@ pub fn run(a: &StatusArgs) -> Outcome {
         Err(e) => return Outcome::Refused(e),
     };
     // The configuration, when it loads; its problems are shown as drift, not as a failure.
-    let cfg = load(name, a.config.as_deref()).ok();
+    let file = a.config.clone().or_else(|| Some(journal.config.clone()));
+    let cfg = load(name, file.as_deref()).ok();
     let link_ns = ns_of(&recorded.interface_namespace);
     let mut needs = Needs::namespaces([&link_ns]);
     if let Some(c) = &cfg {

@@ -138,7 +138,8 @@ impl Journal {
             interface: cfg.name.clone(),
             state: State::Up,
             pid: std::process::id(),
-            config: cfg.path.clone(),
+            // Absolute: reload and status find it from any working directory.
+            config: std::path::absolute(&cfg.path).unwrap_or_else(|_| cfg.path.clone()),
             pre_shutdown: cfg.pre_shutdown.clone(),
             post_shutdown: cfg.post_shutdown.clone(),
             records: Vec::new(),
@@ -181,6 +182,13 @@ impl Journal {
             })
             .collect()
     }
+}
+
+/// The configuration file the interface's up used, when its journal names one that exists:
+/// reload and status default to it (an up with --config FILE is reloaded from FILE).
+pub fn recorded_config(iface: &str) -> Option<PathBuf> {
+    let j = load(&path_for(&state_dir(), iface)).ok()??;
+    j.config.is_file().then_some(j.config)
 }
 
 /// Why a journal cannot be followed.

@@ -48,6 +48,8 @@ pub struct LinuxKernel {
     ifindex: HashMap<(Netns, String), u32>,
     /// The processes a userspace start left running, by interface.
     started: HashMap<String, Vec<i32>>,
+    /// Whether a userspace device's implementation is of boringtun-cli's kind, by interface.
+    flavour: HashMap<String, bool>,
     /// Set by a signal: endless retries (name resolution) give up.
     stop: Arc<AtomicBool>,
 }
@@ -67,6 +69,7 @@ impl LinuxKernel {
             conns: HashMap::new(),
             ifindex: HashMap::new(),
             started: HashMap::new(),
+            flavour: HashMap::new(),
             stop,
         })
     }
@@ -137,6 +140,18 @@ impl LinuxKernel {
 
     fn forget(&mut self, ns: &Netns, name: &str) {
         self.ifindex.remove(&(ns.clone(), name.to_string()));
+    }
+
+    /// Whether the userspace implementation serving `name` is of boringtun-cli's kind: it
+    /// cannot update a peer in place, and carries a peer's settings over to the next peer of
+    /// one request. Asked once per device (its `get` names its own public key).
+    fn peers_carry_over(&mut self, name: &str) -> Result<bool, KernelError> {
+        if let Some(b) = self.flavour.get(name) {
+            return Ok(*b);
+        }
+        let b = !uapi::get(name)?.updates_in_place;
+        self.flavour.insert(name.to_string(), b);
+        Ok(b)
     }
 
     /// A device served by a userspace implementation has a UAPI socket.
@@ -361,6 +376,14 @@ impl Kernel for LinuxKernel {
         peers: &[PeerSettings],
     ) -> Result<(), KernelError> {
         if Self::userspace(name) {
+            if self.peers_carry_over(name)? {
+                // boringtun-cli carries a peer's preshared key, endpoint and keepalive over
+                // to the next peer of the same request: one request per peer.
+                for p in peers {
+                    uapi::request(name, uapi::set_peers(std::slice::from_ref(p)))?;
+                }
+                return Ok(());
+            }
             return uapi::request(name, uapi::set_peers(peers));
         }
         let msgs = genl::set_peers(name, peers, MESSAGE_LIMIT);
@@ -382,7 +405,7 @@ impl Kernel for LinuxKernel {
         updates: &[PeerUpdate],
     ) -> Result<(), KernelError> {
         if Self::userspace(name) {
-            if !uapi::get(name)?.updates_in_place {
+            if self.peers_carry_over(name)? {
                 // boringtun-cli panics on an update of an existing peer: remove it and add it
                 // again, whole. Its session restarts.
                 for u in updates {
@@ -394,7 +417,10 @@ impl Kernel for LinuxKernel {
                 let keys: Vec<Key> = updates.iter().map(|u| u.peer.public_key.clone()).collect();
                 let peers: Vec<PeerSettings> = updates.iter().map(|u| u.peer.clone()).collect();
                 uapi::request(name, uapi::remove_peers(&keys))?;
-                return uapi::request(name, uapi::set_peers(&peers));
+                for p in &peers {
+                    uapi::request(name, uapi::set_peers(std::slice::from_ref(p)))?;
+                }
+                return Ok(());
             }
             return uapi::request(name, uapi::update_peers(updates));
         }

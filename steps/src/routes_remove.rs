@@ -44,12 +44,17 @@ impl Step for RoutesRemove {
         self.routes
             .iter()
             .map(|r| {
+                let table = match r.table {
+                    253 => "default".to_string(),
+                    254 => "main".to_string(),
+                    255 => "local".to_string(),
+                    t => t.to_string(),
+                };
                 let mut line = format!(
-                    "{} route del {} dev {} table {}",
+                    "{} route del {} dev {} table {table}",
                     self.ns.ip_prefix(),
                     r.dst,
                     self.name,
-                    r.table
                 );
                 if let Some(m) = r.metric {
                     line.push_str(&format!(" metric {m}"));
