@@ -159,7 +159,11 @@ pub fn run(t: &Target) -> Outcome {
             }
         }
         if interrupted {
-            say("reload", &name, "the interrupted reload had applied everything; it is closed");
+            say(
+                "reload",
+                &name,
+                "the interrupted reload had applied everything; it is closed",
+            );
         }
         log::info!("{name}: nothing to change");
         return Outcome::Done;
