@@ -31,6 +31,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Follow DNS for peer endpoints known by name (long-running; --once for one pass).
     Refresh(RefreshArgs),
+    /// Print a wg-quick .conf file as the equivalent RON configuration.
+    Convert(ConvertArgs),
     /// Validate the configuration and its key files, print the warnings, change nothing.
     Check(CheckArgs),
 }
@@ -44,6 +46,7 @@ impl Command {
             Command::Reload(t) => ("reload", &t.iface),
             Command::Status(a) => ("status", &a.iface),
             Command::Refresh(a) => ("refresh", &a.iface),
+            Command::Convert(a) => ("convert", a.file.to_str().unwrap_or("FILE")),
             Command::Check(a) => ("check", &a.iface),
         }
     }
@@ -91,4 +94,10 @@ pub struct RefreshArgs {
     /// One pass over every peer known by name, then exit.
     #[arg(long)]
     pub once: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ConvertArgs {
+    /// The wg-quick file (NAME.conf: the interface name comes from it).
+    pub file: PathBuf,
 }

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::Reload(t) => commands::reload::run(t),
         Command::Status(a) => commands::status::run(a),
         Command::Refresh(a) => commands::refresh::run(a),
+        Command::Convert(a) => commands::convert::run(a),
         Command::Check(a) => commands::check::run(a),
     };
     for line in outcome.lines(op, &iface) {

@@ -23,7 +23,7 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
     let at = |field: &str, message: String| ConfigError {
         file: cfg.path.clone(),
         pos: Some(cfg.locations.get(field)),
-        field: field.to_string(),
+        field: cfg.locations.display(field),
         message,
     };
     if let SecretSource::File(path) = &cfg.private_key {

@@ -3,6 +3,7 @@
 //! the interface's lock), then the kernel with exactly the capabilities its plan needs.
 
 pub mod check;
+pub mod convert;
 pub mod down;
 pub mod refresh;
 pub mod reload;

@@ -291,10 +291,14 @@ impl Locations {
 
 /// A file's text and, scanned on first use, where its values are: most loads have no error or
 /// warning to place, and then the scan (the costlier half of loading 10,000 peers) never runs.
+/// For a wg-quick .conf file, the reader records the positions as it goes, and the names its
+/// keys have there.
 #[derive(Debug, Clone, Default)]
 pub struct SourceMap {
     text: std::sync::Arc<str>,
     scanned: std::sync::OnceLock<Locations>,
+    /// Display names by path ("peers[0].allowed_ips" → "[Peer] 1 AllowedIPs") for a .conf.
+    names: Option<std::sync::Arc<HashMap<String, String>>>,
 }
 
 impl SourceMap {
@@ -302,6 +306,18 @@ impl SourceMap {
         SourceMap {
             text: text.into(),
             scanned: std::sync::OnceLock::new(),
+            names: None,
+        }
+    }
+
+    /// Positions and names known in advance (a .conf file).
+    pub fn fixed(positions: HashMap<String, Pos>, names: HashMap<String, String>) -> SourceMap {
+        let scanned = std::sync::OnceLock::new();
+        let _ = scanned.set(Locations { map: positions });
+        SourceMap {
+            text: "".into(),
+            scanned,
+            names: Some(std::sync::Arc::new(names)),
         }
     }
 
@@ -312,6 +328,24 @@ impl SourceMap {
     /// Where `path` starts (see [`Locations::get`]).
     pub fn get(&self, path: &str) -> Pos {
         self.locations().get(path)
+    }
+
+    /// How messages name the field at `path`: the path itself for RON; for a .conf, its key as
+    /// written there (or its nearest parent's).
+    pub fn display(&self, path: &str) -> String {
+        let Some(names) = &self.names else {
+            return path.to_string();
+        };
+        let mut p = path;
+        loop {
+            if let Some(n) = names.get(p) {
+                return n.clone();
+            }
+            match p.rfind(['.', '[']) {
+                Some(cut) => p = &p[..cut],
+                None => return path.to_string(),
+            }
+        }
     }
 
     pub fn path_at(&self, pos: Pos) -> Option<String> {

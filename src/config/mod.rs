@@ -2,8 +2,10 @@
 //! and every error names the file, line:column and field.
 
 mod locate;
-mod raw;
+pub(crate) mod raw;
+pub use raw::StrOrInt;
 mod validate;
+pub mod wgquick;
 
 pub use locate::{Locations, Pos, SourceMap};
 pub use raw::BackendChoice;
@@ -117,17 +119,25 @@ impl std::error::Error for ConfigErrors {}
 /// A warning: printed, not fatal. Same shape as an error.
 pub type Warning = ConfigError;
 
-/// The configuration file of an interface: `--config FILE`, else `$WG_EXEC_CONFIG_DIR/NAME.ron`,
-/// else `/etc/wg-exec/NAME.ron`.
+/// The configuration file of an interface: `--config FILE`, else `$WG_EXEC_CONFIG_DIR/NAME.ron`
+/// (default `/etc/wg-exec/NAME.ron`), else wg-quick's `/etc/wireguard/NAME.conf` when only that
+/// exists (`$WG_EXEC_WIREGUARD_DIR` replaces `/etc/wireguard`).
 pub fn config_path(name: &str, explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    let dir = std::env::var_os("WG_EXEC_CONFIG_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/wg-exec"));
-    dir.join(format!("{name}.ron"))
+    let dir = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let ron = dir("WG_EXEC_CONFIG_DIR", "/etc/wg-exec").join(format!("{name}.ron"));
+    let conf = dir("WG_EXEC_WIREGUARD_DIR", "/etc/wireguard").join(format!("{name}.conf"));
+    match (ron.exists(), conf.exists()) {
+        (false, true) => conf,
+        _ => ron,
+    }
 }
 
 /// Reads and validates the file. Returns the configuration and its warnings.
@@ -147,13 +157,20 @@ pub fn load(
     parse(name, path, &text, tables)
 }
 
-/// Validates `text` as if read from `path`.
+/// Validates `text` as if read from `path`: a wg-quick .conf by its extension or first line,
+/// else RON.
 pub fn parse(
     name: &str,
     path: &Path,
     text: &str,
     tables: &RouteTables,
 ) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+    if wgquick::looks_like_conf(path, text) {
+        let read = wgquick::read(name, path, text)?;
+        let (cfg, mut warnings) = validate::validate_with(name, path, read.map, read.raw, tables)?;
+        warnings.extend(read.warnings);
+        return Ok((cfg, warnings));
+    }
     let raw = validate::deserialize(path, text)?;
     validate::validate(name, path, text, raw, tables)
 }

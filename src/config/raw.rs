@@ -48,6 +48,8 @@ pub struct RawInterface {
     pub backend: BackendChoice,
     #[serde(default = "default_userspace")]
     pub userspace_implementation: String,
+    #[serde(default)]
+    pub dns: Vec<String>,
 }
 
 pub const INTERFACE_FIELDS: &[&str] = &[
@@ -71,6 +73,7 @@ pub const INTERFACE_FIELDS: &[&str] = &[
     "dynamic_endpoint_refresh_seconds",
     "backend",
     "userspace_implementation",
+    "dns",
 ];
 
 #[derive(Debug, Deserialize)]

@@ -321,7 +321,7 @@ impl Checker<'_> {
         ConfigError {
             file: self.file.to_path_buf(),
             pos: Some(self.loc.get(field)),
-            field: field.to_string(),
+            field: self.loc.display(field),
             message,
         }
     }
@@ -363,9 +363,20 @@ pub fn validate(
     raw: RawInterface,
     tables: &RouteTables,
 ) -> Result<(Config, Vec<Warning>), ConfigErrors> {
+    validate_with(name, path, SourceMap::new(text), raw, tables)
+}
+
+/// [`validate`] with positions already known (a .conf file).
+pub fn validate_with(
+    name: &str,
+    path: &Path,
+    loc: SourceMap,
+    raw: RawInterface,
+    tables: &RouteTables,
+) -> Result<(Config, Vec<Warning>), ConfigErrors> {
     let mut c = Checker {
         file: path,
-        loc: SourceMap::new(text),
+        loc,
         errors: Vec::new(),
         warnings: Vec::new(),
     };
@@ -471,7 +482,24 @@ pub fn validate(
         },
     };
 
+    // Not yet: wg-quick's full tunnel with its policy routing, and DNS. Said, never ignored.
+    if matches!(&raw.table, StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto")) {
+        c.error(
+            "table",
+            "`auto` (wg-quick's full tunnel with policy routing) is not supported yet: use a numbered table with your own rules, or allowed_ips_as_routes: false".into(),
+        );
+    }
+    for (i, d) in raw.dns.iter().enumerate() {
+        c.error(
+            &format!("dns[{i}]"),
+            format!("`{d}`: setting DNS servers and search domains is not supported yet; set them with a post_setup hook (resolvectl dns %i …) or drop this entry"),
+        );
+    }
     let table = match &raw.table {
+        StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto") => Ok(Table {
+            id: 254,
+            label: "main".into(),
+        }),
         StrOrInt::Str(s) => tables.resolve(s).map(|id| Table {
             id,
             label: s.clone(),
