@@ -102,7 +102,7 @@ impl Setup {
             "{what}: journal"
         );
         assert!(
-            !Path::new(&format!("/run/wg-exec/{}.lock", self.ia)).exists(),
+            !Path::new(&format!("{STATE_DIR}/{}.lock", self.ia)).exists(),
             "{what}: lock"
         );
         if !key_stays {

@@ -1,21 +1,29 @@
-//! The README, exercised as written. The test reads README.md at run time and takes from it the
-//! ```ron block under "## Example" (with the command list `--print` is said to show) and every
-//! ```ini block (the systemd units), so an edited README is what gets tested. There is no systemd
-//! here: the units' [Service] settings are carried out by the emulation under "systemd,
-//! emulated" below, for interface units (Type=oneshot, RemainAfterExit=yes: ExecStart run to its
-//! end, ExecStop later) and service units (Type=simple: ExecStart is the main process, left
-//! running, stopped by SIGTERM); it refuses what it does not know.
+//! The README and the shipped systemd units, exercised as written. The test reads README.md at
+//! run time and takes from it the ```ron block under "## Example" (with the command list
+//! `--print` is said to show); the units are the files in `systemd/` (`wg-exec@.service`, the
+//! drop-in `non-root.conf` applied to it, `wg-exec-refresh@.service`), which the README must
+//! name, so an edited README or unit file is what gets tested. There is no systemd here: the
+//! units' [Service] settings that matter to wg-exec are carried out by the emulation under
+//! "systemd, emulated" below, for interface units (Type=oneshot, RemainAfterExit=yes: ExecStart
+//! run to its end, ExecStop later) and service units (Type=simple: ExecStart is the main
+//! process, left running, stopped by SIGTERM); the settings that only harden a unit are
+//! accepted and left to the systemd VM test (see HARDENING); anything else is refused.
 //!
 //! Nothing here touches the machine. Each test runs in ONE private mount namespace of its own
 //! (a holder process made by `unshare --mount --propagation private`; commands enter it with
 //! `nsenter --mount`), in which:
 //! - /run is a fresh tmpfs: /run/netns (so `ip netns add underlay` makes a namespace with exactly
-//!   the README's name that nobody else sees), /run/wireguard and /run/wg-exec (so `wg0` cannot
-//!   collide with anything else on the machine) are private;
+//!   the README's name that nobody else sees) and /run/wireguard are private;
 //! - /etc is an overlay on the real /etc (its changes go to a temporary directory), so that
 //!   /etc/wg-exec can be a bind-mounted temporary directory although the machine has none, and
 //!   /etc/hosts is a bind-mounted file that maps the example's endpoint host name to a test
 //!   peer (no DNS query is needed, and the namespaces have no route out of the machine anyway);
+//! - /var/lib is an overlay too, and /var/lib/wg-exec (wg-exec's default state directory, the
+//!   units' StateDirectory=) a bind-mounted temporary directory, so that the journals and locks
+//!   of `wg0`, the name every test here uses, collide neither with each other (the tests run in
+//!   parallel) nor with anything on the machine;
+//! - /usr/sbin, where the units' ExecStart= program is, is an overlay as well, once a unit is
+//!   installed, with the test's binary bound on /usr/sbin/wg-exec;
 //! - /dev/net/tun is a 0666 node, as udev makes it (this machine's own is 0600).
 //!
 //! wg-exec itself always runs inside a network namespace the test made ("host"), standing in
@@ -43,10 +51,72 @@ const HOST: &str = "host";
 const PEER: &str = "peer";
 /// Where the example's endpoint host name points (203.0.113.2).
 const ENDPOINT: &str = "endpoint";
-/// The uid and gid a non-root unit's `User=` becomes (the README's `useradd --system wg-exec`).
+/// The uid and gid a non-root unit's `User=` and `Group=` become (the package's system user
+/// and group `wg-exec`, which this machine need not have).
 const UNIT_UID: u32 = 65534;
 /// systemd's PATH for system services.
 const SYSTEMD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where the shipped units are.
+const SYSTEMD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/systemd");
+/// The interface unit (as root).
+const INTERFACE_UNIT: &str = "wg-exec@.service";
+/// The drop-in for INTERFACE_UNIT that makes it the non-root unit.
+const NON_ROOT_DROPIN: &str = "non-root.conf";
+const NON_ROOT_REFRESH_DROPIN: &str = "non-root-refresh.conf";
+/// The refresh unit (Type=simple, `wg-exec refresh %i`).
+const REFRESH_UNIT: &str = "wg-exec-refresh@.service";
+
+/// [Service] settings that only harden a unit: accepted and NOT emulated. They take away what
+/// wg-exec does not need (file system writes, devices, address families, system calls,
+/// namespaces, ...), which only a real systemd can enforce faithfully; the systemd VM test
+/// (`scripts/vm-test --systemd`, which boots real systemd with the shipped units) runs the
+/// units with them. What wg-exec's work depends on is emulated instead: User=, Group=,
+/// AmbientCapabilities=, CapabilityBoundingSet=, StateDirectory=, RuntimeDirectory=,
+/// PrivateTmp=, UMask=, Environment=. A setting in neither list is refused.
+const HARDENING: &[&str] = &[
+    "NoNewPrivileges",
+    "ProtectSystem",
+    "ReadWritePaths",
+    "ProtectHome",
+    "PrivateDevices",
+    "DevicePolicy",
+    "DeviceAllow",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "RestrictAddressFamilies",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "SystemCallErrorNumber",
+];
+
+/// [Unit] settings that have no meaning without a boot (description, documentation, ordering
+/// and dependencies against other units, start rate limits); `BindsTo=` is also read, for the
+/// refresh test. Others are refused.
+const UNIT_SECTION: &[&str] = &[
+    "Description",
+    "Documentation",
+    "After",
+    "Before",
+    "Wants",
+    "Requires",
+    "BindsTo",
+    "PartOf",
+    "StartLimitIntervalSec",
+    "StartLimitBurst",
+];
+
+/// [Install] settings: enablement only. Others are refused.
+const INSTALL_SECTION: &[&str] = &["WantedBy", "RequiredBy", "Alias", "Also"];
 
 // ------------------------------------------------------------------------------------------
 // What the README says.
@@ -164,6 +234,24 @@ fn ron_string(config: &str, field: &str) -> String {
     panic!("the README's example has no {field}");
 }
 
+/// The text of a `## ` section of the README, without its heading.
+fn section(md: &str, title: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in md.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            inside = h.trim() == title;
+            continue;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(!out.is_empty(), "README.md: no \"## {title}\" section");
+    out
+}
+
 /// What a unit is to the emulation, from its `Type=`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Kind {
@@ -182,15 +270,24 @@ enum Kind {
 /// meaning without a boot.
 #[derive(Clone, Debug, Default)]
 struct Unit {
-    /// Its first line (the README names the file in a comment there).
+    /// The unit's file name (`wg-exec@.service`).
+    name: String,
+    /// What it is made of, for messages: its file and drop-ins
+    /// (`systemd/wg-exec@.service + systemd/non-root.conf`).
     title: String,
     kind: Kind,
     /// `[Unit] BindsTo=`, specifiers resolved.
     binds_to: Vec<String>,
     user: Option<String>,
+    group: Option<String>,
+    /// `RuntimeDirectory=`: names under /run.
     runtime_dirs: Vec<String>,
     preserve: bool,
+    /// `StateDirectory=`: names under /var/lib.
+    state_dirs: Vec<String>,
     private_tmp: bool,
+    /// `UMask=` (systemd's default: 0022).
+    umask: u32,
     env: Vec<(String, String)>,
     ambient: Vec<String>,
     bounding: Option<Vec<String>>,
@@ -214,34 +311,32 @@ impl Unit {
             UNIT_UID
         }
     }
+    /// `Group=`, else the user's own group.
+    fn gid(&self) -> u32 {
+        match self.group.as_deref() {
+            None => self.uid(),
+            Some("root") | Some("0") => 0,
+            Some(_) => UNIT_UID,
+        }
+    }
     fn interface(&self) -> bool {
         self.kind == Kind::Interface
     }
-    /// The unit's file name, from the path in its first line's comment
-    /// (`# /etc/systemd/system/wg-exec@.service ...` is `wg-exec@.service`).
-    fn file_name(&self) -> String {
-        let path = self
-            .title
-            .strip_prefix('#')
-            .and_then(|t| t.split_whitespace().next())
-            .unwrap_or_else(|| panic!("{}: the first line does not name the file", self.title));
-        path.rsplit('/').next().unwrap().to_string()
-    }
     /// The name of its instance `%i` (`wg-exec@.service` is `wg-exec@wg0.service`).
     fn instance_name(&self) -> String {
-        let file = self.file_name();
-        let (prefix, suffix) = file
+        let (prefix, suffix) = self
+            .name
             .split_once("@.")
-            .unwrap_or_else(|| panic!("{file}: not a template unit"));
+            .unwrap_or_else(|| panic!("{}: not a template unit", self.name));
         format!("{prefix}@{INSTANCE}.{suffix}")
     }
     /// The state directory its wg-exec uses: WG_EXEC_STATE_DIR from Environment=, else the
-    /// default.
+    /// default (/var/lib/wg-exec).
     fn state_dir(&self) -> String {
         self.env
             .iter()
             .find(|(k, _)| k == "WG_EXEC_STATE_DIR")
-            .map_or("/run/wg-exec".to_string(), |(_, v)| v.clone())
+            .map_or(STATE_DIR.to_string(), |(_, v)| v.clone())
     }
     /// Whether systemd restarts this service after its main process ended by itself with
     /// `status` (systemd.service(5), the table under Restart=; SIGHUP, SIGINT, SIGTERM and
@@ -298,107 +393,182 @@ fn systemd_timespan(key: &str, v: &str) -> Duration {
     total
 }
 
-fn capabilities(key: &str, v: &str) -> Vec<String> {
-    v.split_whitespace()
-        .map(|c| {
-            assert!(
-                c.starts_with("CAP_"),
-                "{key}={v}: the emulation knows only lists of CAP_ names"
-            );
-            c.to_string()
-        })
-        .collect()
-}
-
-fn parse_unit(text: &str) -> Unit {
-    let mut unit = Unit {
-        title: text.lines().next().unwrap_or("").to_string(),
-        restart: "no".to_string(),
-        restart_sec: Duration::from_millis(100),
-        ..Unit::default()
-    };
-    let mut section = "";
-    let mut unknown = Vec::new();
-    let (mut kind, mut remain) = (None, None);
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if line.starts_with('[') {
-            section = line;
-            continue;
-        }
-        let (key, v) = line
-            .split_once('=')
-            .unwrap_or_else(|| panic!("unit line without '=': {line}"));
-        let (key, v) = (key.trim(), v.trim());
-        if section == "[Unit]" && key == "BindsTo" {
-            unit.binds_to.extend(v.split_whitespace().map(specifiers));
-        }
-        if section != "[Service]" {
-            continue;
-        }
-        match key {
-            "Type" => {
-                kind = Some(match v {
-                    // ExecStart runs to its end and ExecStop later, which is what this means
-                    // with RemainAfterExit=yes.
-                    "oneshot" => Kind::Interface,
-                    // ExecStart is the main process, SIGTERM stops it.
-                    "simple" => Kind::Service,
-                    _ => panic!("Type={v}: the emulation knows Type=oneshot and Type=simple only"),
-                })
-            }
-            "RemainAfterExit" => remain = Some(systemd_bool(key, v)),
-            "Restart" => {
-                assert!(
-                    [
-                        "no",
-                        "always",
-                        "on-success",
-                        "on-failure",
-                        "on-abnormal",
-                        "on-abort",
-                        "on-watchdog"
-                    ]
-                    .contains(&v),
-                    "{key}={v}: not a value systemd knows"
-                );
-                unit.restart = v.to_string();
-            }
-            "RestartSec" => unit.restart_sec = systemd_timespan(key, v),
-            "User" => unit.user = Some(v.to_string()),
-            "RuntimeDirectory" => unit
-                .runtime_dirs
-                .extend(v.split_whitespace().map(str::to_string)),
-            "RuntimeDirectoryPreserve" => {
-                unit.preserve = v == "restart" || systemd_bool(key, v);
-            }
-            "PrivateTmp" => unit.private_tmp = systemd_bool(key, v),
-            "Environment" => {
-                for word in v.split_whitespace() {
-                    let word = word.trim_matches('"');
-                    let (k, val) = word
-                        .split_once('=')
-                        .unwrap_or_else(|| panic!("Environment={v}: {word} has no '='"));
-                    unit.env.push((k.to_string(), specifiers(val)));
-                }
-            }
-            "AmbientCapabilities" => unit.ambient.extend(capabilities(key, v)),
-            "CapabilityBoundingSet" => unit
-                .bounding
-                .get_or_insert_with(Vec::new)
-                .extend(capabilities(key, v)),
-            "ExecStart" => unit.start.push(v.to_string()),
-            "ExecStop" => unit.stop.push(v.to_string()),
-            "ExecReload" => unit.reload.push(v.to_string()),
-            other => unknown.push(other.to_string()),
+/// A list of capabilities, added to `list` (systemd merges repeated lines).
+fn add_capabilities(list: &mut Vec<String>, key: &str, v: &str) {
+    for c in v.split_whitespace() {
+        assert!(
+            c.starts_with("CAP_"),
+            "{key}={v}: the emulation knows only lists of CAP_ names (no ~ inversion)"
+        );
+        if !list.iter().any(|have| have == c) {
+            list.push(c.to_string());
         }
     }
-    let title = unit.title.clone();
+}
+
+/// Directory names of `RuntimeDirectory=`/`StateDirectory=`, added to `list`: relative, no
+/// `..`, no `:` (the symlink syntax is not emulated).
+fn add_directories(list: &mut Vec<String>, key: &str, v: &str) {
+    for d in v.split_whitespace() {
+        assert!(
+            !d.starts_with('/') && !d.split('/').any(|p| p == "..") && !d.contains(':'),
+            "{key}={v}: the emulation knows plain relative names only"
+        );
+        list.push(d.to_string());
+    }
+}
+
+/// A unit as systemd loads it: its file and then its drop-ins, each `(label, text)`, in
+/// order. Later settings override earlier ones or extend them as systemd's do: `User=`,
+/// `Group=`, `Type=`, ... replace; `AmbientCapabilities=`, `CapabilityBoundingSet=`,
+/// `Environment=`, `RuntimeDirectory=`, `StateDirectory=` and the Exec lines accumulate, and an
+/// empty assignment resets them.
+fn parse_unit(name: &str, files: &[(String, String)]) -> Unit {
+    let title = files
+        .iter()
+        .map(|(label, _)| label.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ");
+    let mut unit = Unit {
+        name: name.to_string(),
+        title: title.clone(),
+        restart: "no".to_string(),
+        restart_sec: Duration::from_millis(100),
+        umask: 0o022,
+        ..Unit::default()
+    };
+    let mut unknown = Vec::new();
+    let (mut kind, mut remain) = (None, None);
+    for (label, text) in files {
+        let mut section = "";
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            assert!(
+                !line.ends_with('\\'),
+                "{label}: {line}: the emulation does not know continuation lines"
+            );
+            if line.starts_with('[') {
+                assert!(
+                    ["[Unit]", "[Service]", "[Install]"].contains(&line),
+                    "{label}: the emulation does not know the section {line}"
+                );
+                section = line;
+                continue;
+            }
+            let (key, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("{label}: unit line without '=': {line}"));
+            let (key, v) = (key.trim(), v.trim());
+            match section {
+                "[Unit]" => {
+                    if key == "BindsTo" {
+                        if v.is_empty() {
+                            unit.binds_to.clear();
+                        }
+                        unit.binds_to.extend(v.split_whitespace().map(specifiers));
+                    } else if !UNIT_SECTION.contains(&key) {
+                        unknown.push(format!("[Unit] {key}"));
+                    }
+                    continue;
+                }
+                "[Install]" => {
+                    if !INSTALL_SECTION.contains(&key) {
+                        unknown.push(format!("[Install] {key}"));
+                    }
+                    continue;
+                }
+                "[Service]" => {}
+                _ => panic!("{label}: {line} before any section"),
+            }
+            match key {
+                "Type" => {
+                    kind = Some(match v {
+                        // ExecStart runs to its end and ExecStop later, which is what this
+                        // means with RemainAfterExit=yes.
+                        "oneshot" => Kind::Interface,
+                        // ExecStart is the main process, SIGTERM stops it.
+                        "simple" => Kind::Service,
+                        _ => panic!(
+                            "Type={v}: the emulation knows Type=oneshot and Type=simple only"
+                        ),
+                    })
+                }
+                "RemainAfterExit" => remain = Some(systemd_bool(key, v)),
+                "Restart" => {
+                    assert!(
+                        [
+                            "no",
+                            "always",
+                            "on-success",
+                            "on-failure",
+                            "on-abnormal",
+                            "on-abort",
+                            "on-watchdog"
+                        ]
+                        .contains(&v),
+                        "{key}={v}: not a value systemd knows"
+                    );
+                    unit.restart = v.to_string();
+                }
+                "RestartSec" => unit.restart_sec = systemd_timespan(key, v),
+                "User" => unit.user = Some(v.to_string()).filter(|v| !v.is_empty()),
+                "Group" => unit.group = Some(v.to_string()).filter(|v| !v.is_empty()),
+                "RuntimeDirectory" if v.is_empty() => unit.runtime_dirs.clear(),
+                "RuntimeDirectory" => add_directories(&mut unit.runtime_dirs, key, v),
+                "RuntimeDirectoryPreserve" => {
+                    unit.preserve = v == "restart" || systemd_bool(key, v);
+                }
+                "StateDirectory" if v.is_empty() => unit.state_dirs.clear(),
+                "StateDirectory" => add_directories(&mut unit.state_dirs, key, v),
+                "PrivateTmp" => unit.private_tmp = systemd_bool(key, v),
+                "UMask" => {
+                    unit.umask = u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .unwrap_or_else(|| panic!("{key}={v}: not an octal mode"));
+                }
+                "Environment" if v.is_empty() => unit.env.clear(),
+                "Environment" => {
+                    for word in v.split_whitespace() {
+                        let word = word.trim_matches('"');
+                        let (k, val) = word
+                            .split_once('=')
+                            .unwrap_or_else(|| panic!("Environment={v}: {word} has no '='"));
+                        unit.env.retain(|(have, _)| have != k);
+                        unit.env.push((k.to_string(), specifiers(val)));
+                    }
+                }
+                "AmbientCapabilities" if v.is_empty() => unit.ambient.clear(),
+                "AmbientCapabilities" => add_capabilities(&mut unit.ambient, key, v),
+                // Empty: the bounding set becomes empty.
+                "CapabilityBoundingSet" if v.is_empty() => unit.bounding = Some(Vec::new()),
+                "CapabilityBoundingSet" => {
+                    add_capabilities(unit.bounding.get_or_insert_with(Vec::new), key, v)
+                }
+                "ExecStart" | "ExecStop" | "ExecReload" => {
+                    let lines = match key {
+                        "ExecStart" => &mut unit.start,
+                        "ExecStop" => &mut unit.stop,
+                        _ => &mut unit.reload,
+                    };
+                    if v.is_empty() {
+                        lines.clear();
+                    } else {
+                        lines.push(v.to_string());
+                    }
+                }
+                // Enforced by the systemd VM test, not here (see HARDENING).
+                hardening if HARDENING.contains(&hardening) => {}
+                other => unknown.push(format!("[Service] {other}")),
+            }
+        }
+    }
     assert!(
         unknown.is_empty(),
-        "{title}: the emulation in tests/readme.rs does not know {unknown:?}; teach it"
+        "{title}: the emulation in tests/readme.rs does not know {unknown:?}; teach it (a \
+         setting that only hardens the unit goes into HARDENING)"
     );
     // systemd's default is Type=simple, but a unit here says what it is.
     unit.kind = kind.unwrap_or_else(|| panic!("{title}: no Type="));
@@ -439,40 +609,60 @@ fn parse_unit(text: &str) -> Unit {
     unit
 }
 
-/// Every ```ini block of the README, as a unit; at least two interface units (the root and
-/// the non-root one).
-fn units(md: &str) -> Vec<Unit> {
-    let units: Vec<Unit> = blocks(md)
-        .iter()
-        .filter(|b| b.lang == "ini")
-        .map(|b| parse_unit(&b.body))
-        .collect();
-    let interfaces = units.iter().filter(|u| u.interface()).count();
+/// A file of systemd/ as `(label, text)`.
+fn systemd_file(name: &str) -> (String, String) {
+    let path = format!("{SYSTEMD_DIR}/{name}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+    (format!("systemd/{name}"), text)
+}
+
+/// A shipped unit with shipped drop-ins (file names in systemd/) and then `more` drop-ins of
+/// the test's own (`(label, text)`), in that order.
+fn shipped_unit(name: &str, dropins: &[&str], more: &[(&str, &str)]) -> Unit {
+    let mut files = vec![systemd_file(name)];
+    files.extend(dropins.iter().map(|d| systemd_file(d)));
+    files.extend(more.iter().map(|(l, t)| (l.to_string(), t.to_string())));
+    parse_unit(name, &files)
+}
+
+/// The interface unit as shipped (root).
+fn root_unit() -> Unit {
+    let unit = shipped_unit(INTERFACE_UNIT, &[], &[]);
     assert!(
-        interfaces >= 2,
-        "README.md: {interfaces} ```ini interface unit blocks (Type=oneshot), expected the root \
-         and the non-root unit"
+        unit.interface() && unit.root(),
+        "{}: not a root interface unit (Type=oneshot, no User=)",
+        unit.title
     );
-    units
+    unit
 }
 
-/// The README's interface units (Type=oneshot) that run as root (`root`) or not.
-fn interface_units(md: &str, root: bool) -> Vec<Unit> {
-    units(md)
-        .into_iter()
-        .filter(|u| u.interface() && u.root() == root)
-        .collect()
+/// The interface unit with the non-root drop-in, and `more` drop-ins of the test's own.
+fn non_root_unit(more: &[(&str, &str)]) -> Unit {
+    let unit = shipped_unit(INTERFACE_UNIT, &[NON_ROOT_DROPIN], more);
+    assert!(
+        unit.interface() && !unit.root(),
+        "{}: not a non-root interface unit",
+        unit.title
+    );
+    unit
 }
 
-/// The README's Type=simple units whose ExecStart is `wg-exec refresh %i`.
-fn refresh_units(md: &str) -> Vec<Unit> {
-    units(md)
-        .into_iter()
-        .filter(|u| {
-            u.kind == Kind::Service
-                && exec_argv(&u.start[0]).get(1).map(String::as_str) == Some("refresh")
-        })
-        .collect()
+/// The refresh unit: Type=simple, ExecStart `wg-exec refresh %i`.
+fn refresh_unit() -> Unit {
+    refresh_unit_with(&[])
+}
+
+/// The refresh unit with shipped drop-ins.
+fn refresh_unit_with(dropins: &[&str]) -> Unit {
+    let unit = shipped_unit(REFRESH_UNIT, dropins, &[]);
+    assert_eq!(unit.kind, Kind::Service, "{}: not Type=simple", unit.title);
+    assert_eq!(
+        exec_argv(&unit.start[0]).get(1).map(String::as_str),
+        Some("refresh"),
+        "{}: its ExecStart does not run `wg-exec refresh %i`",
+        unit.title
+    );
+    unit
 }
 
 /// systemd's specifiers in a value: `%i` is the instance, `%%` a percent sign.
@@ -493,7 +683,7 @@ fn specifiers(v: &str) -> String {
     out
 }
 
-/// An Exec line as argv: no prefixes, no quoting (the README's lines have neither).
+/// An Exec line as argv: no prefixes, no quoting (the shipped units' lines have neither).
 fn exec_argv(line: &str) -> Vec<String> {
     assert!(
         line.starts_with('/'),
@@ -530,7 +720,13 @@ impl Sandbox {
     fn new(hosts: &str) -> Sandbox {
         let dir = Keys::new();
         let d = dir.dir.path().to_path_buf();
-        for sub in ["etc-upper", "etc-work", "etc-wg-exec", "tmp", "var-tmp"] {
+        for sub in [
+            "etc-upper",
+            "etc-work",
+            "etc-wg-exec",
+            "var-lib-upper",
+            "var-lib-work",
+        ] {
             std::fs::create_dir(d.join(sub)).unwrap();
         }
         std::fs::write(d.join("hosts"), hosts).unwrap();
@@ -563,12 +759,36 @@ impl Sandbox {
              mkdir /etc/wg-exec
              mount --bind {d}/etc-wg-exec /etc/wg-exec
              mount --bind {d}/hosts /etc/hosts
+             mount -t overlay wg-exec-readme -o lowerdir=/var/lib,upperdir={d}/var-lib-upper,workdir={d}/var-lib-work /var/lib
              mount -t tmpfs -o mode=0755 wg-exec-readme /run
              mkdir -m 0755 /run/netns
              mount -t tmpfs -o mode=0755 wg-exec-readme /dev/net
              mknod -m 0666 /dev/net/tun c 10 200"
         ));
+        // wg-exec's default state directory, private from the start (also for wg-exec run
+        // without a unit), owned by root as wg-exec would create it.
+        let default = STATE_DIR
+            .strip_prefix("/var/lib/")
+            .expect("the default state directory is under /var/lib");
+        sb.private_state(default);
         sb
+    }
+
+    /// Where the private /var/lib/NAME (a StateDirectory=) is on the machine.
+    fn state_path(&self, name: &str) -> PathBuf {
+        self.path("var-lib").join(name)
+    }
+
+    /// /var/lib/NAME inside: a directory of the sandbox's own bound there (0755 root, made
+    /// once).
+    fn private_state(&self, name: &str) {
+        let src = self.state_path(name);
+        std::fs::create_dir_all(&src).unwrap();
+        self.must(&format!(
+            "[ /var/lib/{name} -ef {0} ] || {{ mkdir -p /var/lib/{name} && \
+             mount --bind {0} /var/lib/{name}; }}",
+            src.display()
+        ));
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -711,6 +931,23 @@ impl Sandbox {
         self.must(&format!("ls -A {dir} 2>/dev/null || true"))
     }
 
+    /// /etc/wg-exec as the README and non-root.conf say the package makes it for a non-root
+    /// unit: owned by root and the unit's group, the directory 0750, its files readable by the
+    /// group (0640), its subdirectories (the key directory) writable by it (0770) for
+    /// generate_private_key_file. As it is for a root unit.
+    fn etc_for(&self, unit: &Unit) {
+        if unit.root() {
+            return;
+        }
+        must(&format!(
+            "chown -R 0:{gid} {d} && chmod 0750 {d} && \
+             find {d} -mindepth 1 -type d -exec chmod 0770 {{}} + && \
+             find {d} -type f -exec chmod 0640 {{}} +",
+            gid = unit.gid(),
+            d = self.path("etc-wg-exec").display()
+        ));
+    }
+
     /// Every file under /etc/wg-exec with its mode and owner.
     fn config_files(&self) -> String {
         self.must("find /etc/wg-exec -printf '%P %m %U\\n' | sort")
@@ -730,15 +967,17 @@ impl Sandbox {
 
     // --- systemd, emulated ---
     //
-    // There is no systemd here: this carries out the [Service] settings of a README unit the
-    // way systemd does (Type=oneshot with RemainAfterExit=yes, Type=simple, Restart=,
-    // RestartSec=, User=, RuntimeDirectory=, RuntimeDirectoryPreserve=, PrivateTmp=,
-    // Environment=, AmbientCapabilities=, CapabilityBoundingSet=, ExecStart=, ExecReload=,
-    // ExecStop=, %i). Booting a real systemd with these units is another test's job.
+    // There is no systemd here: this carries out the [Service] settings of a shipped unit that
+    // wg-exec's work depends on, the way systemd does (Type=oneshot with RemainAfterExit=yes,
+    // Type=simple, Restart=, RestartSec=, User=, Group=, StateDirectory=, RuntimeDirectory=,
+    // RuntimeDirectoryPreserve=, PrivateTmp=, UMask=, Environment=, AmbientCapabilities=,
+    // CapabilityBoundingSet=, ExecStart=, ExecReload=, ExecStop=, %i). The hardening settings
+    // (HARDENING) are not carried out: booting a real systemd with these units is the systemd
+    // VM test's job.
 
-    /// What systemd prepares for a unit: the program of its Exec lines (resolving to the test's
-    /// binary: a tmpfs on its directory, inside only, made once for all units), its
-    /// RuntimeDirectory= owned by its user, the directories of its PrivateTmp=.
+    /// Installs a unit's program: the program of its Exec lines resolves to the test's binary
+    /// (inside only: an overlay on its directory, made once for all units, so that the rest of
+    /// the directory stays as it is; the binary bound on the program's path).
     fn install_unit(&self, unit: &Unit) {
         for line in unit.start.iter().chain(&unit.reload).chain(&unit.stop) {
             let program = exec_argv(line)[0].clone();
@@ -750,32 +989,64 @@ impl Sandbox {
                 unit.title
             );
             let dir = path.parent().unwrap().display().to_string();
+            let layer = self.path(&format!("overlay{}", dir.replace('/', "-")));
+            for sub in ["upper", "work"] {
+                std::fs::create_dir_all(layer.join(sub)).unwrap();
+            }
+            let layer = layer.display();
             self.must(&format!(
-                "grep -q '^wg-exec-readme {dir} ' /proc/self/mounts || \
-                 mount -t tmpfs -o mode=0755 wg-exec-readme {dir}"
+                "grep -q '^wg-exec-readme {dir} overlay ' /proc/self/mounts || \
+                 mount -t overlay wg-exec-readme \
+                   -o lowerdir={dir},upperdir={layer}/upper,workdir={layer}/work {dir}"
             ));
             self.must(&format!(
-                "[ -e {program} ] || {{ touch {program} && mount --bind {} {program}; }}",
+                "[ {program} -ef {0} ] || {{ touch {program} && mount --bind {0} {program}; }}",
                 wg_exec_bin()
             ));
         }
-        let uid = unit.uid();
-        for d in &unit.runtime_dirs {
-            self.must(&format!("install -d -m 0755 -o {uid} -g {uid} /run/{d}"));
+    }
+
+    /// Where the private /tmp and /var/tmp of a unit with PrivateTmp=yes are on the machine.
+    fn private_tmp(&self, unit: &Unit) -> PathBuf {
+        self.path("private-tmp").join(unit.instance_name())
+    }
+
+    /// What systemd does when a unit starts, before its ExecStart: its RuntimeDirectory= under
+    /// /run and its StateDirectory= under /var/lib (private, see `private_state`) made if
+    /// missing (0755) and owned by the unit's user and group (if the top is not, the whole
+    /// tree is chowned, as systemd does: with a shortcut when the top is right), the
+    /// directories of its PrivateTmp=.
+    fn unit_starting(&self, unit: &Unit) {
+        let (uid, gid) = (unit.uid(), unit.gid());
+        let mut dirs: Vec<String> = unit
+            .runtime_dirs
+            .iter()
+            .map(|d| format!("/run/{d}"))
+            .collect();
+        for d in &unit.state_dirs {
+            self.private_state(d);
+            dirs.push(format!("/var/lib/{d}"));
         }
-        for d in ["tmp", "var-tmp"] {
-            std::fs::set_permissions(
-                self.path(d),
-                std::os::unix::fs::PermissionsExt::from_mode(0o1777),
-            )
-            .unwrap();
+        for d in dirs {
+            self.must(&format!(
+                "mkdir -p -m 0755 {d} && \
+                 {{ [ \"$(stat -c %u:%g {d})\" = {uid}:{gid} ] || chown -R {uid}:{gid} {d}; }}"
+            ));
+        }
+        if unit.private_tmp {
+            for d in ["tmp", "var-tmp"] {
+                let p = self.private_tmp(unit).join(d);
+                std::fs::create_dir_all(&p).unwrap();
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+                    .unwrap();
+            }
         }
     }
 
     /// The shell command (for `sh`) that runs one Exec line of a unit as systemd runs it: a
-    /// mount namespace of the unit's own (its PrivateTmp=), a clean environment (PATH,
-    /// RUNTIME_DIRECTORY, Environment=), the unit's user and capabilities, stdin from
-    /// /dev/null. It runs inside network namespace `ns` (entered as root first, as
+    /// mount namespace of the unit's own (its PrivateTmp=), its UMask=, a clean environment
+    /// (PATH, RUNTIME_DIRECTORY, STATE_DIRECTORY, Environment=), the unit's user, group and
+    /// capabilities (ambient and bounding set), stdin from /dev/null. It runs inside network namespace `ns` (entered as root first, as
     /// `ip netns exec` needs), standing in for the machine's own. `extra_env` is the test's own
     /// addition, said where it is used. With `limit`, `timeout` ends it after that many
     /// seconds; without, every link of the chain execs the next (nsenter, sh, unshare, sh,
@@ -799,6 +1070,14 @@ impl Sandbox {
                 .collect();
             env.push(format!("RUNTIME_DIRECTORY={}", dirs.join(":")));
         }
+        if !unit.state_dirs.is_empty() {
+            let dirs: Vec<String> = unit
+                .state_dirs
+                .iter()
+                .map(|d| format!("/var/lib/{d}"))
+                .collect();
+            env.push(format!("STATE_DIRECTORY={}", dirs.join(":")));
+        }
         for (k, v) in &unit.env {
             env.push(q(&format!("{k}={v}")));
         }
@@ -816,9 +1095,11 @@ impl Sandbox {
             s
         };
         let mut setpriv = Vec::new();
-        if !unit.root() {
+        if unit.uid() != 0 || unit.gid() != 0 {
             setpriv.push(format!(
-                "--reuid={UNIT_UID} --regid={UNIT_UID} --clear-groups"
+                "--reuid={} --regid={} --clear-groups",
+                unit.uid(),
+                unit.gid()
             ));
         }
         if !unit.root() || !unit.ambient.is_empty() {
@@ -834,17 +1115,20 @@ impl Sandbox {
             format!("setpriv {}", setpriv.join(" "))
         };
         let private_tmp = if unit.private_tmp {
+            let dir = self.private_tmp(unit);
             format!(
                 "mount --bind {} /tmp && mount --bind {} /var/tmp && ",
-                self.path("tmp").display(),
-                self.path("var-tmp").display()
+                dir.join("tmp").display(),
+                dir.join("var-tmp").display()
             )
         } else {
             String::new()
         };
         let timeout = limit.map_or(String::new(), |s| format!("timeout -k 5 {s} "));
         let inner = format!(
-            "{private_tmp}exec {timeout}ip netns exec {ns} env -i {} {setpriv} {} </dev/null",
+            "umask {:04o} && {private_tmp}exec {timeout}ip netns exec {ns} env -i {} {setpriv} {} \
+             </dev/null",
+            unit.umask,
             env.join(" "),
             argv.join(" ")
         );
@@ -860,10 +1144,12 @@ impl Sandbox {
         self.sh(&self.unit_command(unit, ns, line, extra_env, Some(90)))
     }
 
-    /// The ExecStart of a Type=simple unit, started and not waited for: its main process, with
-    /// stdout and stderr (systemd's journal) to the file `log` in the sandbox's directory.
+    /// The start of a Type=simple unit (`unit_starting`, then its ExecStart, not waited for):
+    /// its main process, with stdout and stderr (systemd's journal) to the file `log` in the
+    /// sandbox's directory.
     fn spawn_unit(&self, unit: &Unit, ns: &str, extra_env: &[(&str, &str)], log: &str) -> Service {
         assert_eq!(unit.kind, Kind::Service, "{}: not Type=simple", unit.title);
+        self.unit_starting(unit);
         let log = self.path(log);
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new("nsenter")
@@ -882,7 +1168,8 @@ impl Sandbox {
         }
     }
 
-    /// systemd's stop: after ExecStop, a RuntimeDirectory= goes unless preserved.
+    /// systemd's stop: after ExecStop, a RuntimeDirectory= goes unless preserved; a
+    /// StateDirectory= stays.
     fn unit_stopped(&self, unit: &Unit) {
         if !unit.preserve {
             for d in &unit.runtime_dirs {
@@ -1224,44 +1511,153 @@ impl ExampleWorld {
 // ------------------------------------------------------------------------------------------
 // The tests.
 
+/// The README and the files in systemd/ agree (no root needed): the example and its
+/// `--print` list are there, the README names every unit and drop-in the tests run, its
+/// settings table is the interface unit's, the units run the program where "## Install" puts
+/// it and keep wg-exec's state in their StateDirectory=.
 #[test]
-fn readme_has_the_example_its_print_output_and_two_units() {
-    if !real_environment("readme_has_the_example_its_print_output_and_two_units") {
-        return;
-    }
+fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
     let md = readme();
     let ex = example(&md);
     assert!(ex.config.contains("Interface("), "{}", ex.config);
     assert!(ex.print.len() >= 5, "{:?}", ex.print);
-    assert!(!interface_units(&md, true).is_empty(), "a root unit");
-    assert!(!interface_units(&md, false).is_empty(), "a non-root unit");
-    let refresh = refresh_units(&md);
-    assert!(!refresh.is_empty(), "a unit running `wg-exec refresh %i`");
-    for u in &refresh {
-        assert_eq!(u.file_name(), "wg-exec-refresh@.service", "{}", u.title);
+
+    // The README names each file the test runs, and systemd/ holds no unit or drop-in that the
+    // test does not run.
+    let shipped = [
+        INTERFACE_UNIT,
+        NON_ROOT_DROPIN,
+        REFRESH_UNIT,
+        NON_ROOT_REFRESH_DROPIN,
+    ];
+    for f in shipped {
+        assert!(
+            md.contains(&format!("systemd/{f}")),
+            "README.md does not name systemd/{f}"
+        );
+    }
+    assert!(
+        md.contains(&format!("{INTERFACE_UNIT}.d/")),
+        "README.md does not say that {NON_ROOT_DROPIN} is a drop-in of {INTERFACE_UNIT}"
+    );
+    assert!(
+        md.contains(&format!("{REFRESH_UNIT}.d/")),
+        "README.md does not say that {NON_ROOT_REFRESH_DROPIN} is a drop-in of {REFRESH_UNIT}"
+    );
+    let mut files: Vec<String> = std::fs::read_dir(SYSTEMD_DIR)
+        .unwrap_or_else(|e| panic!("{SYSTEMD_DIR}: {e}"))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".service") || f.ends_with(".conf"))
+        .collect();
+    files.sort();
+    let mut expected: Vec<String> = shipped.iter().map(|f| f.to_string()).collect();
+    expected.sort();
+    assert_eq!(
+        files, expected,
+        "the units and drop-ins in systemd/ against those tests/readme.rs runs"
+    );
+
+    let root = root_unit();
+    let non_root = non_root_unit(&[]);
+    let refresh = refresh_unit();
+    assert_eq!(
+        non_root.user.as_deref(),
+        Some("wg-exec"),
+        "{}",
+        non_root.title
+    );
+    assert_eq!(
+        refresh.binds_to,
+        [root.instance_name()],
+        "{}",
+        refresh.title
+    );
+
+    // What the README's table under "## systemd" says of the interface unit's settings is
+    // what the file says.
+    let systemd = section(&md, "systemd");
+    let (_, unit_text) = systemd_file(INTERFACE_UNIT);
+    let lines: Vec<&str> = unit_text.lines().map(str::trim).collect();
+    let mut claimed = 0;
+    for row in systemd.lines().filter(|l| l.starts_with("| `")) {
+        for (i, span) in row.split('`').enumerate() {
+            if i % 2 == 1 && span.contains('=') && !span.ends_with('=') {
+                assert!(
+                    lines.contains(&span),
+                    "README.md's \"## systemd\" table says `{span}`, systemd/{INTERFACE_UNIT} \
+                     has no such line"
+                );
+                claimed += 1;
+            }
+        }
+    }
+    assert!(
+        claimed >= 10,
+        "README.md: the settings table under \"## systemd\""
+    );
+
+    // Every unit runs the program where "## Install" puts it, and keeps its state where
+    // its StateDirectory= is (which no stop, failure or kill removes); the interface and the
+    // refresh unit share it.
+    let install = section(&md, "Install");
+    for unit in [&root, &non_root, &refresh] {
+        for line in unit.start.iter().chain(&unit.reload).chain(&unit.stop) {
+            let program = &exec_argv(line)[0];
+            assert!(
+                install.contains(&format!(" {program}\n")),
+                "{}: README.md's \"## Install\" does not install {program}",
+                unit.title
+            );
+        }
+        let state = unit.state_dir();
+        assert!(
+            unit.state_dirs
+                .iter()
+                .any(|d| state == format!("/var/lib/{d}")),
+            "{}: wg-exec keeps its state in {state}, not in a StateDirectory= ({:?})",
+            unit.title,
+            unit.state_dirs
+        );
+        assert_eq!(
+            state,
+            root.state_dir(),
+            "{}: the state directory",
+            unit.title
+        );
     }
 }
 
-/// The emulation itself (no root needed): what it takes from a unit, and that it refuses what
-/// it would not carry out as systemd does, loudly, instead of running it some other way.
+/// The emulation itself (no root needed): what it takes from a unit and its drop-ins, and that
+/// it refuses what it would not carry out as systemd does, loudly, instead of running it some
+/// other way.
 #[test]
 fn readme_unit_emulation_refuses_what_it_does_not_know() {
     use std::os::unix::process::ExitStatusExt;
     let unit = |service: &str| {
         format!(
-            "# /etc/systemd/system/x@.service\n[Unit]\nBindsTo=wg-exec@%i.service\n\
+            "# x@.service\n[Unit]\nDescription=x\nBindsTo=wg-exec@%i.service\n\
              [Service]\n{service}\n[Install]\nWantedBy=wg-exec@%i.service\n"
         )
     };
-    let start = "ExecStart=/usr/local/sbin/wg-exec refresh %i";
-    let simple = parse_unit(&unit(&format!(
+    let parse = |texts: &[&str]| {
+        let files: Vec<(String, String)> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("file {i}"), t.to_string()))
+            .collect();
+        parse_unit("x@.service", &files)
+    };
+    let start = "ExecStart=/usr/sbin/wg-exec refresh %i";
+    let simple = parse(&[&unit(&format!(
         "Type=simple\n{start}\nRestart=on-failure\nRestartSec=1min 30s"
-    )));
+    ))]);
     assert_eq!(simple.kind, Kind::Service);
     assert!(!simple.interface());
     assert_eq!(simple.binds_to, ["wg-exec@wg0.service"]);
     assert_eq!(simple.instance_name(), "x@wg0.service");
     assert_eq!(simple.restart_sec, Duration::from_secs(90));
+    assert_eq!(simple.umask, 0o022, "systemd's default UMask=");
+    assert_eq!(simple.state_dir(), "/var/lib/wg-exec", "wg-exec's default");
     // on-failure: a non-zero exit or an unclean signal, not exit 0 or SIGTERM.
     for (raw, restarts) in [(0, false), (1 << 8, true), (15, false), (9, true)] {
         assert_eq!(
@@ -1271,13 +1667,53 @@ fn readme_unit_emulation_refuses_what_it_does_not_know() {
             ExitStatus::from_raw(raw)
         );
     }
-    let oneshot = parse_unit(&unit(
-        "Type=oneshot\nRemainAfterExit=yes\nExecStart=/usr/local/sbin/wg-exec up %i\n\
-         ExecStop=/usr/local/sbin/wg-exec down %i",
+    let stop = "ExecStop=/usr/sbin/wg-exec down %i";
+    let base = unit(&format!(
+        "Type=oneshot\nRemainAfterExit=yes\nExecStart=/usr/sbin/wg-exec up %i\n{stop}\n\
+         User=a\nGroup=a\nAmbientCapabilities=CAP_NET_ADMIN\n\
+         CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN\nEnvironment=A=1 B=%i\n\
+         StateDirectory=wg-exec\nRuntimeDirectory=wireguard\nUMask=0077\n\
+         NoNewPrivileges=yes\nSystemCallFilter=@system-service @mount setns"
     ));
+    let oneshot = parse(&[&base]);
     assert!(oneshot.interface());
     assert_eq!(oneshot.restart, "no");
-    let stop = "ExecStop=/usr/local/sbin/wg-exec down %i";
+    assert_eq!((oneshot.uid(), oneshot.gid()), (UNIT_UID, UNIT_UID));
+    assert_eq!(oneshot.umask, 0o077);
+    assert_eq!(oneshot.state_dirs, ["wg-exec"]);
+    assert_eq!(oneshot.runtime_dirs, ["wireguard"]);
+    assert_eq!(
+        oneshot.env,
+        [("A".into(), "1".into()), ("B".into(), "wg0".into())]
+    );
+    // A drop-in: User= and Group= replace, capability lines and Environment= add.
+    let dropin = "[Service]\nUser=wg-exec\nGroup=root\nAmbientCapabilities=CAP_SYS_MODULE \
+                  CAP_NET_ADMIN\nCapabilityBoundingSet=CAP_SYS_MODULE\nEnvironment=A=2";
+    let both = parse(&[&base, dropin]);
+    assert_eq!(both.title, "file 0 + file 1");
+    assert_eq!(both.user.as_deref(), Some("wg-exec"));
+    assert_eq!((both.uid(), both.gid()), (UNIT_UID, 0));
+    assert_eq!(both.ambient, ["CAP_NET_ADMIN", "CAP_SYS_MODULE"]);
+    assert_eq!(
+        both.bounding.as_deref(),
+        Some(&["CAP_NET_ADMIN", "CAP_SYS_ADMIN", "CAP_SYS_MODULE"].map(String::from)[..])
+    );
+    assert_eq!(
+        both.env,
+        [("B".into(), "wg0".into()), ("A".into(), "2".into())]
+    );
+    // Empty assignments reset; an unset User= is root again.
+    let reset = parse(&[
+        &base,
+        dropin,
+        "[Service]\nUser=\nGroup=\nAmbientCapabilities=\nCapabilityBoundingSet=\nExecStart=\n\
+         ExecStart=/usr/sbin/wg-exec up --wait 5 %i",
+    ]);
+    assert!(reset.root());
+    assert_eq!((reset.uid(), reset.gid()), (0, 0));
+    assert!(reset.ambient.is_empty());
+    assert_eq!(reset.bounding.as_deref(), Some(&[][..]));
+    assert_eq!(reset.start, ["/usr/sbin/wg-exec up --wait 5 %i"]);
     for (service, says) in [
         (format!("Type=simple\n{start}\n{stop}"), "SIGTERM"),
         (
@@ -1296,24 +1732,59 @@ fn readme_unit_emulation_refuses_what_it_does_not_know() {
         (format!("{start}\n{stop}"), "no Type="),
         (
             format!("Type=simple\n{start}\nKillMode=process"),
-            "KillMode",
+            "[Service] KillMode",
         ),
         (
             format!("Type=simple\n{start}\nRestart=sometimes"),
             "sometimes",
         ),
         (format!("Type=simple\n{start}\nRestartSec=5h"), "\"h\""),
+        (
+            format!("Type=simple\n{start}\nCapabilityBoundingSet=~CAP_SYS_ADMIN"),
+            "no ~ inversion",
+        ),
+        (
+            format!("Type=simple\n{start}\nStateDirectory=/var/lib/x"),
+            "plain relative names",
+        ),
+        (format!("Type=simple\n{start}\nUMask=u=rwx"), "octal"),
     ] {
-        let text = unit(&service);
-        let err = std::panic::catch_unwind(|| parse_unit(&text))
-            .expect_err(&format!("accepted: {service}"));
-        let msg = err
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
-        assert!(msg.contains(says), "{service}: {msg}");
+        refused(&[&unit(&service)], says, &parse);
     }
+    // Outside [Service] too, and in a drop-in.
+    let simple_text = unit(&format!("Type=simple\n{start}"));
+    refused(
+        &[&simple_text.replace("Description=x", "ConditionPathExists=/x")],
+        "[Unit] ConditionPathExists",
+        &parse,
+    );
+    refused(
+        &[&format!("{simple_text}[Socket]\nListenStream=1\n")],
+        "[Socket]",
+        &parse,
+    );
+    refused(
+        &[&simple_text, "[Service]\nDynamicUser=yes"],
+        "[Service] DynamicUser",
+        &parse,
+    );
+    refused(
+        &[&simple_text, "[Install]\nUpheldBy=x.service"],
+        "[Install] UpheldBy",
+        &parse,
+    );
+}
+
+/// `parse(texts)` panics with a message that contains `says`.
+fn refused(texts: &[&str], says: &str, parse: &dyn Fn(&[&str]) -> Unit) {
+    let err = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(texts)))
+        .expect_err(&format!("accepted: {texts:?}"));
+    let msg = err
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains(says), "{texts:?}: {msg}");
 }
 
 /// `wg-exec up wg0 --print` with /etc/wg-exec/wg0.ron = the README's block prints exactly the
@@ -1360,9 +1831,14 @@ fn readme_example_configuration_comes_up_and_goes_down_as_written() {
     assert!(up.status.success(), "up failed ({}): {log}", up.status);
     assert!(log.contains("starting wg0"), "pre_setup hook ran: {log}");
     w.check_up(0);
+    // The journal, in the default state directory (the sandbox's private one), with this
+    // boot's id.
+    let journal = std::fs::read_to_string(sb.state_path("wg-exec").join("wg0.ron"))
+        .unwrap_or_else(|e| panic!("the journal while up, in {STATE_DIR}: {e}"));
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
     assert!(
-        sb.entries("/run/wg-exec").contains("wg0.ron"),
-        "the journal while up"
+        journal.contains(boot.trim()),
+        "the journal carries the boot id {boot}: {journal}"
     );
     // The namespace wg-exec ran in is not touched by a configuration that names two others.
     assert_same(sb, &before[..1], "while up");
@@ -1375,7 +1851,7 @@ fn readme_example_configuration_comes_up_and_goes_down_as_written() {
         down.status
     );
     assert!(log.contains("stopped wg0"), "post_shutdown hook ran: {log}");
-    w.check_no_trace(&before, "/run/wg-exec");
+    w.check_no_trace(&before, STATE_DIR);
 }
 
 /// The plain configuration (no namespace options, the shape most users write) in a sandbox:
@@ -1391,8 +1867,8 @@ struct PlainWorld {
 }
 
 impl PlainWorld {
-    /// `units` are installed; the first is the interface unit, whose user must be able to read
-    /// /etc/wg-exec. `hosts` is the sandbox's /etc/hosts; `endpoint` is the peer's endpoint as
+    /// `units` are installed; the first is the interface unit, for whose user /etc/wg-exec is
+    /// laid out (`Sandbox::etc_for`). `hosts` is the sandbox's /etc/hosts; `endpoint` is the peer's endpoint as
     /// written in wg0.ron, `peer_fields` more fields of that peer.
     fn new(units: &[&Unit], hosts: &str, endpoint: &str, peer_fields: &str) -> PlainWorld {
         let sb = Sandbox::new(hosts);
@@ -1443,16 +1919,19 @@ impl PlainWorld {
             ),
         )
         .unwrap();
-        if !units[0].root() {
-            // "with /etc/wg-exec and its key files readable by that user"
-            must(&format!("chown -R {UNIT_UID}:{UNIT_UID} {}", etc.display()));
-        }
+        sb.etc_for(units[0]);
         PlainWorld {
             sb,
             public,
             psk,
             peer,
         }
+    }
+
+    /// An interface unit's start: systemd's part (`unit_starting`), then its ExecStart lines.
+    fn start(&self, unit: &Unit) {
+        self.sb.unit_starting(unit);
+        self.exec(unit, "ExecStart", &unit.start);
     }
 
     /// The lines of a unit's Exec setting (`which`), each run to its end and successful.
@@ -1528,7 +2007,7 @@ fn plain_configuration_through(unit: &Unit) {
     let before = sb.snapshots(&[HOST]);
     let state_dir = unit.state_dir();
 
-    w.exec(unit, "ExecStart", &unit.start);
+    w.start(unit);
     let link = sb.must(&format!("ip -n {HOST} -j -d link show dev {INSTANCE}"));
     assert!(link.contains("\"info_kind\":\"tun\""), "{what}: {link}");
     let procs = sb.processes(HOST);
@@ -1543,6 +2022,23 @@ fn plain_configuration_through(unit: &Unit) {
     assert!(
         sb.entries(&state_dir).contains("wg0.ron"),
         "{what}: the journal in {state_dir} while up"
+    );
+    // systemd's part, as emulated: the state directory is the unit user's, the unit's UMask=
+    // reaches what wg-exec starts.
+    assert_eq!(
+        sb.must(&format!("stat -c %u:%g {state_dir}")).trim(),
+        format!("{}:{}", unit.uid(), unit.gid()),
+        "{what}: the owner of {state_dir}"
+    );
+    let umask = sb.must(&format!(
+        "ip netns pids {HOST} | while read p; do \
+           [ \"$(cat /proc/$p/comm)\" = wireguard-go ] && grep '^Umask:' /proc/$p/status; \
+         done"
+    ));
+    assert_eq!(
+        umask.split_whitespace().collect::<Vec<_>>(),
+        ["Umask:", &format!("{:04o}", unit.umask)],
+        "{what}: wireguard-go's umask"
     );
     for (ns, addr) in [
         (HOST, "192.0.2.2"),
@@ -1593,14 +2089,17 @@ fn plain_configuration_through(unit: &Unit) {
     w.peer_down();
 }
 
-/// A command for the test peer: in namespace PEER, with a /run of its own (its UAPI socket,
-/// its journal), so that it shares nothing with the unit, whose /run/wireguard may belong to
-/// the unit's user (wg-exec as root keeps only the capabilities it needs, not
-/// CAP_DAC_OVERRIDE, so its wireguard-go could not write there).
+/// A command for the test peer: in namespace PEER, with a /run (its UAPI socket) and a
+/// /var/lib/wg-exec (its journal and lock) of its own, so that it shares nothing with the unit,
+/// whose /run/wireguard and state directory may belong to the unit's user (wg-exec as root
+/// keeps only the capabilities it needs, not CAP_DAC_OVERRIDE, so its wireguard-go could not
+/// write there), and whose state directory must hold nothing of the unit's after its stop.
 fn peer_sh(sb: &Sandbox, cmd: &str) -> Output {
     let inner = format!(
-        "mount --bind {} /run && exec env -i PATH={SYSTEMD_PATH} {cmd} </dev/null",
-        sb.path("peer/run").display()
+        "mount --bind {} /run && mount --bind {} {STATE_DIR} && \
+         exec env -i PATH={SYSTEMD_PATH} {cmd} </dev/null",
+        sb.path("peer/run").display(),
+        sb.path("peer/state").display()
     );
     sb.sh(&format!(
         "ip netns exec {PEER} unshare --mount --propagation private /bin/sh -c {}",
@@ -1609,7 +2108,7 @@ fn peer_sh(sb: &Sandbox, cmd: &str) -> Output {
 }
 
 /// The test peer: wireguard-go in namespace PEER brought up with wg-exec as root (its
-/// configuration outside /etc/wg-exec, its /run its own), first, so that it answers
+/// configuration outside /etc/wg-exec, its /run and state directory its own), first, so that it answers
 /// the unit's first handshake. Returns its public key.
 fn peer_public(sb: &Sandbox, unit_public: &str) -> String {
     let dir = sb.path("peer");
@@ -1634,6 +2133,7 @@ fn peer_public(sb: &Sandbox, unit_public: &str) -> String {
     )
     .unwrap();
     std::fs::create_dir(dir.join("run")).unwrap();
+    std::fs::create_dir(dir.join("state")).unwrap();
     let out = peer_sh(
         sb,
         &format!(
@@ -1651,92 +2151,92 @@ fn readme_root_unit_runs_a_plain_configuration() {
     if !real_environment("readme_root_unit_runs_a_plain_configuration") {
         return;
     }
-    let units = interface_units(&readme(), true);
-    assert!(!units.is_empty(), "README.md: no root unit");
-    for unit in &units {
-        plain_configuration_through(unit);
-    }
+    plain_configuration_through(&root_unit());
 }
 
-/// The non-root unit with exactly the capabilities it lists.
+/// The non-root unit (the shipped unit with the non-root drop-in) with exactly the
+/// capabilities it lists.
 #[test]
 fn readme_non_root_unit_runs_a_plain_configuration() {
     if !real_environment("readme_non_root_unit_runs_a_plain_configuration") {
         return;
     }
-    let units = interface_units(&readme(), false);
-    assert!(!units.is_empty(), "README.md: no non-root unit");
-    for unit in &units {
-        plain_configuration_through(unit);
+    plain_configuration_through(&non_root_unit(&[]));
+}
+
+/// The drop-in a user adds to the non-root unit for a configuration that names namespaces,
+/// as the README says ("add CAP_SYS_ADMIN"; the unit's bounding set already has it).
+const SYS_ADMIN_DROPIN: (&str, &str) = (
+    "the test's drop-in adding CAP_SYS_ADMIN",
+    "[Service]\nAmbientCapabilities=CAP_SYS_ADMIN\n",
+);
+
+/// The non-root unit, with the drop-in adding CAP_SYS_ADMIN or not.
+fn non_root_unit_for_namespaces(add_sys_admin: bool) -> Unit {
+    let plain = non_root_unit(&[]);
+    assert!(
+        !plain.ambient.iter().any(|c| c == "CAP_SYS_ADMIN"),
+        "{}: already has CAP_SYS_ADMIN",
+        plain.title
+    );
+    if !add_sys_admin {
+        return plain;
     }
+    let unit = non_root_unit(&[SYS_ADMIN_DROPIN]);
+    assert!(
+        unit.ambient.iter().any(|c| c == "CAP_SYS_ADMIN")
+            && unit.ambient.len() == plain.ambient.len() + 1,
+        "{}: AmbientCapabilities= accumulate: {:?}",
+        unit.title,
+        unit.ambient
+    );
+    unit
 }
 
-/// The README's non-root units, with CAP_SYS_ADMIN added to both capability lines or not.
-fn non_root_units(add_sys_admin: bool) -> Vec<Unit> {
-    let units = interface_units(&readme(), false);
-    assert!(!units.is_empty(), "README.md: no non-root unit");
-    units
-        .into_iter()
-        .map(|mut u| {
-            assert!(
-                !u.ambient.iter().any(|c| c == "CAP_SYS_ADMIN"),
-                "{}: already has CAP_SYS_ADMIN",
-                u.title
-            );
-            if add_sys_admin {
-                u.ambient.push("CAP_SYS_ADMIN".into());
-                u.bounding
-                    .as_mut()
-                    .expect("a CapabilityBoundingSet= line to add CAP_SYS_ADMIN to")
-                    .push("CAP_SYS_ADMIN".into());
-            }
-            u
-        })
-        .collect()
-}
-
-/// The README: a configuration that names namespaces needs CAP_SYS_ADMIN in both capability
-/// lines of the non-root unit. The example configuration through that unit, with it added.
+/// The README: a configuration that names namespaces needs CAP_SYS_ADMIN added to the
+/// non-root unit. The example configuration through that unit, with it added.
 #[test]
 fn readme_non_root_unit_with_cap_sys_admin_runs_the_example() {
     if !real_environment("readme_non_root_unit_with_cap_sys_admin_runs_the_example") {
         return;
     }
     let ex = example(&readme());
-    for unit in non_root_units(true) {
-        let what = &unit.title;
-        let w = ExampleWorld::new(&ex);
-        let sb = &w.sb;
-        sb.install_unit(&unit);
-        must(&format!(
-            "chown -R {UNIT_UID}:{UNIT_UID} {}",
-            sb.path("etc-wg-exec").display()
-        ));
-        let before = sb.snapshots(&w.spaces());
-        // The test's addition: a failed lookup fails at once instead of being retried.
-        let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
-        for line in &unit.start {
-            let out = sb.exec_unit(&unit, HOST, line, &env);
-            assert!(
-                out.status.success(),
-                "{what}: ExecStart={line} failed ({}): {}",
-                out.status,
-                text(&out.stderr)
-            );
-        }
-        w.check_up(UNIT_UID);
-        for line in &unit.stop {
-            let out = sb.exec_unit(&unit, HOST, line, &env);
-            assert!(
-                out.status.success(),
-                "{what}: ExecStop={line} failed ({}): {}",
-                out.status,
-                text(&out.stderr)
-            );
-        }
-        w.check_no_trace(&before, "/run/wg-exec");
-        sb.unit_stopped(&unit);
+    let unit = non_root_unit_for_namespaces(true);
+    let what = &unit.title;
+    let w = ExampleWorld::new(&ex);
+    let sb = &w.sb;
+    sb.install_unit(&unit);
+    sb.etc_for(&unit);
+    let before = sb.snapshots(&w.spaces());
+    // The test's addition: a failed lookup fails at once instead of being retried.
+    let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
+    sb.unit_starting(&unit);
+    for line in &unit.start {
+        let out = sb.exec_unit(&unit, HOST, line, &env);
+        assert!(
+            out.status.success(),
+            "{what}: ExecStart={line} failed ({}): {}",
+            out.status,
+            text(&out.stderr)
+        );
     }
+    w.check_up(UNIT_UID);
+    assert!(
+        sb.entries(&unit.state_dir()).contains("wg0.ron"),
+        "{what}: the journal in {} while up",
+        unit.state_dir()
+    );
+    for line in &unit.stop {
+        let out = sb.exec_unit(&unit, HOST, line, &env);
+        assert!(
+            out.status.success(),
+            "{what}: ExecStop={line} failed ({}): {}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+    w.check_no_trace(&before, &unit.state_dir());
+    sb.unit_stopped(&unit);
 }
 
 /// The same without CAP_SYS_ADMIN: exit 2 naming it, nothing changed.
@@ -1746,25 +2246,23 @@ fn readme_non_root_unit_without_cap_sys_admin_refuses_the_example() {
         return;
     }
     let ex = example(&readme());
-    for unit in non_root_units(false) {
-        let what = &unit.title;
-        let w = ExampleWorld::new(&ex);
-        let sb = &w.sb;
-        sb.install_unit(&unit);
-        must(&format!(
-            "chown -R {UNIT_UID}:{UNIT_UID} {}",
-            sb.path("etc-wg-exec").display()
-        ));
-        let before = sb.snapshots(&w.spaces());
-        let files = sb.config_files();
-        let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
-        let out = sb.exec_unit(&unit, HOST, &unit.start[0], &env);
-        let log = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{what}: ExecStart: {log}");
-        assert!(log.contains("CAP_SYS_ADMIN"), "{what}: names it: {log}");
-        assert_eq!(sb.config_files(), files, "{what}: /etc/wg-exec changed");
-        w.check_no_trace(&before, "/run/wg-exec");
-    }
+    let unit = non_root_unit_for_namespaces(false);
+    let what = &unit.title;
+    let w = ExampleWorld::new(&ex);
+    let sb = &w.sb;
+    sb.install_unit(&unit);
+    sb.etc_for(&unit);
+    let before = sb.snapshots(&w.spaces());
+    let files = sb.config_files();
+    let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
+    sb.unit_starting(&unit);
+    let out = sb.exec_unit(&unit, HOST, &unit.start[0], &env);
+    let log = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: ExecStart: {log}");
+    assert!(log.contains("CAP_SYS_ADMIN"), "{what}: names it: {log}");
+    assert_eq!(sb.config_files(), files, "{what}: /etc/wg-exec changed");
+    w.check_no_trace(&before, &unit.state_dir());
+    sb.unit_stopped(&unit);
 }
 
 /// The host name of the refresh test's peer endpoint, in the sandbox's /etc/hosts.
@@ -1776,8 +2274,7 @@ fn hosts_with_peer_at(addr: &str) -> String {
     format!("127.0.0.1 localhost\n::1 localhost\n{addr} {PEER_NAME}\n")
 }
 
-/// The README's refresh unit (Type=simple, `wg-exec refresh %i`) beside the root interface
-/// unit, with the plain configuration whose peer's endpoint is a host name re-resolved every
+/// The refresh unit (Type=simple, `wg-exec refresh %i`) beside the root interface unit, with the plain configuration whose peer's endpoint is a host name re-resolved every
 /// second: it follows a change of /etc/hosts (the new address pushed, one log line), it ends
 /// by itself with exit 0 when the interface unit's ExecStop takes the interface down (what
 /// BindsTo= would also do, by SIGTERM), and SIGTERM (systemd's stop) ends it with exit 0
@@ -1787,19 +2284,19 @@ fn readme_refresh_unit_follows_dns_and_ends_with_its_interface() {
     if !real_environment("readme_refresh_unit_follows_dns_and_ends_with_its_interface") {
         return;
     }
-    let md = readme();
-    let interface = interface_units(&md, true)
-        .into_iter()
-        .next()
-        .expect("README.md: no root interface unit");
-    let refresh = refresh_units(&md);
-    assert!(
-        !refresh.is_empty(),
-        "README.md: no Type=simple unit runs `wg-exec refresh %i`"
-    );
-    for unit in &refresh {
-        refresh_through(&interface, unit);
+    refresh_through(&root_unit(), &refresh_unit());
+}
+
+#[test]
+fn readme_non_root_refresh_unit_shares_the_state_with_the_non_root_interface_unit() {
+    if !real_environment("readme_non_root_refresh_unit_shares_the_state") {
+        return;
     }
+    let refresh = refresh_unit_with(&[NON_ROOT_REFRESH_DROPIN]);
+    let interface = non_root_unit(&[]);
+    assert_eq!(refresh.user, interface.user, "the same user for both units");
+    assert!(!refresh.root());
+    refresh_through(&interface, &refresh);
 }
 
 fn refresh_through(interface: &Unit, unit: &Unit) {
@@ -1840,7 +2337,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
     let before = sb.snapshots(&[HOST]);
 
     // Up through the interface unit, then the refresh unit's main process.
-    w.exec(interface, "ExecStart", &interface.start);
+    w.start(interface);
     assert_eq!(
         w.endpoint(),
         "203.0.113.2:51821",
@@ -1942,7 +2439,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
 
     // Up again (the name now resolves to the new address at up), refresh again, and
     // systemd's stop of the refresh unit: SIGTERM.
-    w.exec(interface, "ExecStart", &interface.start);
+    w.start(interface);
     assert_eq!(
         w.endpoint(),
         "203.0.113.3:51821",

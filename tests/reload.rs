@@ -357,7 +357,7 @@ fn in_ns(ns: &Netns) -> String {
     format!("ip netns exec {}", ns.name)
 }
 
-/// Everything of an interface under /run/wg-exec and /var/run/wireguard, removed however the
+/// Everything of an interface under the state directory and /var/run/wireguard, removed however the
 /// test ends.
 struct Guard {
     iface: String,
@@ -1156,7 +1156,7 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
         );
         assert_eq!(applied_files(&ia), Vec::<PathBuf>::new(), "{what}: records");
         assert!(
-            !Path::new(&format!("/run/wg-exec/{ia}.lock")).exists(),
+            !Path::new(&format!("{STATE_DIR}/{ia}.lock")).exists(),
             "{what}: the lock"
         );
     }

@@ -325,6 +325,7 @@ impl Refresher {
                 }
             }
         }
+        let resolved_count = resolved.len();
         // The device is read when it can tell something new.
         let unknown = resolved
             .iter()
@@ -421,9 +422,10 @@ impl Refresher {
             }
         }
         log::debug!(
-            "{}: refresh pass: {} resolved, answers {}, device {}, {pushed} endpoint{} pushed, {:.1?}",
+            "{}: refresh pass: {} looked up, {} resolved, answers {}, device {}, {pushed} endpoint{} pushed, {:.1?}",
             self.name,
             due.len(),
+            resolved_count,
             if changed { "changed" } else { "unchanged" },
             if read { "read" } else { "not read" },
             if pushed == 1 { "" } else { "s" },

@@ -143,8 +143,12 @@ pub fn run(t: &Target) -> Outcome {
             jfile.journal.reload_step = None;
         }
         let record = applied::path_for(&dir, &name);
-        let on_disk = applied::load(&record).ok().flatten();
-        if on_disk.as_ref() != Some(&target) {
+        // `recorded` is the record on disk, unless a killed reload joined the next one to it.
+        let differs = match interrupted {
+            true => applied::load(&record).ok().flatten().as_ref() != Some(&target),
+            false => recorded != target,
+        };
+        if differs {
             if let Err(e) = applied::save(&record, &target) {
                 return Outcome::Refused(format!("cannot write {}: {e}", record.display()));
             }

@@ -130,6 +130,7 @@ mod tests {
                 post_shutdown: Vec::new(),
                 records: Vec::new(),
                 reload_step: None,
+                boot_id: String::new(),
             },
         }
     }

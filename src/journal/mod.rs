@@ -17,12 +17,21 @@ use wg_exec_steps::Netns;
 /// `down` sets it aside and follows the configuration.
 pub const VERSION: u32 = 2;
 
-/// Where journals and locks live: $WG_EXEC_STATE_DIR, else /run/wg-exec.
+/// Where journals, records and locks live: $WG_EXEC_STATE_DIR, else /var/lib/wg-exec (the
+/// units' StateDirectory=, which no stop, failure or kill of a unit removes; a journal from an
+/// earlier boot is known by its boot id and dropped, its links having gone with that boot).
 pub fn state_dir() -> PathBuf {
     std::env::var_os("WG_EXEC_STATE_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/wg-exec"))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/wg-exec"))
+}
+
+/// This boot's id (the kernel's random boot_id), empty where it cannot be read.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +137,9 @@ pub struct Journal {
     /// The step a running reload is at (for a person reading the journal).
     #[serde(default)]
     pub reload_step: Option<String>,
+    /// The boot it was written in: links do not outlive a boot.
+    #[serde(default)]
+    pub boot_id: String,
 }
 
 impl Journal {
@@ -144,7 +156,14 @@ impl Journal {
             post_shutdown: cfg.post_shutdown.clone(),
             records: Vec::new(),
             reload_step: None,
+            boot_id: boot_id(),
         }
+    }
+
+    /// Whether it was written in an earlier boot (its links, addresses and routes are gone).
+    pub fn from_an_earlier_boot(&self) -> bool {
+        let now = boot_id();
+        !self.boot_id.is_empty() && !now.is_empty() && self.boot_id != now
     }
 
     /// Whether the interface is (or was last known to be) up: complete, or being reloaded.
@@ -213,8 +232,32 @@ pub fn path_for(dir: &Path, iface: &str) -> PathBuf {
     dir.join(format!("{iface}.ron"))
 }
 
-/// Reads a journal; None when there is none. Truncated, edited or of another version: unusable.
+/// Reads a journal; None when there is none, or when it is from an earlier boot (then it is
+/// removed, with the records beside it, and said). Truncated, edited or of another version:
+/// unusable.
 pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
+    let j = load_any(path)?;
+    match j {
+        Some(j) if j.from_an_earlier_boot() => {
+            log::warn!(
+                "the journal {} is from an earlier boot: what it records went with that boot; removing it",
+                path.display()
+            );
+            let _ = std::fs::remove_file(path);
+            if let (Some(dir), Some(name)) =
+                (path.parent(), path.file_stem().and_then(|s| s.to_str()))
+            {
+                let _ = applied::remove(&applied::path_for(dir, name));
+                let _ = applied::remove(&applied::next_path_for(dir, name));
+            }
+            Ok(None)
+        }
+        other => Ok(other),
+    }
+}
+
+/// [`load`] without the boot check.
+fn load_any(path: &Path) -> Result<Option<Journal>, Unusable> {
     let unusable = |reason: String| Unusable {
         path: path.to_path_buf(),
         reason,
@@ -276,9 +319,8 @@ pub struct JournalFile {
 
 impl JournalFile {
     /// Writes it atomically: a temporary file, fsync, rename. (The directory is not fsynced:
-    /// the journal lives in /run, which a power loss empties together with the links it
-    /// describes; what it guards against is a killed process, and for that the rename is
-    /// enough.)
+    /// what the journal guards against is a killed process, and for that the rename is enough;
+    /// after a power loss the links it describes are gone, and the boot id drops it.)
     pub fn save(&mut self) -> std::io::Result<()> {
         self.journal.pid = std::process::id();
         let text = ron::ser::to_string_pretty(&self.journal, ron::ser::PrettyConfig::default())
@@ -326,6 +368,7 @@ mod tests {
             pre_shutdown: vec!["echo bye".into()],
             post_shutdown: Vec::new(),
             reload_step: None,
+            boot_id: boot_id(),
             records: vec![
                 Record {
                     step: "link add".into(),
@@ -383,6 +426,27 @@ mod tests {
         assert!(parse(&edited)
             .unwrap_err()
             .starts_with(&format!("not a journal of version {VERSION}")));
+    }
+
+    #[test]
+    fn a_journal_from_an_earlier_boot_is_dropped_with_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = JournalFile {
+            path: path_for(dir.path(), "wg0"),
+            journal: Journal {
+                boot_id: "an-earlier-boot".into(),
+                ..sample()
+            },
+        };
+        f.save().unwrap();
+        let record = applied::path_for(dir.path(), "wg0");
+        std::fs::write(&record, "whatever").unwrap();
+        assert_eq!(load(&f.path).unwrap(), None);
+        assert!(!f.path.exists() && !record.exists());
+        // This boot's journal is kept.
+        f.journal.boot_id = boot_id();
+        f.save().unwrap();
+        assert!(load(&f.path).unwrap().is_some());
     }
 
     #[test]

@@ -430,7 +430,10 @@ impl Kernel for LinuxKernel {
 
     fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError> {
         if Self::userspace(name) {
-            return uapi::get(name);
+            let dev = uapi::get(name)?;
+            // What kind of implementation it is comes with the answer: no second read later.
+            self.flavour.insert(name.to_string(), !dev.updates_in_place);
+            return Ok(dev);
         }
         let (conn, family) = self.genl(ns)?;
         let replies = conn.dump(|| {

@@ -394,21 +394,25 @@ fn lookup(host: &str, policy: Policy) -> Answer {
             Ok(addrs) => return Ok(addrs),
             Err((code, text)) => {
                 let transient = code == libc::EAI_AGAIN;
-                let again = match policy {
-                    Policy::Retries(n) => attempts <= n,
-                    Policy::Bounded(bound) => transient && started.elapsed() + delay < bound,
-                    Policy::Once => false,
+                // Within a bound, the last wait is cut so that the last try lands on it.
+                let wait = match policy {
+                    Policy::Retries(n) => (attempts <= n).then_some(delay),
+                    Policy::Bounded(bound) => {
+                        let left = bound.saturating_sub(started.elapsed());
+                        (transient && !left.is_zero()).then(|| delay.min(left))
+                    }
+                    Policy::Once => None,
                 };
-                if !again {
+                let Some(wait) = wait else {
                     return Err(Failure {
                         code,
                         text,
                         transient,
                         attempts,
                     });
-                }
-                log::info!("resolving {host}: {text}; retrying in {delay:?}");
-                std::thread::sleep(delay);
+                };
+                log::info!("resolving {host}: {text}; retrying in {wait:?}");
+                std::thread::sleep(wait);
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }

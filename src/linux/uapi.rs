@@ -59,10 +59,18 @@ pub fn clear_device() -> String {
     )
 }
 
+/// Peers with a keepalive last: wireguard-go (0.0.20220316) does not reset its "keepalive
+/// turned on" flag between the peers of one `set`, so every peer after one that turns it on
+/// would start a handshake (and retry it for 90 s).
+fn keepalives_last<T>(items: &[T], keepalive: impl Fn(&T) -> bool) -> Vec<&T> {
+    let (with, without): (Vec<&T>, Vec<&T>) = items.iter().partition(|i| keepalive(i));
+    without.into_iter().chain(with).collect()
+}
+
 pub fn set_peers(peers: &[PeerSettings]) -> String {
     let mut r = String::with_capacity(64 + peers.len() * 256);
     r.push_str("set=1\n");
-    for p in peers {
+    for p in keepalives_last(peers, |p| p.persistent_keepalive.is_some_and(|k| k > 0)) {
         r.push_str("public_key=");
         r.push_str(&p.public_key.to_hex());
         r.push_str("\nreplace_allowed_ips=true\n");
@@ -98,7 +106,10 @@ fn allowed_line(r: &mut String, ip: &ipnet::IpNet) {
 /// Updates of existing peers: `update_only`, and only what changed.
 pub fn update_peers(updates: &[PeerUpdate]) -> String {
     let mut r = String::from("set=1\n");
-    for u in updates {
+    let turns_on = |u: &PeerUpdate| {
+        u.persistent_keepalive && u.peer.persistent_keepalive.is_some_and(|k| k > 0)
+    };
+    for u in keepalives_last(updates, turns_on) {
         let p = &u.peer;
         r.push_str(&format!(
             "public_key={}\nupdate_only=true\n",

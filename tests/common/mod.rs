@@ -194,9 +194,12 @@ impl Drop for Netns {
 /// behind (after a failure or SIGKILL).
 pub struct SocketGuard(pub String);
 
+/// wg-exec's default state directory (journals, records of what was applied, locks).
+pub const STATE_DIR: &str = "/var/lib/wg-exec";
+
 /// wg-exec's journal of an interface (default state directory).
 pub fn journal_path(iface: &str) -> String {
-    format!("/run/wg-exec/{iface}.ron")
+    format!("{STATE_DIR}/{iface}.ron")
 }
 
 impl Drop for SocketGuard {
