@@ -354,19 +354,7 @@ pub fn plan(
         .filter(|r| !have_routes.contains(r))
         .cloned()
         .collect();
-    let recorded_routes: BTreeSet<Route> = match recorded.allowed_ips_as_routes {
-        true => recorded
-            .routes
-            .iter()
-            .filter_map(|d| d.parse().ok())
-            .map(|dst| Route {
-                dst,
-                table: recorded.table,
-                metric: recorded.metric,
-            })
-            .collect(),
-        false => BTreeSet::new(),
-    };
+    let recorded_routes: BTreeSet<Route> = recorded.route_list().into_iter().collect();
     let want_set: BTreeSet<&Route> = want_routes.iter().collect();
     let drop_routes: Vec<Route> = recorded_routes
         .iter()

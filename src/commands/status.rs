@@ -133,19 +133,7 @@ pub fn drift(
         }
     }
     let live_routes: BTreeSet<&Route> = live.routes.iter().collect();
-    let recorded_routes: Vec<Route> = match recorded.allowed_ips_as_routes {
-        true => recorded
-            .routes
-            .iter()
-            .filter_map(|d| d.parse().ok())
-            .map(|dst| Route {
-                dst,
-                table: recorded.table,
-                metric: recorded.metric,
-            })
-            .collect(),
-        false => Vec::new(),
-    };
+    let recorded_routes: Vec<Route> = recorded.route_list();
     for r in &recorded_routes {
         if !live_routes.contains(r) {
             out.push(format!("route {r} is missing"));

@@ -116,6 +116,22 @@ impl Applied {
         }
     }
 
+    /// The routes wg-exec added, as routes.
+    pub fn route_list(&self) -> Vec<wg_exec_steps::Route> {
+        if !self.allowed_ips_as_routes {
+            return Vec::new();
+        }
+        self.routes
+            .iter()
+            .filter_map(|d| d.parse().ok())
+            .map(|dst| wg_exec_steps::Route {
+                dst,
+                table: self.table,
+                metric: self.metric,
+            })
+            .collect()
+    }
+
     /// Both records together: what a reload that was killed half-way may have left is wg-exec's
     /// too (addresses, routes; the newer endpoints).
     pub fn union(&self, other: &Applied) -> Applied {

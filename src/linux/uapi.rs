@@ -272,7 +272,8 @@ fn send(name: &str, text: &str) -> Result<(), KernelError> {
     send_to(&socket_path(name), text)
 }
 
-/// Sends a request and returns the whole answer (for `get=1`), checking its errno.
+/// Sends a request and returns the whole answer (what `get=1` reports; nothing for a `set`),
+/// checking its errno.
 fn exchange(path: &std::path::Path, text: &str) -> Result<String, KernelError> {
     let io = |what: &str, e: std::io::Error| {
         KernelError::new(format!("UAPI {what} {}: {e}", path.display()))
@@ -307,7 +308,11 @@ fn exchange(path: &std::path::Path, text: &str) -> Result<String, KernelError> {
                 0 => Ok(answer),
                 c => {
                     answer.zeroize();
-                    Err(KernelError::from_errno(c.abs(), Some("UAPI get")))
+                    let what = match text.starts_with("get=") {
+                        true => "UAPI get",
+                        false => "UAPI set",
+                    };
+                    Err(KernelError::from_errno(c.abs(), Some(what)))
                 }
             };
         }
@@ -316,38 +321,7 @@ fn exchange(path: &std::path::Path, text: &str) -> Result<String, KernelError> {
 }
 
 fn send_to(path: &std::path::Path, text: &str) -> Result<(), KernelError> {
-    let io = |what: &str, e: std::io::Error| {
-        KernelError::new(format!("UAPI {what} {}: {e}", path.display()))
-    };
-    let mut stream = UnixStream::connect(path).map_err(|e| io("connect to", e))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| io("timeout on", e))?;
-    stream
-        .write_all(text.as_bytes())
-        .map_err(|e| io("write to", e))?;
-    count(text);
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| io("read from", e))?;
-        if n == 0 {
-            return Err(KernelError::new(format!(
-                "UAPI {}: closed without an answer",
-                path.display()
-            )));
-        }
-        if let Some(code) = line.trim_end().strip_prefix("errno=") {
-            let code: i32 = code.parse().unwrap_or(-libc::EPROTO);
-            return match code {
-                0 => Ok(()),
-                c => Err(KernelError::from_errno(c.abs(), Some("UAPI set"))),
-            };
-        }
-    }
+    exchange(path, text).map(|mut answer| answer.zeroize())
 }
 
 #[cfg(test)]
