@@ -202,7 +202,7 @@ fn parse_u32(s: &str) -> Option<u32> {
 
 /// A firewall mark: decimal or 0x-hex within 32 bits (also "off" = 0, as `wg` takes it).
 pub fn parse_fwmark(s: &str) -> Result<u32, String> {
-    if s == "off" {
+    if s.eq_ignore_ascii_case("off") {
         return Ok(0);
     }
     parse_u32(s).ok_or_else(|| {

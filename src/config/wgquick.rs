@@ -73,10 +73,16 @@ impl Reader<'_> {
         });
     }
 
-    /// Records where `path` is and how the file names it.
+    /// Records where `path` is and how the file names it (the first time: a list's place).
     fn place(&mut self, path: String, pos: Pos, name: String) {
         self.positions.entry(path.clone()).or_insert(pos);
         self.names.entry(path).or_insert(name);
+    }
+
+    /// The same for a key whose last value wins: the last line is the one to point at.
+    fn replace(&mut self, path: String, pos: Pos, name: String) {
+        self.positions.insert(path.clone(), pos);
+        self.names.insert(path, name);
     }
 }
 
@@ -172,10 +178,10 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                     );
                     Section::Peer
                 }
-                other => {
+                _ => {
                     r.error(
                         at(indent),
-                        other,
+                        uncommented,
                         "not a section: [Interface] or [Peer]".into(),
                     );
                     Section::None
@@ -192,6 +198,20 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
             continue;
         };
         let key_name = key.trim();
+        // "PrivateKey KEY=" splits at the key's own padding: only the first word is named, the
+        // rest may be a secret.
+        if key_name.contains(|c: char| c.is_whitespace() || c == ':') {
+            let word = key_name
+                .split(|c: char| c.is_whitespace() || c == ':')
+                .next()
+                .unwrap_or("");
+            r.error(
+                at(indent),
+                word,
+                "is not followed by `=`: Key = Value".into(),
+            );
+            continue;
+        }
         let lower = key_name.to_ascii_lowercase();
         let hook = matches!(lower.as_str(), "preup" | "postup" | "predown" | "postdown");
         // Hook values keep their `#` (the shell's business, as under wg-quick).
@@ -209,18 +229,18 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 r.error(at(indent), key_name, "a key before any [Interface] or [Peer] section".into());
             }
             (Section::Interface, "privatekey") => {
-                r.place("private_key".into(), pos, "PrivateKey".into());
+                r.replace("private_key".into(), pos, "PrivateKey".into());
                 raw.private_key = Some(value.to_string());
             }
             (Section::Interface, "listenport") => {
-                r.place("listen_port".into(), pos, "ListenPort".into());
+                r.replace("listen_port".into(), pos, "ListenPort".into());
                 match value.parse::<i64>() {
                     Ok(p) => raw.listen_port = Some(p),
                     Err(_) => r.error(pos, "ListenPort", format!("`{value}` is not a port number (0-65535); wg-exec takes no service names")),
                 }
             }
             (Section::Interface, "fwmark") => {
-                r.place("fwmark".into(), pos, "FwMark".into());
+                r.replace("fwmark".into(), pos, "FwMark".into());
                 raw.fwmark = Some(StrOrInt::Str(value.to_string()));
             }
             (Section::Interface, "address") => {
@@ -240,14 +260,14 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 r.place("dns".into(), pos, "DNS".into());
             }
             (Section::Interface, "mtu") => {
-                r.place("mtu".into(), pos, "MTU".into());
+                r.replace("mtu".into(), pos, "MTU".into());
                 match value.parse::<i64>() {
                     Ok(m) => raw.mtu = Some(m),
                     Err(_) => r.error(pos, "MTU", format!("`{value}` is not a number")),
                 }
             }
             (Section::Interface, "table") => {
-                r.place("table".into(), pos, "Table".into());
+                r.replace("table".into(), pos, "Table".into());
                 match value.to_ascii_lowercase().as_str() {
                     // No routes at all, as wg-quick's Table = off.
                     "off" => {
@@ -272,7 +292,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 r.place(format!("{field}[{i}]"), pos, key_name.to_string());
                 r.place(field.into(), pos, key_name.to_string());
                 if lower == "preup" && i == 0 {
-                    r.warn(pos, key_name, format!("runs as wg-exec's {ours}, before the link exists (wg-quick runs PreUp after creating it)"));
+                    r.warn(pos, key_name, format!("runs as wg-exec's {ours}, before the link exists, as wg-quick before v1.0.20250521 runs it (newer wg-quick runs PreUp after creating the link)"));
                 }
             }
             (Section::Interface, "saveconfig") => {
@@ -285,16 +305,16 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 match lower.as_str() {
                     "publickey" => {
                         p.public_key = value.to_string();
-                        r.place(format!("peers[{i}].public_key"), pos, peer_name("PublicKey"));
+                        r.replace(format!("peers[{i}].public_key"), pos, peer_name("PublicKey"));
                     }
                     "presharedkey" => {
                         p.preshared_key = Some(value.to_string());
-                        r.place(format!("peers[{i}].preshared_key"), pos, peer_name("PresharedKey"));
+                        r.replace(format!("peers[{i}].preshared_key"), pos, peer_name("PresharedKey"));
+                    }
+                    "allowedips" if value.is_empty() => {
+                        r.error(pos, &peer_name("AllowedIPs"), "has no value (`wg` rejects an empty AllowedIPs line)".into());
                     }
                     "allowedips" => {
-                        if value.is_empty() {
-                            p.allowed_ips.clear();
-                        }
                         for a in items(value) {
                             let j = p.allowed_ips.len();
                             p.allowed_ips.push(with_prefix(&a));
@@ -304,12 +324,12 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                     }
                     "endpoint" => {
                         p.endpoint = Some(value.to_string());
-                        r.place(format!("peers[{i}].endpoint"), pos, peer_name("Endpoint"));
+                        r.replace(format!("peers[{i}].endpoint"), pos, peer_name("Endpoint"));
                     }
                     "persistentkeepalive" => {
-                        r.place(format!("peers[{i}].persistent_keepalive"), pos, peer_name("PersistentKeepalive"));
+                        r.replace(format!("peers[{i}].persistent_keepalive"), pos, peer_name("PersistentKeepalive"));
                         match value {
-                            "off" => p.persistent_keepalive = Some(0),
+                            v if v.eq_ignore_ascii_case("off") => p.persistent_keepalive = Some(0),
                             v => match v.parse::<i64>() {
                                 Ok(k) => p.persistent_keepalive = Some(k),
                                 Err(_) => r.error(pos, &peer_name("PersistentKeepalive"), format!("`{v}` is neither `off` nor a number of seconds")),
@@ -320,6 +340,23 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 }
             }
             (Section::Interface, _) => r.error(at(indent), key_name, "not a key of the [Interface] section (PrivateKey, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown)".into()),
+        }
+    }
+    // wg-quick's Table defaults to auto: a /0 allowed IP makes it a full tunnel with policy
+    // routing (fwmark, its own table, rules), which wg-exec does not do yet. Routing it through
+    // table main instead would replace the default route: refused, with the two ways out.
+    if !r.positions.contains_key("table") {
+        for (i, p) in raw.peers.iter().enumerate() {
+            if let Some(j) = p.allowed_ips.iter().position(|a| a.ends_with("/0")) {
+                let path = format!("peers[{i}].allowed_ips[{j}]");
+                let pos = r
+                    .positions
+                    .get(&path)
+                    .copied()
+                    .unwrap_or(Pos { line: 1, col: 1 });
+                let name = format!("[Peer] {} AllowedIPs", i + 1);
+                r.error(pos, &name, format!("{} without a Table line is wg-quick's full tunnel (Table = auto: fwmark, its own table and rules), which wg-exec does not support yet; add `Table = off` (no routes) or route it yourself with `Table = NUMBER` and rules", p.allowed_ips[j]));
+            }
         }
     }
     if !seen_interface {

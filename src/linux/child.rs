@@ -47,10 +47,16 @@ pub fn run(mut cmd: Command, what: &str) -> Result<(), KernelError> {
     }
 }
 
+/// Runs a hook with bash, as the module's generated scripts and wg-quick do (`<(…)` and other
+/// bashisms in real configurations work), else with /bin/sh where there is no bash.
 pub fn hook(device: &str, script: &str) -> Result<(), KernelError> {
-    let mut cmd = command("/bin/sh");
+    let shell = match std::path::Path::new("/bin/bash").exists() {
+        true => "/bin/bash",
+        false => "/bin/sh",
+    };
+    let mut cmd = command(shell);
     cmd.arg("-e").arg("-c").arg(script).env("DEVICE", device);
-    run(cmd, "/bin/sh")
+    run(cmd, shell)
 }
 
 pub fn modprobe(module: &str) -> Result<(), KernelError> {
