@@ -26,14 +26,18 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
         field: cfg.locations.display(field),
         message,
     };
+    // pre_setup runs before anything needs a key file or a namespace, and may make them (the
+    // module's own tests create their namespace there): then what is missing is said, and the
+    // step that needs it fails with the kernel's reason if pre_setup did not make it.
+    let later = !cfg.pre_setup.is_empty();
     if let SecretSource::File(path) = &cfg.private_key {
-        let may_be_missing = cfg.generate_private_key_file;
+        let may_be_missing = cfg.generate_private_key_file || later;
         key_file(&mut p, path, may_be_missing, |m| at("private_key_file", m));
     }
     for (i, peer) in cfg.peers.iter().enumerate() {
         if let Some(SecretSource::File(path)) = &peer.preshared_key {
             let field = format!("peers[{i}].preshared_key_file");
-            key_file(&mut p, path, false, |m| at(&field, m));
+            key_file(&mut p, path, later, |m| at(&field, m));
         }
     }
     for (field, ns) in [
@@ -41,7 +45,15 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
         ("interface_namespace", &cfg.interface_namespace),
     ] {
         if let Some(name) = ns.as_deref().filter(|n| *n != "init") {
-            if !netns_dir.join(name).exists() {
+            if !netns_dir.join(name).exists() && later {
+                p.warnings.push(at(
+                    field,
+                    format!(
+                        "network namespace `{name}` does not exist yet ({}/{name}); pre_setup must create it",
+                        netns_dir.display()
+                    ),
+                ));
+            } else if !netns_dir.join(name).exists() {
                 p.errors.push(at(
                     field,
                     format!(

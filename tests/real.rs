@@ -238,7 +238,7 @@ fn a_failure_in_the_middle_of_up_leaves_no_trace() {
             "post_setup: \"exit 1\",",
             vec!["192.0.2.1/24"],
             "failed at step 'post_setup'",
-            "/bin/sh exited with status 1",
+            "/bin/bash exited with status 1",
         ),
         (
             "",

@@ -203,6 +203,8 @@ pub fn settle(
                         )))
                     }
                     Ok(false) => {}
+                    // A namespace that does not exist yet (pre_setup makes it) has no link.
+                    Err(e) if e.is_errno(libc::ENOENT) => {}
                     Err(e) => {
                         return Err(Outcome::Refused(format!(
                             "cannot look for {name} in {ns}: {e}"

@@ -1,6 +1,6 @@
 //! Child processes with nothing of wg-exec's but what they are given: an empty environment but
-//! PATH (and what the caller adds, such as DEVICE), stdin from /dev/null, stdout to our stderr,
-//! every descriptor above 2 closed. Hooks and modprobe run through here.
+//! PATH (wg-exec's own) and what the caller adds, such as DEVICE; stdin from /dev/null, stdout
+//! to our stderr, every descriptor above 2 closed. Hooks and modprobe run through here.
 #![allow(unsafe_code)] // close_range in pre_exec
 
 use std::os::fd::AsFd;
@@ -9,13 +9,23 @@ use std::process::{Command, Stdio};
 use wg_exec_steps::KernelError;
 
 /// The whole environment a child gets (besides what the caller adds, such as DEVICE).
+/// PATH when wg-exec was started without one.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The PATH children get: the one wg-exec was started with (a unit's, which on NixOS names the
+/// store paths of ip and wg), else the usual directories.
+fn path() -> String {
+    std::env::var("PATH")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| PATH.to_string())
+}
 
 /// A command with an empty environment but PATH, stdin from /dev/null, stdout to our stderr,
 /// and every descriptor above 2 closed on exec.
 pub fn command(program: &str) -> Command {
     let mut cmd = Command::new(program);
-    cmd.env_clear().env("PATH", PATH).stdin(Stdio::null());
+    cmd.env_clear().env("PATH", path()).stdin(Stdio::null());
     if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
         cmd.stdout(Stdio::from(fd));
     }

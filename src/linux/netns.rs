@@ -19,8 +19,11 @@ pub fn path(ns: &Netns) -> PathBuf {
 }
 
 pub fn open(ns: &Netns) -> Result<File, KernelError> {
-    File::open(path(ns))
-        .map_err(|e| KernelError::new(format!("cannot open {} ({}): {e}", ns, path(ns).display())))
+    File::open(path(ns)).map_err(|e| {
+        let mut k = KernelError::from_io(&e);
+        k.message = format!("cannot open {} ({}): {e}", ns, path(ns).display());
+        k
+    })
 }
 
 /// Whether two namespace files are the same namespace.

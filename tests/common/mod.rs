@@ -190,8 +190,8 @@ impl Drop for Netns {
     }
 }
 
-/// Removes a userspace WireGuard's socket file and wg-exec's journal if a test left them
-/// behind (after a failure or SIGKILL).
+/// Removes a userspace WireGuard's socket file and wg-exec's journal and records if a test left
+/// them behind (after a failure or SIGKILL).
 pub struct SocketGuard(pub String);
 
 /// wg-exec's default state directory (journals, records of what was applied, locks).
@@ -205,6 +205,9 @@ pub fn journal_path(iface: &str) -> String {
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(journal_path(&self.0));
+        for record in ["applied", "applied-next"] {
+            let _ = std::fs::remove_file(format!("{STATE_DIR}/{}.{record}.ron", self.0));
+        }
         let path = format!("/var/run/wireguard/{}.sock", self.0);
         if Path::new(&path).exists() {
             let _ = sh(&format!("fuser -k -9 {path} 2>/dev/null; rm -f {path}"));
