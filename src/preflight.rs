@@ -87,10 +87,16 @@ fn key_file(
             .push(at(format!("key file {shown} is not a regular file")));
         return;
     }
+    // Others must not read it; its group may (a non-root unit's group reads a root-owned key),
+    // but not write it.
     let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
+    if mode & 0o027 != 0 {
+        let who = match mode & 0o007 != 0 {
+            true => "readable by others",
+            false => "writable by its group",
+        };
         p.warnings.push(at(format!(
-            "key file {shown} is readable by group or others (mode {:04o}); chmod 600 it",
+            "key file {shown} is {who} (mode {:04o}); chmod 600 it (640 for a group that must read it)",
             mode & 0o7777
         )));
     }

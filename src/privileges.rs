@@ -31,6 +31,11 @@ fn name(c: Capability) -> String {
 /// Fails (for exit 2) naming what is missing and how to grant it; otherwise drops what is not
 /// needed.
 pub fn check_and_drop(needs: &Needs) -> Result<Kept, String> {
+    check_and_drop_keeping(needs, &[])
+}
+
+/// [`check_and_drop`], also keeping those of `extra` that wg-exec has (not required).
+pub fn check_and_drop_keeping(needs: &Needs, extra: &[Capability]) -> Result<Kept, String> {
     let effective = caps::read(None, CapSet::Effective)
         .map_err(|e| format!("cannot read capabilities: {e}"))?;
     let required = required(needs, |ns| !crate::linux::is_current_netns(ns));
@@ -61,6 +66,7 @@ pub fn check_and_drop(needs: &Needs) -> Result<Kept, String> {
         return Ok(Kept { modprobe });
     }
     let mut keep: CapsHashSet = required.into_iter().collect();
+    keep.extend(extra.iter().filter(|c| effective.contains(c)));
     if modprobe {
         keep.insert(Capability::CAP_SYS_MODULE);
     }

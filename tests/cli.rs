@@ -248,7 +248,9 @@ fn check_accepts_a_valid_file_and_reports_key_file_modes() {
     );
     let err = text(&out.stderr);
     assert!(
-        err.contains("is readable by group or others (mode 0644); chmod 600 it"),
+        err.contains(
+            "is readable by others (mode 0644); chmod 600 it (640 for a group that must read it)"
+        ),
         "{err}"
     );
     assert!(

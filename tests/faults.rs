@@ -693,7 +693,7 @@ fn capabilities_are_checked_dropped_and_enough_for_a_non_root_unit() {
             &format!(
                 "env WG_EXEC_STATE_DIR={state} {{user}} {bin} -v {op} {ia} --config {cfg}",
                 state = state.display(),
-                bin = wg_exec_bin(),
+                bin = unit_bin(s.keys.dir.path()),
                 ia = s.ia,
                 cfg = s.cfg.display()
             ),

@@ -152,7 +152,7 @@ fn cell(implementation: &str, shape: Shape) {
                 &format!(
                     "ip netns exec {a} env WG_EXEC_STATE_DIR={} {{user}} {} -v {op} {ia} --config {}",
                     state.display(),
-                    wg_exec_bin(),
+                    unit_bin(keys.dir.path()),
                     ca.display()
                 ),
             )),

@@ -150,7 +150,17 @@ impl Session {
     pub fn kernel_for(&self, needs: &Needs) -> Result<(LinuxKernel, privileges::Kept), Outcome> {
         let kernel = LinuxKernel::new(self.signalled.clone())
             .map_err(|e| Outcome::Refused(format!("{e:#}")))?;
-        let kept = privileges::check_and_drop(needs).map_err(Outcome::Unusable)?;
+        // A userspace device of another user (a non-root unit's, handled here by root): its
+        // UAPI socket is that user's, which only CAP_DAC_OVERRIDE lets root reach.
+        let mut extra = Vec::new();
+        let socket = Path::new("/var/run/wireguard").join(format!("{}.sock", self.iface));
+        if let Ok(meta) = std::fs::metadata(&socket) {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != nix::unistd::geteuid().as_raw() {
+                extra.push(caps::Capability::CAP_DAC_OVERRIDE);
+            }
+        }
+        let kept = privileges::check_and_drop_keeping(needs, &extra).map_err(Outcome::Unusable)?;
         Ok((kernel, kept))
     }
 }

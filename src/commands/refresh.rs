@@ -152,6 +152,8 @@ pub fn run(a: &RefreshArgs) -> Outcome {
         }
         match journal::load(&jpath) {
             Ok(Some(j)) if j.is_up() => {}
+            // A journal it cannot read is not "down": fail, and let the unit restart it.
+            Err(u) => return Outcome::Refused(format!("{u}; refresh stops")),
             _ => {
                 log::info!("{name} is down: refresh ends");
                 return Outcome::Done;

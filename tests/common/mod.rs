@@ -301,6 +301,17 @@ pub fn wg_exec_bin() -> &'static str {
     env!("CARGO_BIN_EXE_wg-exec")
 }
 
+/// A copy of the binary in `dir` (a test's own, in /var/tmp), where a unit user's private /tmp
+/// (see `as_unit_user`) cannot hide it: the build may live under /tmp.
+pub fn unit_bin(dir: &Path) -> String {
+    let to = dir.join("wg-exec");
+    if !to.exists() {
+        std::fs::copy(wg_exec_bin(), &to).unwrap();
+        must(&format!("chmod 0755 {}", to.display()));
+    }
+    to.display().to_string()
+}
+
 /// Runs `wg-exec ARGS` (optionally prefixed, e.g. by `ip netns exec NS`) and returns the output.
 pub fn wg_exec(prefix: &str, args: &str) -> Output {
     sh(&format!("{prefix} {} {args}", wg_exec_bin()))
