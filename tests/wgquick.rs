@@ -1075,18 +1075,48 @@ fn finding_a_private_key_is_never_echoed_in_an_error() {
     }
     let dir = Keys::new();
     let name = iface("x");
-    let case = one_off(&dir, &name, &["[Interface]", "PrivateKey @KEY1@"]);
-    let key = case.text.lines().nth(1).unwrap()["PrivateKey ".len()..].to_string();
-    let out = wg_exec(
-        "",
-        &format!("check {name} --config {}", case.path.display()),
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        !stderr(&out).contains(&key[..40]),
-        "the private key is in the error: {}",
-        stderr(&out)
-    );
+    // Every shape in which a secret stands where a key name was expected: a missing `=`, a key
+    // wrapped onto its own line (in [Interface], in [Peer], before any section), and a pasted
+    // line inside brackets. Each is checked and converted; neither may print the secret.
+    let shapes: [&[&str]; 6] = [
+        &["[Interface]", "PrivateKey @KEY1@"],
+        &["[Interface]", "PrivateKey =", "  @KEY1@"],
+        &["[Interface]", "  @KEY1@ = x"],
+        &["@KEY1@", "[Interface]", "PrivateKey = @KEY2@"],
+        &[
+            "[Interface]",
+            "PrivateKey = @KEY2@",
+            "[Peer]",
+            "PublicKey = @PUB2@",
+            "PresharedKey =",
+            "@KEY1@=",
+        ],
+        &["[Interface]", "PrivateKey = @KEY2@", "[@KEY1@]"],
+    ];
+    for lines in shapes {
+        let secret = must("wg genkey").trim().to_string();
+        let text = lines.join("\n").replace("@KEY1@", &secret) + "\n";
+        let case = Case::new(&text, &name, dir.dir.path());
+        for command in ["check", "convert"] {
+            let args = match command {
+                "check" => format!("check {name} --config {}", case.path.display()),
+                _ => format!("convert {}", case.path.display()),
+            };
+            let out = wg_exec("", &args);
+            assert_eq!(out.status.code(), Some(2), "{lines:?}: {}", stderr(&out));
+            let all = stdout(&out) + &stderr(&out);
+            assert!(
+                !all.contains(&secret[..40]),
+                "{command} echoes the secret of {lines:?}: {all}"
+            );
+            assert!(
+                errors(&out)
+                    .iter()
+                    .all(|e| e.contains(&format!("{}:", case.path.display()))),
+                "{command}: every error names the file: {all}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -54,6 +54,17 @@ struct Reader<'a> {
     warnings: Vec<Warning>,
 }
 
+/// What an error may show of text that is not a known key: a word that could be a key name
+/// (letters only, no longer than the longest key), else nothing. A line that is not a key is
+/// often a secret: a key wrapped onto its own line, or pasted where a name was expected.
+fn shown(text: &str) -> &str {
+    if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_alphabetic()) {
+        text
+    } else {
+        "(this line; its text is not shown, it may be a key)"
+    }
+}
+
 impl Reader<'_> {
     fn error(&mut self, pos: Pos, key: &str, message: String) {
         self.errors.push(ConfigError {
@@ -181,7 +192,11 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 _ => {
                     r.error(
                         at(indent),
-                        uncommented,
+                        // A section's name is shown with its brackets, as the file spells it.
+                        match uncommented.trim_matches(|c| c == '[' || c == ']') {
+                            inner if shown(inner) == inner => uncommented,
+                            inner => shown(inner),
+                        },
                         "not a section: [Interface] or [Peer]".into(),
                     );
                     Section::None
@@ -192,7 +207,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         let Some((key, _)) = trimmed.split_once('=') else {
             r.error(
                 at(indent),
-                uncommented,
+                shown(uncommented),
                 "a line without `=`: Key = Value".into(),
             );
             continue;
@@ -207,7 +222,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 .unwrap_or("");
             r.error(
                 at(indent),
-                word,
+                shown(word),
                 "is not followed by `=`: Key = Value".into(),
             );
             continue;
@@ -226,7 +241,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         let pos = at(value_col);
         match (section, lower.as_str()) {
             (Section::None, _) => {
-                r.error(at(indent), key_name, "a key before any [Interface] or [Peer] section".into());
+                r.error(at(indent), shown(key_name), "a key before any [Interface] or [Peer] section".into());
             }
             (Section::Interface, "privatekey") => {
                 r.replace("private_key".into(), pos, "PrivateKey".into());
@@ -336,10 +351,10 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                             },
                         }
                     }
-                    _ => r.error(at(indent), &peer_name(key_name), "not a key of a [Peer] section (PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive)".into()),
+                    _ => r.error(at(indent), &peer_name(shown(key_name)), "not a key of a [Peer] section (PublicKey, PresharedKey, AllowedIPs, Endpoint, PersistentKeepalive)".into()),
                 }
             }
-            (Section::Interface, _) => r.error(at(indent), key_name, "not a key of the [Interface] section (PrivateKey, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown)".into()),
+            (Section::Interface, _) => r.error(at(indent), shown(key_name), "not a key of the [Interface] section (PrivateKey, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown)".into()),
         }
     }
     // wg-quick's Table defaults to auto: a /0 allowed IP makes it a full tunnel with policy
