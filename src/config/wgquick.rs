@@ -205,9 +205,10 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
             continue;
         }
         let Some((key, _)) = trimmed.split_once('=') else {
+            // Only its first word is named: the rest may be a secret.
             r.error(
                 at(indent),
-                shown(uncommented),
+                shown(uncommented.split_whitespace().next().unwrap_or("")),
                 "a line without `=`: Key = Value".into(),
             );
             continue;
