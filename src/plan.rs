@@ -167,11 +167,7 @@ pub fn routes(cfg: &Config) -> Vec<Route> {
         .iter()
         .flat_map(|p| p.allowed_ips.iter())
         .filter(|dst| seen.insert(**dst))
-        .map(|dst| Route {
-            dst: *dst,
-            table: cfg.table.id,
-            metric: cfg.metric,
-        })
+        .map(|dst| Route::new(*dst, cfg.table.id, cfg.metric))
         .collect()
 }
 

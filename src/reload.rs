@@ -3,9 +3,10 @@
 //! its undo, in the order that leaves no gap:
 //!
 //!  1. listen port and fwmark (the risky ones first: a port may be taken),
-//!  2. MTU, 3. new addresses,
+//!  2. a larger MTU, 3. IPv6 addresses that change only their prefix length go, new addresses,
 //!  4. new peers, 5. peers that only gain or change attributes, 6. new routes,
 //!  7. peers that lose allowed IPs, 8. peers that go, 9. routes that go, 10. addresses that go,
+//!     and a smaller MTU,
 //! 11. the private key, last (it ends every session).
 //!
 //! A prefix moving from one peer to another is claimed by its new owner (the kernel moves it)
@@ -86,6 +87,55 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
             "userspace_implementation ({} -> {implementation})",
             recorded.userspace_implementation
         ));
+    }
+    out
+}
+
+/// Whether `a` is an IPv6 address that `add` brings back with another prefix length.
+fn readdressed_v6(a: &IpNet, add: &[IpNet]) -> bool {
+    matches!(a, IpNet::V6(_)) && add.iter().any(|n| n.addr() == a.addr())
+}
+
+/// The addresses wg-exec added that go, and that cannot go on a live interface: an IPv4
+/// address sharing its subnet with one that stays or comes. The kernel takes the subnet's
+/// secondaries with its primary (net.ipv4.conf.*.promote_secondaries is 0 by default) and,
+/// when no IPv4 address is left, every IPv4 route through the link: no order of adds and
+/// deletes keeps the interface whole, so reload refuses before changing anything.
+pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<String> {
+    let ours = parse_nets(&recorded.addresses);
+    let going: Vec<&IpNet> = live
+        .addrs
+        .iter()
+        .filter(|a| ours.contains(a) && !cfg.ips.contains(a))
+        .collect();
+    let staying: Vec<&IpNet> = live
+        .addrs
+        .iter()
+        .filter(|a| !going.contains(a))
+        .chain(cfg.ips.iter())
+        .collect();
+    let mut out = Vec::new();
+    let v4 = |a: &&IpNet| matches!(a, IpNet::V4(_));
+    if going.iter().any(v4)
+        && !staying.iter().any(v4)
+        && plan::routes(cfg)
+            .iter()
+            .any(|r| matches!(r.dst, IpNet::V4(_)))
+    {
+        out.push("ips: the last IPv4 address goes while IPv4 routes stay".to_string());
+    }
+    for s in staying {
+        for g in &going {
+            let (IpNet::V4(g4), IpNet::V4(s4)) = (g, s) else {
+                continue;
+            };
+            if g4.prefix_len() == s4.prefix_len() && g4.network() == s4.network() {
+                let text = format!("ips: {g} goes while {s} stays in its subnet");
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
     }
     out
 }
@@ -198,11 +248,14 @@ pub fn plan(
         }));
     }
 
-    // 2. MTU.
+    // 2. MTU, when it grows. A smaller one goes after the removals: an MTU under 1280 takes
+    // IPv6 off the link, and with it the addresses a later step would remove.
+    let mut mtu_down = None;
     match cfg.mtu {
-        Some(m) if m != live.link.mtu => {
+        Some(m) if m > live.link.mtu => {
             steps.push(Box::new(Mtu::new(name.clone(), ns.clone(), m)));
         }
+        Some(m) if m < live.link.mtu => mtu_down = Some(m),
         None if recorded.mtu.is_some() => notes.push(format!(
             "mtu is no longer set: the link keeps MTU {}",
             live.link.mtu
@@ -215,11 +268,20 @@ pub fn plan(
     let want: Vec<IpNet> = cfg.ips.clone();
     let add: Vec<IpNet> = want.iter().filter(|a| !have.contains(a)).copied().collect();
     let ours = parse_nets(&recorded.addresses);
-    let drop_addrs: Vec<IpNet> = have
+    let (early_drop, drop_addrs): (Vec<IpNet>, Vec<IpNet>) = have
         .iter()
         .filter(|a| ours.contains(a) && !want.contains(a))
         .copied()
-        .collect();
+        .partition(|a| readdressed_v6(a, &add));
+    // An IPv6 address that only changes its prefix length is the same address to the kernel:
+    // the old one goes first.
+    if !early_drop.is_empty() {
+        steps.push(Box::new(AddressesRemove::new(
+            name.clone(),
+            ns.clone(),
+            early_drop,
+        )));
+    }
     if !add.is_empty() {
         steps.push(Box::new(Addresses::new(name.clone(), ns.clone(), add)));
     }
@@ -392,6 +454,9 @@ pub fn plan(
             ns.clone(),
             drop_addrs,
         )));
+    }
+    if let Some(m) = mtu_down {
+        steps.push(Box::new(Mtu::new(name.clone(), ns.clone(), m)));
     }
 
     // 11. The private key, last.

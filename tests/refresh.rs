@@ -1031,7 +1031,7 @@ fn a_name_unresolved_at_up_is_set_by_refresh() {
     );
     assert!(
         up.contains(&format!("peer b: endpoint {B_ENDPOINT} did not resolve"))
-            && up.contains("configured without an endpoint"),
+            && up.contains("the peer keeps the endpoint it has (a new peer has none)"),
         "{test}: no warning: {up}"
     );
     let shown = must(&format!(
@@ -1114,4 +1114,114 @@ fn up_tries_a_name_for_its_whole_bound() {
         "{test}: up took {took:?}: {out}"
     );
     w.downs();
+}
+
+/// A reload that changes an endpoint to a name that does not resolve yet: the peer keeps its
+/// endpoint, the warning says so, and the record keeps the old one, so the next reload (once
+/// the name resolves) sends the new one instead of finding nothing to do.
+#[test]
+fn an_endpoint_name_unresolved_at_reload_is_sent_by_the_next_reload() {
+    let test = "refresh: unresolved at reload";
+    if !ready(test) {
+        return;
+    }
+    let mut w = World::new();
+    w.b_up("");
+    let by_address =
+        Peer::new(&w.pb, &["192.0.2.2/32"]).with("name: \"b\", endpoint: \"203.0.113.99:51821\"");
+    let ca = w.a_conf("a.ron", vec![by_address]);
+    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.99:51821"));
+    // The name, while no DNS server answers.
+    let ca = w.a_conf("a.ron", vec![w.peer_b("")]);
+    let out = ok(w.a(&format!("reload {} --config {}", w.ia, ca.display())));
+    assert!(
+        out.contains(&format!("peer b: endpoint {B_ENDPOINT} did not resolve"))
+            && out.contains("the peer keeps the endpoint it has"),
+        "{test}: no warning: {out}"
+    );
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.99:51821"));
+    w.dns.set(&[(B_NAME, "203.0.113.2")]);
+    w.dns.start();
+    let out = ok(w.a(&format!("reload {} --config {}", w.ia, ca.display())));
+    assert_eq!(
+        w.endpoint(&w.pb).as_deref(),
+        Some("203.0.113.2:51821"),
+        "{test}: the next reload did not send the name's address: {out}"
+    );
+    let st = w.a(&format!("status {} --config {}", w.ia, ca.display()));
+    assert_eq!(st.status.code(), Some(0), "{test}: {}", text(&st.stdout));
+    w.downs();
+}
+
+/// An up killed while a name is being resolved in its forked resolver (the socket namespace
+/// has /etc/netns/NS/resolv.conf) with unbounded retries: the resolver dies with it and does
+/// not keep the interface's lock, so down goes ahead at once.
+#[test]
+fn a_killed_up_leaves_no_resolver_holding_the_lock() {
+    let test = "refresh: killed up, resolver child";
+    if !ready(test) {
+        return;
+    }
+    let w = World::new();
+    // From the machine's namespace, the tunnel in A's: names resolve in a forked child that
+    // binds /etc/netns/A/* over /etc/*.
+    let ca = w.keys.write(
+        "a.ron",
+        &Conf::new(&["192.0.2.1/24"], &w.ka)
+            .with(format!(
+                "listen_port: 51820, socket_namespace: \"{}\"",
+                w.a_ns()
+            ))
+            .peer(w.peer_b(""))
+            .render(),
+    );
+    let mut up = std::process::Command::new(wg_exec_bin())
+        .args(["up", &w.ia, "--config"])
+        .arg(&ca)
+        .env("WG_ENDPOINT_RESOLUTION_RETRIES", "infinity")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Retrying in its forked resolver (a child named wg-exec; wireguard-go is a child too).
+    let pid = up.id();
+    let resolvers = || -> Vec<String> {
+        must(&format!("pgrep -P {pid} || true"))
+            .split_whitespace()
+            .filter(|c| {
+                std::fs::read_to_string(format!("/proc/{c}/comm"))
+                    .is_ok_and(|n| n.trim() == "wg-exec")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut children = resolvers();
+    while children.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        children = resolvers();
+    }
+    assert!(!children.is_empty(), "{test}: no resolver child appeared");
+    must(&format!("kill -KILL {pid}"));
+    up.wait().unwrap();
+    let gone = |c: &String| {
+        std::fs::read_to_string(format!("/proc/{c}/status"))
+            .map_or(true, |s| s.contains("State:\tZ"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !children.iter().all(gone) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for child in &children {
+        assert!(
+            gone(child),
+            "{test}: resolver {child} of the killed up still runs"
+        );
+    }
+    let out = wg_exec(
+        "",
+        &format!("down {} --wait 3 --config {}", w.ia, ca.display()),
+    );
+    assert_eq!(out.status.code(), Some(0), "{test}: {}", text(&out.stderr));
 }

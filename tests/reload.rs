@@ -967,7 +967,6 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
         kinds,
         [
             "device set",
-            "mtu",
             "addresses",
             "peer set",
             "peer update",
@@ -976,6 +975,8 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
             "peer remove",
             "route remove",
             "addresses remove",
+            // A smaller MTU goes after the removals (src/reload.rs).
+            "mtu",
             "key rotate"
         ],
         "the plan, in the order of src/reload.rs:\n{plan}"
@@ -1668,4 +1669,284 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
         "",
         &format!("down {ia} --config {}", cfg.display()),
     ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes whose order matters to the kernel, and records a killed or undone reload must get
+// right (each was a bug a review found: the reload reported success or "rolled back" and the
+// interface was not as it said).
+
+/// Up with `before`, reload to `after`; returns the reload's output.
+fn up_then_reload(a: &Netns, ia: &str, cfg: &Path, before: &Spec, after: &Spec) -> Output {
+    before.write(cfg);
+    ok(run(a, "", &format!("up {ia} --config {}", cfg.display())));
+    assert_matches(a, ia, before, true, "after up");
+    after.write(cfg);
+    run(a, "", &format!("reload {ia} --config {}", cfg.display()))
+}
+
+#[test]
+fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
+    let test = "address changes";
+    if !real_environment(test) {
+        return;
+    }
+    let keys = Keys::new();
+    let peer = P::new(
+        "p",
+        &fake_key(7, 0),
+        &["198.51.100.0/24", "2001:db8:6::/48"],
+    );
+    let mut base = Spec::new(&["198.18.0.1/24", "2001:db8:5::1/64"], &keys.private("a"));
+    base.peers = vec![peer];
+    base.mtu = Some(1420);
+
+    // An IPv4 address swapped within its subnet: the kernel would take the new one (a
+    // secondary) with the old primary, and every IPv4 route with the last address. Refused
+    // before anything changes.
+    let a = Netns::new("a");
+    let ia = iface("r");
+    let _g = Guard::new(&ia);
+    let cfg = keys.dir.path().join("swap.ron");
+    let mut swapped = base.clone();
+    swapped.ips[0] = "198.18.0.2/24".into();
+    let out = up_then_reload(&a, &ia, &cfg, &base, &swapped);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("198.18.0.1/24 goes while 198.18.0.2/24 stays in its subnet")
+            && err.contains("cannot change on a live interface"),
+        "{err}"
+    );
+    assert_matches(&a, &ia, &base, true, "after the refused swap");
+    // The last IPv4 address going while IPv4 routes stay: refused too.
+    let mut v6_only = base.clone();
+    v6_only.ips = vec!["2001:db8:5::1/64".into()];
+    v6_only.write(&cfg);
+    let out = run(&a, "", &format!("reload {ia} --config {}", cfg.display()));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the last IPv4 address goes while IPv4 routes stay"),
+        "{err}"
+    );
+    assert_matches(&a, &ia, &base, true, "after the refused removal");
+    // Another subnet's address comes and this one goes: applied (no secondary is involved).
+    let mut moved = base.clone();
+    moved.ips[0] = "198.18.1.1/24".into();
+    moved.write(&cfg);
+    ok(run(
+        &a,
+        "",
+        &format!("reload {ia} --config {}", cfg.display()),
+    ));
+    assert_matches(&a, &ia, &moved, true, "after moving to another subnet");
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+
+    // An IPv6 address with another prefix length is the same address to the kernel: the old
+    // one goes first, and the reload succeeds.
+    let mut prefix = base.clone();
+    prefix.ips[1] = "2001:db8:5::1/56".into();
+    let out = up_then_reload(&a, &ia, &cfg, &base, &prefix);
+    ok(out);
+    assert_matches(&a, &ia, &prefix, true, "after the prefix change");
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+
+    // IPv6 dropped while the MTU goes under 1280 (which takes IPv6 off the link): the address
+    // goes first, then the MTU.
+    let mut small = base.clone();
+    small.ips = vec!["198.18.0.1/24".into()];
+    small.peers[0].ips = vec!["198.51.100.0/24".into()];
+    small.mtu = Some(1200);
+    let out = up_then_reload(&a, &ia, &cfg, &base, &small);
+    ok(out);
+    assert_matches(&a, &ia, &small, true, "after IPv6 went with the MTU");
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features wg-exec/fault-injection"
+)]
+fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
+    let test = "endpoint rollback";
+    if !real_environment(test) {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let ia = iface("e");
+    let _g = Guard::new(&ia);
+    let key = fake_key(8, 0);
+    let mut before = Spec::new(&["198.18.0.1/24", "198.18.9.1/24"], &keys.private("a"));
+    before.peers = vec![P::new("p", &key, &["198.51.100.0/24"])];
+    let mut after = before.clone();
+    after.ips = vec!["198.18.0.1/24".into()];
+    after.peers[0].endpoint = Some("203.0.113.7:51820".into());
+    let cfg = keys.dir.path().join("a.ron");
+    before.write(&cfg);
+    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    assert_eq!(Dump::of(&a, &ia).row(&key).endpoint, "(none)");
+    after.write(&cfg);
+    // The endpoint is set (a peer update), then the address removal fails.
+    let out = run(
+        &a,
+        "WG_EXEC_FAULT='addresses remove'",
+        &format!("reload {ia} --config {}", cfg.display()),
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("rolled back") && err.contains("peer update"),
+        "{err}"
+    );
+    assert_eq!(
+        Dump::of(&a, &ia).row(&key).endpoint,
+        "(none)",
+        "the rolled-back reload left the new endpoint"
+    );
+    assert_matches(&a, &ia, &before, true, "after the rollback");
+    ok(run(
+        &a,
+        "",
+        &format!("reload {ia} --config {}", cfg.display()),
+    ));
+    assert_matches(&a, &ia, &after, true, "after the reload");
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features wg-exec/fault-injection"
+)]
+fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
+    let test = "killed reload: endpoint, table, fwmark";
+    if !real_environment(test) {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let ia = iface("k");
+    let _g = Guard::new(&ia);
+    let key = fake_key(9, 0);
+    let mut before = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
+    before.fwmark = Some(0x77);
+    before.peers = vec![P::new("p", &key, &["198.51.100.0/24"]).endpoint("203.0.113.2:51820")];
+    // Every change whose record the killed reload had already written: the endpoint, the
+    // routes' table, the fwmark (cleared).
+    let mut after = before.clone();
+    after.fwmark = None;
+    after.peers[0].endpoint = Some("203.0.113.3:51820".into());
+    after.extra = "table: \"1234\"".into();
+    let cfg = keys.dir.path().join("a.ron");
+    before.write(&cfg);
+    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    after.write(&cfg);
+    let mut child = spawn(
+        &a,
+        &[("WG_EXEC_PAUSE", "device set")],
+        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+    );
+    wait_for_pause(&mut child);
+    kill9(&mut child);
+    assert!(
+        next_record(&ia).exists(),
+        "the killed reload wrote its record"
+    );
+    assert_matches(&a, &ia, &before, true, "after the kill, nothing applied");
+    ok(run(
+        &a,
+        "",
+        &format!("reload {ia} --config {}", cfg.display()),
+    ));
+    let d = Dump::of(&a, &ia);
+    assert_eq!(d.fwmark, "off", "the fwmark is cleared");
+    assert_eq!(
+        d.row(&key).endpoint,
+        "203.0.113.3:51820",
+        "the new endpoint"
+    );
+    let main = a.ip(&format!("-4 route show table main dev {ia}"));
+    assert!(
+        !main.contains("198.51.100.0/24"),
+        "the route in table main is removed: {main}"
+    );
+    let t = a.ip(&format!("-4 route show table 1234 dev {ia}"));
+    assert!(
+        t.contains("198.51.100.0/24"),
+        "the route in table 1234: {t}"
+    );
+    assert!(!next_record(&ia).exists());
+    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+}
+
+#[test]
+fn metric_0_and_ipv6_metric_1024_are_no_drift() {
+    let test = "metric 0";
+    if !real_environment(test) {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    for (i, metric) in ["0", "1024"].iter().enumerate() {
+        let ia = iface(&format!("m{i}"));
+        let _g = Guard::new(&ia);
+        let mut spec = Spec::new(&["198.18.0.1/24", "2001:db8:5::1/64"], &keys.private("a"));
+        spec.peers = vec![P::new(
+            "p",
+            &fake_key(10, 0),
+            &["198.51.100.0/24", "2001:db8:6::/48"],
+        )];
+        spec.extra = format!("metric: {metric}");
+        let cfg = keys.dir.path().join(format!("{ia}.ron"));
+        spec.write(&cfg);
+        ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "metric {metric}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let plan = run(
+            &a,
+            "",
+            &format!("reload {ia} --print --config {}", cfg.display()),
+        );
+        assert_eq!(
+            text(&plan.stdout),
+            "",
+            "metric {metric}: an unchanged reload sends nothing"
+        );
+        ok(run(
+            &a,
+            "",
+            &format!("down {ia} --config {}", cfg.display()),
+        ));
+    }
 }

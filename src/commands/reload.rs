@@ -107,6 +107,13 @@ pub fn run(t: &Target) -> Outcome {
         }
         Err(e) => return Outcome::Refused(format!("cannot read {name} in {ns}: {e}")),
     };
+    let fixed = reload::not_live_addresses(&cfg, &recorded, &live);
+    if !fixed.is_empty() {
+        return Outcome::Refused(format!(
+            "{} cannot change on a live interface: removing an IPv4 address removes the other addresses of its subnet with it, and the routes when none is left; `wg-exec down {name}` and `wg-exec up {name}` (systemctl restart) apply it",
+            fixed.join(", ")
+        ));
+    }
     let planned = match reload::plan(&cfg, &recorded, &live, &mut kernel) {
         Ok(p) => p,
         Err(e) => return Outcome::Refused(format!("{e}")),
@@ -197,6 +204,25 @@ pub fn run(t: &Target) -> Outcome {
     jfile.journal.reload_step = None;
     match result {
         Ok(()) => {
+            // A peer whose new endpoint did not resolve keeps its old one: recorded so, the
+            // next reload sends the new one again.
+            let pending: Vec<String> = steps
+                .iter()
+                .flat_map(|s| s.endpoints_pending())
+                .map(|k| k.to_base64())
+                .collect();
+            if !pending.is_empty() {
+                let mut kept = target.clone();
+                for key in &pending {
+                    match recorded.endpoints.get(key) {
+                        Some(old) => kept.endpoints.insert(key.clone(), old.clone()),
+                        None => kept.endpoints.remove(key),
+                    };
+                }
+                if let Err(e) = applied::save(&next, &kept) {
+                    log::error!("cannot record the reload in {}: {e}", next.display());
+                }
+            }
             if let Err(e) = std::fs::rename(&next, applied::path_for(&dir, &name)) {
                 log::error!("cannot record the reload in {}: {e}", next.display());
             }

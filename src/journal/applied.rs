@@ -38,6 +38,10 @@ pub struct Applied {
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
     #[serde(default)]
     pub refresh: BTreeMap<String, Refresh>,
+    /// In a union (never written): the routes of the earlier record, in its table and with its
+    /// metric, which a killed reload may not have removed yet.
+    #[serde(skip)]
+    pub earlier_routes: Vec<wg_exec_steps::Route>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,39 +117,51 @@ impl Applied {
                 .iter()
                 .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
                 .collect(),
+            earlier_routes: Vec::new(),
         }
     }
 
     /// The routes wg-exec added, as routes.
     pub fn route_list(&self) -> Vec<wg_exec_steps::Route> {
-        if !self.allowed_ips_as_routes {
-            return Vec::new();
+        let mut out: Vec<wg_exec_steps::Route> = Vec::new();
+        if self.allowed_ips_as_routes {
+            out.extend(
+                self.routes
+                    .iter()
+                    .filter_map(|d| d.parse().ok())
+                    .map(|dst| wg_exec_steps::Route::new(dst, self.table, self.metric)),
+            );
         }
-        self.routes
-            .iter()
-            .filter_map(|d| d.parse().ok())
-            .map(|dst| wg_exec_steps::Route {
-                dst,
-                table: self.table,
-                metric: self.metric,
-            })
-            .collect()
+        for r in &self.earlier_routes {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
     }
 
-    /// Both records together: what a reload that was killed half-way may have left is wg-exec's
-    /// too (addresses, routes; the newer endpoints).
-    pub fn union(&self, other: &Applied) -> Applied {
-        let mut u = other.clone();
+    /// This record (the last one completed) and `next` (the one a reload was applying when it
+    /// was killed) together, so that the next reload finishes what the killed one began:
+    /// - addresses and routes of both are wg-exec's (each route in its own table, with its own
+    ///   metric, also when routes were switched off),
+    /// - an endpoint counts as recorded only where both agree, so a changed or new one is sent
+    ///   again (sending it twice is harmless; not sending it would leave the old one),
+    /// - a fwmark either set is wg-exec's, so one the configuration no longer has is cleared.
+    pub fn union(&self, next: &Applied) -> Applied {
+        let mut u = next.clone();
         for a in &self.addresses {
             if !u.addresses.contains(a) {
                 u.addresses.push(a.clone());
             }
         }
-        for r in &self.routes {
-            if !u.routes.contains(r) {
-                u.routes.push(r.clone());
-            }
-        }
+        u.earlier_routes = self.route_list();
+        u.endpoints = self
+            .endpoints
+            .iter()
+            .filter(|(key, ep)| next.endpoints.get(*key).is_none_or(|n| n == *ep))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        u.fwmark = next.fwmark.or(self.fwmark);
         u
     }
 }

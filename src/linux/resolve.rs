@@ -204,14 +204,27 @@ fn in_child(
             return None;
         }
     };
-    // SAFETY: wg-exec is single-threaded when it resolves (no other thread of it runs), so the
-    // child may allocate and start threads of its own.
+    let parent = nix::unistd::getpid();
+    // SAFETY: the child has only the forking thread. Resolver threads of an earlier, stopped
+    // batch may still run in the parent; the one lock the child can meet that they hold is
+    // malloc's, which glibc resets in the child of fork. The child touches no other state of
+    // the parent's: it resolves, writes to its pipe and exits.
     match unsafe { fork() } {
         Err(e) => {
             log::error!("cannot start the resolver: {e}");
             None
         }
         Ok(ForkResult::Child) => {
+            // The child holds the parent's descriptors, among them the interface's lock: it
+            // must not outlive the parent (a killed up would leave the lock held by a resolver
+            // retrying forever). SIGKILL when the parent dies, and a parent that died before
+            // that was set is seen as a new parent.
+            // SAFETY: prctl with integer arguments only.
+            let set = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            if set != 0 || nix::unistd::getppid() != parent {
+                // SAFETY: ends the child without running the parent's exit handlers.
+                unsafe { libc::_exit(1) }
+            }
             drop(read_end);
             let mut out = File::from(write_end);
             let code = match child_setup(etc) {

@@ -158,11 +158,7 @@ pub fn routes_via(conn: &mut Conn, index: u32) -> Result<Vec<Route>, KernelError
                 _ => None,
             });
             // IPv6 routes get metric 1024 when none was given: that is "no metric".
-            let metric = match (family, metric) {
-                (AddressFamily::Inet6, Some(1024)) => None,
-                (_, m) => m,
-            };
-            out.push(Route { dst, table, metric });
+            out.push(Route::new(dst, table, metric));
         }
     }
     Ok(out)

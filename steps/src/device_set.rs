@@ -48,11 +48,24 @@ impl Step for DeviceSet {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        kernel
-            .wg_set_device(&self.ns, &self.name, &self.settings(true))
-            .map_err(|e| {
-                StepError::new(format!("set {} on {}", self.print()[0], self.describe()), e)
-            })
+        let Err(e) = kernel.wg_set_device(&self.ns, &self.name, &self.settings(true)) else {
+            return Ok(());
+        };
+        let err = StepError::new(format!("set {} on {}", self.print()[0], self.describe()), e);
+        // The kernel sets the fwmark before it binds the port (wg_set_device in the kernel's
+        // netlink.c): a port that is taken fails the request with the new fwmark already set.
+        // Both are put back as they were.
+        if self.fwmark.is_none() {
+            return Err(err);
+        }
+        let undo = match kernel.wg_set_device(&self.ns, &self.name, &self.settings(false)) {
+            Ok(()) => vec![],
+            Err(e) => vec![StepError::new(
+                format!("restore listen port and fwmark of {}", self.describe()),
+                e,
+            )],
+        };
+        Err(err.with_undo(undo))
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {

@@ -289,6 +289,19 @@ pub struct Route {
     pub metric: Option<u32>,
 }
 
+impl Route {
+    /// A route with its metric as the kernel reports it back, so that a configured route and a
+    /// live one compare equal: IPv4 metric 0 is reported as none, and IPv6 metric 0 becomes the
+    /// default 1024, which is reported as none too.
+    pub fn new(dst: IpNet, table: u32, metric: Option<u32>) -> Route {
+        let metric = match (dst, metric) {
+            (IpNet::V4(_), Some(0)) | (IpNet::V6(_), Some(0 | 1024)) => None,
+            (_, m) => m,
+        };
+        Route { dst, table, metric }
+    }
+}
+
 /// Everything privileged. Each method acts in the namespace it is given and returns the kernel's
 /// reason on failure; callers add what they were doing.
 pub trait Kernel {

@@ -125,7 +125,7 @@ pub fn resolve_all(
         match answer {
             Resolved::Addrs(addrs) => out[i] = addrs.first().copied(),
             Resolved::Later(why) => log::warn!(
-                "peer {}: endpoint {ep} did not resolve in {socket_ns} ({why}); configured without an endpoint until `wg-exec refresh` resolves it",
+                "peer {}: endpoint {ep} did not resolve in {socket_ns} ({why}); the peer keeps the endpoint it has (a new peer has none) until a later reload or `wg-exec refresh` resolves it",
                 p.name
             ),
             Resolved::Failed(e) => {

@@ -3,9 +3,12 @@
 //! roamed endpoint stays; allowed IPs are appended when only added, replaced when some go.
 //! The undo sends every changed attribute back as it was.
 
-use crate::kernel::{AllowedIpsChange, Kernel, LivePeer, Netns, PeerSettings, PeerUpdate};
+use crate::kernel::{
+    AllowedIpsChange, Kernel, KernelError, LivePeer, Netns, PeerSettings, PeerUpdate,
+};
 use crate::peer_set::{resolve_all, PeerPlan};
 use crate::step::{object, Needs, Step, StepError, StepKind};
+use crate::Key;
 
 /// One peer's change: the peer as configured, as it was, and what differs.
 #[derive(Debug, Clone)]
@@ -29,6 +32,8 @@ pub struct PeerUpdates {
     /// that give them back to their owners: the undo sends them first.
     pub give_back: Vec<PeerUpdate>,
     applied: bool,
+    /// Peers whose changed endpoint did not resolve (they keep the one they have).
+    pending: Vec<Key>,
 }
 
 impl PeerUpdates {
@@ -47,6 +52,7 @@ impl PeerUpdates {
             label,
             give_back: Vec::new(),
             applied: false,
+            pending: Vec::new(),
         }
     }
 
@@ -97,28 +103,65 @@ impl PeerUpdates {
         Ok(out)
     }
 
-    /// Every changed attribute as it was; first, taken prefixes back to their owners.
+    /// Whether undoing `u` means removing the peer and adding it back as it was: it gained an
+    /// endpoint where it had none, and WireGuard cannot clear an endpoint.
+    fn recreated(u: &PlannedUpdate) -> bool {
+        u.endpoint && u.old.endpoint.is_none()
+    }
+
+    /// Puts every peer back as it was: taken prefixes to their owners, changed attributes back,
+    /// and peers that gained an endpoint removed and added again without one.
+    fn restore(&self, kernel: &mut dyn Kernel) -> Result<(), KernelError> {
+        kernel.wg_update_peers(&self.ns, &self.name, &self.backward())?;
+        let again: Vec<PeerSettings> = self
+            .updates
+            .iter()
+            .filter(|u| Self::recreated(u))
+            .map(|u| PeerSettings {
+                public_key: u.old.public_key.clone(),
+                preshared_key: u.old.preshared_key.clone(),
+                endpoint: None,
+                persistent_keepalive: (u.old.persistent_keepalive > 0)
+                    .then_some(u.old.persistent_keepalive),
+                allowed_ips: u.old.allowed_ips.clone(),
+            })
+            .collect();
+        if again.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Key> = again.iter().map(|p| p.public_key.clone()).collect();
+        kernel.wg_remove_peers(&self.ns, &self.name, &keys)?;
+        kernel.wg_set_peers(&self.ns, &self.name, &again)
+    }
+
+    /// Every changed attribute as it was; first, taken prefixes back to their owners. Peers that
+    /// [`Self::recreated`] are left to [`Self::restore`].
     fn backward(&self) -> Vec<PeerUpdate> {
         self.give_back
             .iter()
             .cloned()
-            .chain(self.updates.iter().map(|u| PeerUpdate {
-                peer: PeerSettings {
-                    public_key: u.old.public_key.clone(),
-                    preshared_key: u.old.preshared_key.clone(),
-                    endpoint: u.old.endpoint,
-                    persistent_keepalive:
-                        (u.old.persistent_keepalive > 0).then_some(u.old.persistent_keepalive),
-                    allowed_ips: u.old.allowed_ips.clone(),
-                },
-                preshared_key: u.preshared_key,
-                endpoint: u.endpoint && u.old.endpoint.is_some(),
-                persistent_keepalive: u.persistent_keepalive,
-                allowed_ips: match u.allowed_ips {
-                    AllowedIpsChange::Unchanged => AllowedIpsChange::Unchanged,
-                    _ => AllowedIpsChange::Replace,
-                },
-            }))
+            .chain(
+                self.updates
+                    .iter()
+                    .filter(|u| !Self::recreated(u))
+                    .map(|u| PeerUpdate {
+                        peer: PeerSettings {
+                            public_key: u.old.public_key.clone(),
+                            preshared_key: u.old.preshared_key.clone(),
+                            endpoint: u.old.endpoint,
+                            persistent_keepalive: (u.old.persistent_keepalive > 0)
+                                .then_some(u.old.persistent_keepalive),
+                            allowed_ips: u.old.allowed_ips.clone(),
+                        },
+                        preshared_key: u.preshared_key,
+                        endpoint: u.endpoint && u.old.endpoint.is_some(),
+                        persistent_keepalive: u.persistent_keepalive,
+                        allowed_ips: match u.allowed_ips {
+                            AllowedIpsChange::Unchanged => AllowedIpsChange::Unchanged,
+                            _ => AllowedIpsChange::Replace,
+                        },
+                    }),
+            )
             .collect()
     }
 }
@@ -195,10 +238,17 @@ impl Step for PeerUpdates {
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
         let forward = self.forward(kernel)?;
+        self.pending = self
+            .updates
+            .iter()
+            .zip(&forward)
+            .filter(|(u, f)| u.endpoint && !f.endpoint)
+            .map(|(u, _)| u.desired.public_key.clone())
+            .collect();
         if let Err(e) = kernel.wg_update_peers(&self.ns, &self.name, &forward) {
             let err = StepError::new(format!("update {}", self.describe()), e);
             // Messages before the failing one went through: put every peer back.
-            let undo = match kernel.wg_update_peers(&self.ns, &self.name, &self.backward()) {
+            let undo = match self.restore(kernel) {
                 Ok(()) => vec![],
                 Err(e) => vec![StepError::new(format!("restore {}", self.describe()), e)],
             };
@@ -209,10 +259,13 @@ impl Step for PeerUpdates {
         Ok(())
     }
 
+    fn endpoints_pending(&self) -> Vec<Key> {
+        self.pending.clone()
+    }
+
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
         if self.applied {
-            kernel
-                .wg_update_peers(&self.ns, &self.name, &self.backward())
+            self.restore(kernel)
                 .map_err(|e| StepError::new(format!("restore {}", self.describe()), e))?;
             self.applied = false;
         }

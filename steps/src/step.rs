@@ -163,6 +163,11 @@ pub trait Step {
     fn trace(&self) -> Trace {
         Trace::None
     }
+    /// After `apply`: peers whose new endpoint did not resolve, and that keep the endpoint they
+    /// had. What wg-exec records must say so, or the change would look done.
+    fn endpoints_pending(&self) -> Vec<crate::Key> {
+        Vec::new()
+    }
 }
 
 /// What a step leaves on the machine, as the journal records it.
