@@ -51,7 +51,7 @@ impl Step for DeviceSet {
         let Err(e) = kernel.wg_set_device(&self.ns, &self.name, &self.settings(true)) else {
             return Ok(());
         };
-        let err = StepError::new(format!("set {} on {}", self.print()[0], self.describe()), e);
+        let err = StepError::new(self.print()[0].clone(), e);
         // The kernel sets the fwmark before it binds the port (wg_set_device in the kernel's
         // netlink.c): a port that is taken fails the request with the new fwmark already set.
         // Both are put back as they were.

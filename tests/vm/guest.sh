@@ -471,6 +471,19 @@ check "$r: reload puts back mtu 1380 (exit 0)" "[ $rc = 0 ] && $IP -n a link sho
 status_is "$s: in sync after that reload" 0
 check "$r: b's session survived every reload (same latest handshake)" "[ \"\$(handshake_of \"$PB\")\" = \"$hs_before\" ]"
 
+# 6.4b A listen port that is taken, with a new fwmark in the same reload: the kernel sets the
+#      fwmark before it binds the port; the failed reload puts both back.
+# (a WireGuard link binds its port only while it is up)
+$IP -n a link add wgx type wireguard && in_ns a wg set wgx listen-port 51829 && $IP -n a link set wgx up
+sed -i 's/listen_port: 51820,/listen_port: 51829, fwmark: "0x99",/' /etc/wg-exec/wgk.ron
+out=$(wgk reload wgk 2>&1); rc=$?
+show_out "$out"
+check "$r: port 51829 taken by another link: reload exits 1, rolled back" "[ $rc = 1 ] && echo \"\$out\" | grep -q 'failed at step .device set.'"
+check "$r: the fwmark the kernel had already set is put back (off), port 51820" "[ \"\$(in_ns a wg show wgk fwmark)\" = off ] && [ \"\$(in_ns a wg show wgk listen-port)\" = 51820 ]"
+sed -i 's/listen_port: 51829, fwmark: "0x99",/listen_port: 51820,/' /etc/wg-exec/wgk.ron
+$IP -n a link del wgx
+status_is "$s: in sync after the failed reload" 0
+
 # 6.5 down after all this: no trace; status then says not up.
 out=$(wgk down wgk 2>&1); rc=$?
 show_out "$out"
