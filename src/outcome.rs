@@ -24,6 +24,9 @@ pub enum Outcome {
     Drifted(Vec<String>),
     /// `status`: the interface is not up.
     NotUp(String),
+    /// `status`: it cannot tell (an unusable journal or record, a device it cannot read), so
+    /// that monitoring never takes this for "drifted" or "in sync".
+    Unknown(String),
 }
 
 impl Outcome {
@@ -36,6 +39,7 @@ impl Outcome {
             | Outcome::Drifted(_) => 1,
             Outcome::Invalid(_) | Outcome::Unusable(_) => 2,
             Outcome::LeftBehind(_) | Outcome::NotUp(_) => 3,
+            Outcome::Unknown(_) => 4,
         }
     }
 
@@ -67,7 +71,7 @@ impl Outcome {
             }
             // Status prints its report on stdout itself.
             Outcome::Drifted(_) => Vec::new(),
-            Outcome::NotUp(m) => vec![at(m)],
+            Outcome::NotUp(m) | Outcome::Unknown(m) => vec![at(m)],
         }
     }
 }
@@ -86,6 +90,7 @@ mod tests {
             (Outcome::Invalid(vec![]), 2),
             (Outcome::Unusable("caps".into()), 2),
             (Outcome::LeftBehind(vec![]), 3),
+            (Outcome::Unknown("unreadable".into()), 4),
         ] {
             assert_eq!(outcome.code(), code, "{outcome:?}");
             assert!(EXIT_CODES.contains(&format!("  {code}  ")));

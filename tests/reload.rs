@@ -1950,3 +1950,44 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
         ));
     }
 }
+
+#[test]
+fn status_that_cannot_tell_exits_4_never_1() {
+    let test = "status cannot tell";
+    if !real_environment(test) {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let ia = iface("u");
+    let _g = Guard::new(&ia);
+    let mut spec = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
+    spec.peers = vec![P::new("p", &fake_key(11, 0), &["198.51.100.0/24"])];
+    let cfg = keys.dir.path().join("a.ron");
+    spec.write(&cfg);
+    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.ron"));
+    let kept = std::fs::read_to_string(&record).unwrap();
+    // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
+    for (what, garble) in [("garbled", true), ("missing", false)] {
+        match garble {
+            true => std::fs::write(&record, "Applied(").unwrap(),
+            false => std::fs::remove_file(&record).unwrap(),
+        }
+        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
+        assert!(
+            err.contains(&format!("{ia}.applied.ron")),
+            "{what} record: {err}"
+        );
+    }
+    std::fs::write(&record, kept).unwrap();
+    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    ok(run(
+        &a,
+        "",
+        &format!("down {ia} --config {}", cfg.display()),
+    ));
+}

@@ -46,7 +46,7 @@ pub fn run(t: &Target) -> Outcome {
     }
     if t.print {
         let path = journal::path_for(&journal::state_dir(), name);
-        let source = match choose(t, journal::load(&path)) {
+        let source = match choose(t, journal::peek(&path)) {
             Ok(s) => s,
             Err(o) => return o,
         };

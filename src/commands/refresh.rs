@@ -97,7 +97,7 @@ pub fn run(a: &RefreshArgs) -> Outcome {
     let dir = journal::state_dir();
     let jpath = journal::path_for(&dir, name);
     let apath = applied::path_for(&dir, name);
-    match journal::load(&jpath) {
+    match journal::peek(&jpath) {
         Ok(Some(j)) if j.is_up() => {}
         Ok(Some(_)) => return Outcome::NotUp("an up did not finish; it is not up".into()),
         Ok(None) => {
@@ -150,7 +150,7 @@ pub fn run(a: &RefreshArgs) -> Outcome {
             log::info!("{name}: refresh stopped by a signal");
             return Outcome::Done;
         }
-        match journal::load(&jpath) {
+        match journal::peek(&jpath) {
             Ok(Some(j)) if j.is_up() => {}
             // A journal it cannot read is not "down": fail, and let the unit restart it.
             Err(u) => return Outcome::Refused(format!("{u}; refresh stops")),

@@ -335,23 +335,23 @@ pub fn run(a: &StatusArgs) -> Outcome {
     }
     let dir = journal::state_dir();
     let jpath = journal::path_for(&dir, name);
-    let journal = match journal::load(&jpath) {
+    let journal = match journal::peek(&jpath) {
         Ok(Some(j)) if j.is_up() => j,
         Ok(Some(_)) => return Outcome::NotUp("an up did not finish; it is not up".into()),
         Ok(None) => {
             return Outcome::NotUp(format!("it is not up (no journal {})", jpath.display()))
         }
-        Err(u) => return Outcome::Refused(format!("{u}")),
+        Err(u) => return Outcome::Unknown(format!("{u}")),
     };
     let recorded = match applied::load(&applied::path_for(&dir, name)) {
         Ok(Some(r)) => r,
         Ok(None) => {
-            return Outcome::Refused(format!(
+            return Outcome::Unknown(format!(
                 "there is no record of what up applied ({})",
                 applied::path_for(&dir, name).display()
             ))
         }
-        Err(e) => return Outcome::Refused(e),
+        Err(e) => return Outcome::Unknown(e),
     };
     // The configuration, when it loads; its problems are shown as drift, not as a failure.
     let file = a.config.clone().or_else(|| Some(journal.config.clone()));
@@ -382,7 +382,7 @@ pub fn run(a: &StatusArgs) -> Outcome {
                 "the journal says it is up, but there is no link {name} in {link_ns} (deleted by hand?)"
             ))
         }
-        Err(e) => return Outcome::Refused(format!("cannot read {name} in {link_ns}: {e}")),
+        Err(e) => return Outcome::Unknown(format!("cannot read {name} in {link_ns}: {e}")),
     };
     let (fixed, would) = match &cfg {
         Some(c) => {

@@ -206,7 +206,7 @@ impl Journal {
 /// The configuration file the interface's up used, when its journal names one that exists:
 /// reload and status default to it (an up with --config FILE is reloaded from FILE).
 pub fn recorded_config(iface: &str) -> Option<PathBuf> {
-    let j = load(&path_for(&state_dir(), iface)).ok()??;
+    let j = peek(&path_for(&state_dir(), iface)).ok()??;
     j.config.is_file().then_some(j.config)
 }
 
@@ -254,6 +254,14 @@ pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
         }
         other => Ok(other),
     }
+}
+
+/// [`load`] for commands that hold no lock (status, refresh, `down --print`, finding the
+/// recorded configuration): a journal from an earlier boot is None too, but is left for a
+/// command under the lock to remove. Removing it here could remove the journal an `up` has
+/// just written in its place.
+pub fn peek(path: &Path) -> Result<Option<Journal>, Unusable> {
+    Ok(load_any(path)?.filter(|j| !j.from_an_earlier_boot()))
 }
 
 /// [`load`] without the boot check.
@@ -441,11 +449,15 @@ mod tests {
         f.save().unwrap();
         let record = applied::path_for(dir.path(), "wg0");
         std::fs::write(&record, "whatever").unwrap();
+        // Commands without the lock see nothing, and remove nothing.
+        assert_eq!(peek(&f.path).unwrap(), None);
+        assert!(f.path.exists() && record.exists());
         assert_eq!(load(&f.path).unwrap(), None);
         assert!(!f.path.exists() && !record.exists());
         // This boot's journal is kept.
         f.journal.boot_id = boot_id();
         f.save().unwrap();
+        assert!(peek(&f.path).unwrap().is_some());
         assert!(load(&f.path).unwrap().is_some());
     }
 
