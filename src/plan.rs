@@ -15,6 +15,10 @@ use wg_exec_steps::modprobe::Modprobe;
 use wg_exec_steps::mtu::Mtu;
 use wg_exec_steps::netns_move::NetnsMove;
 use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
+use wg_exec_steps::policy::{
+    AutoMtu, ChooseTable, DefaultRoutes, FindAndRemovePolicy, Firewall, FullTunnel, PolicyRules,
+    RemovePolicy, SrcValidMark,
+};
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::step::Needs;
 use wg_exec_steps::teardown::Teardown;
@@ -129,6 +133,16 @@ pub fn up(cfg: &Config) -> Plan {
             peers,
         )));
     }
+    // 10b. wg-quick's automatic MTU (`table: "auto"` without `mtu`), from the routes to the
+    //      endpoints, which only now are resolved and on the device.
+    if cfg.table.auto && cfg.mtu.is_none() {
+        plan.push(Box::new(AutoMtu::new(
+            name.clone(),
+            iface.clone(),
+            sock.clone(),
+            cfg.ips.iter().any(|a| matches!(a, ipnet::IpNet::V6(_))),
+        )));
+    }
     // 11. Routes last among the kernel changes: traffic is steered into the tunnel only once the
     //     peers that will carry it exist.
     let routes = routes(cfg);
@@ -139,6 +153,19 @@ pub fn up(cfg: &Config) -> Plan {
             routes,
             cfg.table.label.clone(),
         )));
+    }
+    // 11b. A full tunnel: table and fwmark, the rules, and only then the /0 routes in that
+    //      table (before the suppress rule exists they would take the endpoint's traffic too),
+    //      then the firewall and the sysctl that keep replies passing reverse-path filters.
+    if let Some(ft) = full_tunnel(cfg) {
+        let slot = wg_exec_steps::policy::TableSlot::default();
+        plan.push(Box::new(ChooseTable::new(ft.clone(), slot.clone())));
+        plan.push(Box::new(PolicyRules::new(ft.clone(), slot.clone())));
+        plan.push(Box::new(DefaultRoutes::new(ft.clone(), slot.clone())));
+        plan.push(Box::new(Firewall::new(ft.clone(), slot)));
+        if ft.v4 {
+            plan.push(Box::new(SrcValidMark::new(ft)));
+        }
     }
     // 12. post_setup sees the finished interface; its failure rolls everything back.
     plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
@@ -157,15 +184,37 @@ pub fn peer_plan(p: &crate::config::Peer) -> PeerPlan {
     }
 }
 
-/// A route for each allowed IP of each peer (when `allowed_ips_as_routes`), deduplicated.
+/// What a full tunnel covers, when the configuration makes one.
+pub fn full_tunnel(cfg: &Config) -> Option<FullTunnel> {
+    if !cfg.full_tunnel() {
+        return None;
+    }
+    let all = cfg.peers.iter().flat_map(|p| p.allowed_ips.iter());
+    let defaults: Vec<&ipnet::IpNet> = all.filter(|n| n.prefix_len() == 0).collect();
+    Some(FullTunnel {
+        name: cfg.name.clone(),
+        ns: interface_ns(cfg),
+        v4: defaults.iter().any(|n| matches!(n, ipnet::IpNet::V4(_))),
+        v6: defaults.iter().any(|n| matches!(n, ipnet::IpNet::V6(_))),
+        ipv6_leak_protection: cfg.ipv6_leak_protection,
+        // A fwmark of 0 ("off") is none: the table is chosen.
+        fwmark: cfg.fwmark.filter(|m| *m != 0),
+        addresses: cfg.ips.clone(),
+    })
+}
+
+/// A route for each allowed IP of each peer (when `allowed_ips_as_routes`), deduplicated; a
+/// full tunnel's /0 routes are not among them (they go in its own table).
 pub fn routes(cfg: &Config) -> Vec<Route> {
     if !cfg.allowed_ips_as_routes {
         return Vec::new();
     }
+    let full = cfg.full_tunnel();
     let mut seen = std::collections::HashSet::new();
     cfg.peers
         .iter()
         .flat_map(|p| p.allowed_ips.iter())
+        .filter(|dst| !(full && dst.prefix_len() == 0))
         .filter(|dst| seen.insert(**dst))
         .map(|dst| Route::new(*dst, cfg.table.id, cfg.metric))
         .collect()
@@ -178,6 +227,14 @@ pub fn down_from_config(cfg: &Config) -> Plan {
     let mut plan: Plan = Vec::new();
     // 1. pre_shutdown sees the interface still up.
     plan.extend(hook(&cfg.name, Phase::PreShutdown, &cfg.pre_shutdown));
+    // 1b. A full tunnel's rules and firewall tables, found by their fixed shape (without a
+    //     journal nothing says what up made).
+    if cfg.full_tunnel() {
+        plan.push(Box::new(FindAndRemovePolicy {
+            name: cfg.name.clone(),
+            ns: iface.clone(),
+        }));
+    }
     // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
     //    namespace too, where an interrupted up may have left it.
     plan.push(Box::new(Teardown {
@@ -199,6 +256,13 @@ pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
     let device = &journal.interface;
     if hooks {
         plan.extend(hook(device, Phase::PreShutdown, &journal.pre_shutdown));
+    }
+    // A full tunnel's rules, routes, firewall and sysctl, newest first, before the link: they
+    // outlive it.
+    for (ns, objects) in journal.policy().into_iter().rev() {
+        if !objects.is_empty() {
+            plan.push(Box::new(RemovePolicy { ns, objects }));
+        }
     }
     for (name, created, now) in journal.links() {
         plan.push(Box::new(Teardown {

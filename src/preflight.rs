@@ -64,7 +64,116 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
             }
         }
     }
+    full_tunnel(cfg, &mut p, Path::new("/"));
+    endpoints_inside_routes(cfg, &mut p);
     p
+}
+
+/// What a full tunnel needs beyond netlink, and what would undo it behind wg-exec's back.
+fn full_tunnel(cfg: &Config, p: &mut Preflight, root: &Path) {
+    if !cfg.full_tunnel() {
+        return;
+    }
+    let at = |message: String| ConfigError {
+        file: cfg.path.clone(),
+        pos: Some(cfg.locations.get("table")),
+        field: cfg.locations.display("table"),
+        message,
+    };
+    if find_program("nft").is_none() {
+        p.errors.push(at("a full tunnel (a /0 allowed IP with table \"auto\") needs nft for its firewall table, and there is none on PATH (Debian: apt install nftables)".into()));
+    }
+    if networkd_running() && networkd_manages_foreign_rules(root) {
+        p.warnings.push(at("systemd-networkd runs with ManageForeignRoutingPolicyRules=yes (its default): it deletes the full tunnel's policy rules when it reconfigures; set ManageForeignRoutingPolicyRules=no in /etc/systemd/networkd.conf ([Network] section)".into()));
+    }
+}
+
+/// A program on PATH (wg-exec's own, as its children get it).
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// Whether systemd-networkd runs (a process whose name is its, as /proc/PID/comm has it).
+fn networkd_running() -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "systemd-network")
+    })
+}
+
+/// Whether systemd-networkd's ManageForeignRoutingPolicyRules= is on under `root`: the main
+/// file, then drop-ins by name across the directories, the last setting winning
+/// (systemd.conf(5)); on by default.
+pub fn networkd_manages_foreign_rules(root: &Path) -> bool {
+    let mut files = vec![root.join("etc/systemd/networkd.conf")];
+    let mut dropins: std::collections::BTreeMap<std::ffi::OsString, std::path::PathBuf> =
+        std::collections::BTreeMap::new();
+    // Later directories here take precedence for the same name.
+    for dir in [
+        "usr/lib/systemd/networkd.conf.d",
+        "usr/local/lib/systemd/networkd.conf.d",
+        "run/systemd/networkd.conf.d",
+        "etc/systemd/networkd.conf.d",
+    ] {
+        if let Ok(entries) = std::fs::read_dir(root.join(dir)) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "conf") {
+                    dropins.insert(e.file_name(), e.path());
+                }
+            }
+        }
+    }
+    files.extend(dropins.into_values());
+    let mut on = true;
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let mut section = String::new();
+        for line in text.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+            } else if section == "[Network]" {
+                if let Some((k, v)) = line.split_once('=') {
+                    if k.trim() == "ManageForeignRoutingPolicyRules" {
+                        on = !matches!(v.trim(), "no" | "false" | "0" | "off");
+                    }
+                }
+            }
+        }
+    }
+    on
+}
+
+/// An endpoint inside an allowed IP that becomes a route outside a full tunnel's table: the
+/// tunnel's own packets would be routed into the tunnel (only a full tunnel's /0 is kept from
+/// doing that, by its fwmark).
+fn endpoints_inside_routes(cfg: &Config, p: &mut Preflight) {
+    let routes = crate::plan::routes(cfg);
+    for (i, peer) in cfg.peers.iter().enumerate() {
+        let Some(ep) = &peer.endpoint else { continue };
+        let Ok(ip) = ep.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() else {
+            continue;
+        };
+        if let Some(r) = routes.iter().find(|r| r.dst.contains(&ip)) {
+            p.warnings.push(ConfigError {
+                file: cfg.path.clone(),
+                pos: Some(cfg.locations.get(&format!("peers[{i}].endpoint"))),
+                field: cfg.locations.display(&format!("peers[{i}].endpoint")),
+                message: format!(
+                    "endpoint {ip} lies inside allowed IP {}, which becomes a route through {} (table {}): the tunnel's own packets would go into the tunnel; route the endpoint through the underlay (a host route) or narrow the allowed IPs",
+                    r.dst, cfg.name, r.table
+                ),
+            });
+        }
+    }
 }
 
 fn key_file(
@@ -113,5 +222,46 @@ fn key_file(
         Err(e) => p
             .errors
             .push(at(format!("cannot read key file {shown}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networkd_setting_defaults_to_on_and_the_last_drop_in_wins() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        assert!(networkd_manages_foreign_rules(r), "on by default");
+        std::fs::create_dir_all(r.join("etc/systemd/networkd.conf.d")).unwrap();
+        std::fs::write(
+            r.join("etc/systemd/networkd.conf"),
+            "[Network]\n#ManageForeignRoutingPolicyRules=no\n",
+        )
+        .unwrap();
+        assert!(networkd_manages_foreign_rules(r), "a comment sets nothing");
+        std::fs::write(
+            r.join("etc/systemd/networkd.conf.d/10-wg.conf"),
+            "[Network]\nManageForeignRoutingPolicyRules=no\n",
+        )
+        .unwrap();
+        assert!(!networkd_manages_foreign_rules(r));
+        std::fs::create_dir_all(r.join("run/systemd/networkd.conf.d")).unwrap();
+        std::fs::write(
+            r.join("run/systemd/networkd.conf.d/20-on.conf"),
+            "[Network]\nManageForeignRoutingPolicyRules=yes\n",
+        )
+        .unwrap();
+        assert!(networkd_manages_foreign_rules(r), "20-on.conf sorts last");
+        std::fs::write(
+            r.join("etc/systemd/networkd.conf.d/20-on.conf"),
+            "[DHCPv4]\nManageForeignRoutingPolicyRules=yes\n[Network]\nManageForeignRoutingPolicyRules=false\n",
+        )
+        .unwrap();
+        assert!(
+            !networkd_manages_foreign_rules(r),
+            "/etc masks /run's file of the same name; only [Network] counts"
+        );
     }
 }

@@ -79,6 +79,15 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
             shown(&iface)
         ));
     }
+    let shape = crate::journal::applied::full_tunnel_shape(cfg);
+    if shape != recorded.full_tunnel {
+        let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "no full tunnel".into());
+        out.push(format!(
+            "the full tunnel ({} -> {})",
+            shown(&recorded.full_tunnel),
+            shown(&shape)
+        ));
+    }
     let (backend, implementation) = backend_name(&cfg.backend);
     if backend != recorded.backend {
         out.push(format!("backend ({} -> {backend})", recorded.backend));
@@ -224,7 +233,13 @@ pub fn plan(
         .listen_port
         .filter(|p| *p != 0 && *p != live.device.listen_port)
         .map(|p| (live.device.listen_port, p));
-    let wanted_mark = match (cfg.fwmark, recorded.fwmark) {
+    // A full tunnel keeps the fwmark up chose (its shape cannot change in a reload).
+    let cfg_mark = cfg
+        .fwmark
+        .filter(|m| *m != 0 || !cfg.full_tunnel())
+        .or(recorded.full_tunnel_table.filter(|_| cfg.full_tunnel()));
+    let recorded_mark = recorded.fwmark.or(recorded.full_tunnel_table);
+    let wanted_mark = match (cfg_mark, recorded_mark) {
         (Some(m), _) => Some(m),
         // Unset now, set by wg-exec before: cleared.
         (None, Some(_)) => Some(0),

@@ -135,7 +135,9 @@ pub fn run(t: &Target) -> Outcome {
         path: session.journal_path.clone(),
         journal,
     };
-    let target = Applied::of(&cfg);
+    let mut target = Applied::of(&cfg);
+    // The full tunnel's table stays what up chose (its shape cannot change in a reload).
+    target.full_tunnel_table = recorded.full_tunnel_table;
     if steps.is_empty() {
         // Nothing for the kernel. The records may still change: hooks, periods, endpoint
         // spellings, or a reload killed after its last change (then this one closes it).

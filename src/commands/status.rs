@@ -107,7 +107,7 @@ pub fn drift(
             ));
         }
     }
-    let fwmark = recorded.fwmark.unwrap_or(0);
+    let fwmark = recorded.device_fwmark();
     if fwmark != live.device.fwmark {
         out.push(format!(
             "fwmark is 0x{:x} on the device, 0x{fwmark:x} was applied",
@@ -395,7 +395,11 @@ pub fn run(a: &StatusArgs) -> Outcome {
         }
         None => (Vec::new(), Vec::new()),
     };
-    let d = drift(&journal, &recorded, &live, cfg.as_ref(), &fixed, &would);
+    let mut d = drift(&journal, &recorded, &live, cfg.as_ref(), &fixed, &would);
+    match full_tunnel_drift(&journal, &recorded, &live, &mut kernel) {
+        Ok(more) => d.extend(more),
+        Err(e) => return Outcome::Unknown(format!("cannot read the full tunnel of {name}: {e}")),
+    }
     let status = status_of(&journal, &recorded, &live, d);
     match a.json {
         true => println!(
@@ -408,6 +412,64 @@ pub fn run(a: &StatusArgs) -> Outcome {
         true => Outcome::Done,
         false => Outcome::Drifted(status.drift),
     }
+}
+
+/// What a full tunnel made that is gone or changed: its rules (systemd-networkd deletes them
+/// when it manages foreign rules), its /0 routes, its firewall tables, the sysctl.
+fn full_tunnel_drift(
+    journal: &Journal,
+    recorded: &Applied,
+    live: &reload::Live,
+    kernel: &mut dyn Kernel,
+) -> Result<Vec<String>, wg_exec_steps::KernelError> {
+    use wg_exec_steps::policy::PolicyObject;
+    let mut out = Vec::new();
+    for (ns, objects) in journal.policy() {
+        let rules = kernel.rule_list(&ns)?;
+        let tables = kernel.nft_tables(&ns)?;
+        for o in &objects {
+            let missing = match o {
+                // By every field but `other`, which only reads mark.
+                PolicyObject::Rule(r) => (!rules.iter().any(|x| {
+                    let mut x = x.clone();
+                    x.other = false;
+                    x == *r
+                }))
+                .then(|| {
+                    format!("{r} is missing (systemd-networkd with ManageForeignRoutingPolicyRules=yes deletes it)")
+                }),
+                PolicyObject::Nft(t) => {
+                    (!tables.contains(t)).then(|| format!("nftables table {t} is missing"))
+                }
+                PolicyObject::Sysctl { path, old } if old != "1" => {
+                    let now = kernel.sysctl_get(&ns, path)?;
+                    (now != "1").then(|| format!("{} is {now}, 1 was applied", path.replace('/', ".")))
+                }
+                _ => None,
+            };
+            out.extend(missing);
+        }
+    }
+    if let Some(t) = recorded.full_tunnel_table {
+        let defaults = live
+            .routes
+            .iter()
+            .filter(|r| r.table == t && r.dst.prefix_len() == 0)
+            .count();
+        let want = recorded.full_tunnel.as_deref().map_or(0, |s| {
+            if s.starts_with("0.0.0.0/0 and ::/0") {
+                2
+            } else {
+                1
+            }
+        });
+        if defaults < want {
+            out.push(format!(
+                "a default route of the full tunnel is missing from table {t}"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 fn would_run(

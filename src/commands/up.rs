@@ -77,7 +77,9 @@ pub fn run(t: &Target) -> Outcome {
         Ok(()) => {
             // What reload and status compare with, written before the journal says "up".
             let applied = applied::path_for(dir_of(&jfile.path), &name);
-            if let Err(e) = applied::save(&applied, &Applied::of(&cfg)) {
+            let mut record = Applied::of(&cfg);
+            record.full_tunnel_table = jfile.journal.full_tunnel_table();
+            if let Err(e) = applied::save(&applied, &record) {
                 log::error!("cannot write {}: {e}", applied.display());
             }
             if let Err(e) = jfile.set_state(State::Complete) {

@@ -38,6 +38,8 @@ pub struct Config {
     pub socket_namespace: Option<String>,
     pub interface_namespace: Option<String>,
     pub fwmark: Option<u32>,
+    /// A full tunnel for IPv4 only also blocks IPv6 (an unreachable ::/0 in its table).
+    pub ipv6_leak_protection: bool,
     pub mtu: Option<u32>,
     pub metric: Option<u32>,
     pub dynamic_endpoint_refresh_seconds: u64,
@@ -72,6 +74,20 @@ impl Peer {
 pub struct Table {
     pub id: u32,
     pub label: String,
+    /// `"auto"`, wg-quick's default: `id` is main, and a /0 allowed IP makes a full tunnel.
+    pub auto: bool,
+}
+
+impl Config {
+    /// wg-quick's full tunnel: `table: "auto"` and a peer with a /0 allowed IP. The /0 routes
+    /// then go in a table of their own behind policy rules (see wg_exec_steps::policy).
+    pub fn full_tunnel(&self) -> bool {
+        self.table.auto
+            && self
+                .peers
+                .iter()
+                .any(|p| p.allowed_ips.iter().any(|n| n.prefix_len() == 0))
+    }
 }
 
 /// One problem in a configuration file.

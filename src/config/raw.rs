@@ -50,6 +50,8 @@ pub struct RawInterface {
     pub userspace_implementation: String,
     #[serde(default)]
     pub dns: Vec<String>,
+    #[serde(default = "yes")]
+    pub ipv6_leak_protection: bool,
 }
 
 pub const INTERFACE_FIELDS: &[&str] = &[
@@ -74,6 +76,7 @@ pub const INTERFACE_FIELDS: &[&str] = &[
     "backend",
     "userspace_implementation",
     "dns",
+    "ipv6_leak_protection",
 ];
 
 #[derive(Debug, Deserialize)]

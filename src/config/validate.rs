@@ -482,13 +482,7 @@ pub fn validate_with(
         },
     };
 
-    // Not yet: wg-quick's full tunnel with its policy routing, and DNS. Said, never ignored.
-    if matches!(&raw.table, StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto")) {
-        c.error(
-            "table",
-            "`auto` (wg-quick's full tunnel with policy routing) is not supported yet: use a numbered table with your own rules, or allowed_ips_as_routes: false".into(),
-        );
-    }
+    // Not yet: DNS. Said, never ignored.
     for (i, d) in raw.dns.iter().enumerate() {
         c.error(
             &format!("dns[{i}]"),
@@ -496,19 +490,23 @@ pub fn validate_with(
         );
     }
     let table = match &raw.table {
+        // wg-quick's: routes in main, and a /0 makes a full tunnel with its own table.
         StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto") => Ok(Table {
             id: 254,
             label: "main".into(),
+            auto: true,
         }),
         StrOrInt::Str(s) => tables.resolve(s).map(|id| Table {
             id,
             label: s.clone(),
+            auto: false,
         }),
         StrOrInt::Int(n) => match u32::try_from(*n) {
             Ok(0) | Err(_) => Err(format!("{n} is not a routing table (1-4294967295)")),
             Ok(id) => Ok(Table {
                 id,
                 label: id.to_string(),
+                auto: false,
             }),
         },
     };
@@ -541,7 +539,13 @@ pub fn validate_with(
     let peers = check_peers(&mut c, &raw.peers);
 
     if let Some(t) = &table {
-        if raw.allowed_ips_as_routes && t.id == 254 {
+        if t.auto && !raw.allowed_ips_as_routes {
+            c.error(
+                "table",
+                "`auto` routes the allowed IPs (a /0 through its own table with policy rules), which allowed_ips_as_routes: false turns off; drop one of the two".into(),
+            );
+        }
+        if raw.allowed_ips_as_routes && t.id == 254 && !t.auto {
             for (i, p) in peers.iter().enumerate() {
                 for (j, a) in p.allowed_ips.iter().enumerate() {
                     if a.prefix_len() == 0 {
@@ -585,6 +589,7 @@ pub fn validate_with(
         socket_namespace: raw.socket_namespace,
         interface_namespace: raw.interface_namespace,
         fwmark,
+        ipv6_leak_protection: raw.ipv6_leak_protection,
         mtu: mtu.map(|m| m as u32),
         metric: metric.map(|m| m as u32),
         dynamic_endpoint_refresh_seconds: raw.dynamic_endpoint_refresh_seconds as u64,

@@ -133,7 +133,8 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         post_setup: Lines::default(),
         pre_shutdown: Lines::default(),
         post_shutdown: Lines::default(),
-        table: StrOrInt::Str("main".into()),
+        // wg-quick's default.
+        table: StrOrInt::Str("auto".into()),
         peers: Vec::new(),
         allowed_ips_as_routes: true,
         socket_namespace: None,
@@ -145,6 +146,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         backend: Default::default(),
         userspace_implementation: "wireguard-go".into(),
         dns: Vec::new(),
+        ipv6_leak_protection: true,
     };
     r.place(String::new(), Pos { line: 1, col: 1 }, "[Interface]".into());
     let mut section = Section::None;
@@ -356,23 +358,6 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
                 }
             }
             (Section::Interface, _) => r.error(at(indent), shown(key_name), "not a key of the [Interface] section (PrivateKey, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown)".into()),
-        }
-    }
-    // wg-quick's Table defaults to auto: a /0 allowed IP makes it a full tunnel with policy
-    // routing (fwmark, its own table, rules), which wg-exec does not do yet. Routing it through
-    // table main instead would replace the default route: refused, with the two ways out.
-    if !r.positions.contains_key("table") {
-        for (i, p) in raw.peers.iter().enumerate() {
-            if let Some(j) = p.allowed_ips.iter().position(|a| a.ends_with("/0")) {
-                let path = format!("peers[{i}].allowed_ips[{j}]");
-                let pos = r
-                    .positions
-                    .get(&path)
-                    .copied()
-                    .unwrap_or(Pos { line: 1, col: 1 });
-                let name = format!("[Peer] {} AllowedIPs", i + 1);
-                r.error(pos, &name, format!("{} without a Table line is wg-quick's full tunnel (Table = auto: fwmark, its own table and rules), which wg-exec does not support yet; add `Table = off` (no routes) or route it yourself with `Table = NUMBER` and rules", p.allowed_ips[j]));
-            }
         }
     }
     if !seen_interface {

@@ -38,6 +38,13 @@ pub struct Applied {
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
     #[serde(default)]
     pub refresh: BTreeMap<String, Refresh>,
+    /// A full tunnel's shape (families, leak protection, fwmark, addresses), which reload
+    /// cannot change; None without one.
+    #[serde(default)]
+    pub full_tunnel: Option<String>,
+    /// The full tunnel's table and fwmark as up chose it.
+    #[serde(default)]
+    pub full_tunnel_table: Option<u32>,
     /// In a union (never written): the routes of the earlier record, in its table and with its
     /// metric, which a killed reload may not have removed yet.
     #[serde(skip)]
@@ -65,6 +72,24 @@ pub fn refresh_of(cfg: &Config, p: &crate::config::Peer) -> Option<Refresh> {
 }
 
 pub const VERSION: u32 = 1;
+
+/// What of a full tunnel reload cannot change, as one comparable line.
+pub fn full_tunnel_shape(cfg: &Config) -> Option<String> {
+    crate::plan::full_tunnel(cfg).map(|ft| {
+        let fams = match (ft.v4, ft.v6) {
+            (true, true) => "0.0.0.0/0 and ::/0",
+            (true, false) => "0.0.0.0/0",
+            _ => "::/0",
+        };
+        let addrs: Vec<String> = ft.addresses.iter().map(|a| a.to_string()).collect();
+        format!(
+            "{fams}, ipv6_leak_protection {}, fwmark {}, addresses [{}]",
+            ft.ipv6_leak_protection,
+            ft.fwmark.map_or("auto".to_string(), |m| format!("0x{m:x}")),
+            addrs.join(", ")
+        )
+    })
+}
 
 pub fn backend_name(b: &Backend) -> (String, String) {
     match b {
@@ -117,8 +142,18 @@ impl Applied {
                 .iter()
                 .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
                 .collect(),
+            full_tunnel: full_tunnel_shape(cfg),
+            full_tunnel_table: None,
             earlier_routes: Vec::new(),
         }
+    }
+
+    /// The fwmark the device should have: the configured one, else the full tunnel's.
+    pub fn device_fwmark(&self) -> u32 {
+        self.fwmark
+            .filter(|m| *m != 0)
+            .or(self.full_tunnel_table)
+            .unwrap_or(0)
     }
 
     /// The routes wg-exec added, as routes.
@@ -162,6 +197,7 @@ impl Applied {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         u.fwmark = next.fwmark.or(self.fwmark);
+        u.full_tunnel_table = next.full_tunnel_table.or(self.full_tunnel_table);
         u
     }
 }

@@ -2,7 +2,7 @@
 //! a step that leaves something beyond the link (the link, its move, a key file) reaches the
 //! disk before the step runs; everything else rides along with the next write.
 
-use super::{ns_name, JournalFile, Record, Status, What};
+use super::{ns_name, JournalFile, PolicyRecord, Record, Status, What};
 use crate::executor::Watch;
 use wg_exec_steps::{Kernel, KernelError, Step, StepError, Trace};
 
@@ -31,6 +31,20 @@ fn what_of(trace: Trace, kernel: &mut dyn Kernel) -> What {
             netns: ns_name(&ns),
             table,
             count,
+        },
+        Trace::Policy { ns, objects } => What::Policy {
+            netns: ns_name(&ns),
+            objects: objects.iter().map(PolicyRecord::of).collect(),
+        },
+        // The value before the step, read now: if the step's write happens and wg-exec dies
+        // before the next journal write, down still knows what to put back. An unreadable
+        // value is recorded as "1", which down leaves alone.
+        Trace::Sysctl { ns, path } => What::Policy {
+            objects: vec![PolicyRecord::Sysctl {
+                old: kernel.sysctl_get(&ns, &path).unwrap_or_else(|_| "1".into()),
+                path,
+            }],
+            netns: ns_name(&ns),
         },
     }
 }

@@ -11,7 +11,8 @@ pub mod recovery;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use wg_exec_steps::Netns;
+use wg_exec_steps::policy::PolicyObject;
+use wg_exec_steps::{Netns, NftTable, PolicyRule};
 
 /// The format version this wg-exec writes and reads. A journal of another version is unusable:
 /// `down` sets it aside and follows the configuration.
@@ -98,8 +99,101 @@ pub enum What {
         table: u32,
         count: usize,
     },
+    /// A full tunnel's rules, unreachable route, firewall tables and sysctl: they outlive the
+    /// link, and down removes exactly these (a rule by all its fields, priority included).
+    Policy {
+        netns: NsName,
+        objects: Vec<PolicyRecord>,
+    },
     /// Hooks, keys, peers, up: nothing that outlives the link.
     Nothing,
+}
+
+/// One object of a full tunnel, as the journal writes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyRecord {
+    Rule {
+        v6: bool,
+        priority: u32,
+        table: u32,
+        fwmark: Option<u32>,
+        invert: bool,
+        suppress_prefixlength: Option<u32>,
+    },
+    Unreachable {
+        dst: String,
+        table: u32,
+    },
+    Nft {
+        family: String,
+        name: String,
+    },
+    /// The value before up: put back on down when it is still what up set.
+    Sysctl {
+        path: String,
+        old: String,
+    },
+}
+
+impl PolicyRecord {
+    pub fn of(o: &PolicyObject) -> PolicyRecord {
+        match o {
+            PolicyObject::Rule(r) => PolicyRecord::Rule {
+                v6: r.v6,
+                priority: r.priority,
+                table: r.table,
+                fwmark: r.fwmark,
+                invert: r.invert,
+                suppress_prefixlength: r.suppress_prefixlength,
+            },
+            PolicyObject::Unreachable { dst, table } => PolicyRecord::Unreachable {
+                dst: dst.to_string(),
+                table: *table,
+            },
+            PolicyObject::Nft(t) => PolicyRecord::Nft {
+                family: t.family.clone(),
+                name: t.name.clone(),
+            },
+            PolicyObject::Sysctl { path, old } => PolicyRecord::Sysctl {
+                path: path.clone(),
+                old: old.clone(),
+            },
+        }
+    }
+
+    /// Back to the object; None for a record that does not parse (an edited journal).
+    pub fn object(&self) -> Option<PolicyObject> {
+        Some(match self {
+            PolicyRecord::Rule {
+                v6,
+                priority,
+                table,
+                fwmark,
+                invert,
+                suppress_prefixlength,
+            } => PolicyObject::Rule(PolicyRule {
+                v6: *v6,
+                priority: *priority,
+                table: *table,
+                fwmark: *fwmark,
+                invert: *invert,
+                suppress_prefixlength: *suppress_prefixlength,
+                other: false,
+            }),
+            PolicyRecord::Unreachable { dst, table } => PolicyObject::Unreachable {
+                dst: dst.parse().ok()?,
+                table: *table,
+            },
+            PolicyRecord::Nft { family, name } => PolicyObject::Nft(NftTable {
+                family: family.clone(),
+                name: name.clone(),
+            }),
+            PolicyRecord::Sysctl { path, old } => PolicyObject::Sysctl {
+                path: path.clone(),
+                old: old.clone(),
+            },
+        })
+    }
 }
 
 impl What {
@@ -108,7 +202,7 @@ impl What {
     pub fn outlives_the_link(&self) -> bool {
         matches!(
             self,
-            What::Link { .. } | What::Move { .. } | What::KeyFile { .. }
+            What::Link { .. } | What::Move { .. } | What::KeyFile { .. } | What::Policy { .. }
         )
     }
 }
@@ -182,6 +276,30 @@ impl Journal {
             What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
             _ => None,
         })
+    }
+
+    /// A full tunnel's objects that may exist, in the order they were made, by namespace.
+    pub fn policy(&self) -> Vec<(Netns, Vec<PolicyObject>)> {
+        self.live()
+            .filter_map(|r| match &r.what {
+                What::Policy { netns, objects } => Some((
+                    ns_of(netns),
+                    objects.iter().filter_map(PolicyRecord::object).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The table of the full tunnel, when it has one.
+    pub fn full_tunnel_table(&self) -> Option<u32> {
+        self.policy()
+            .iter()
+            .flat_map(|(_, o)| o.iter())
+            .find_map(|o| match o {
+                PolicyObject::Rule(r) if r.fwmark.is_some() => Some(r.table),
+                _ => None,
+            })
     }
 
     /// The links it created: name, where it was created, where it should be now.

@@ -74,3 +74,75 @@ pub fn modprobe(module: &str) -> Result<(), KernelError> {
     cmd.arg(module);
     run(cmd, "modprobe")
 }
+
+/// Runs `nft -f -` with `script` on stdin (one atomic transaction). nftables over netlink has
+/// no well-kept Rust crate with a license this project can take (rustables is GPL-3.0; the
+/// `nftables` crate drives this same binary through JSON), and nf_tables' expression encoding
+/// is what nft exists to maintain; the script is the same text `--print` shows.
+pub fn nft(script: &str) -> Result<(), KernelError> {
+    let mut cmd = command("nft");
+    cmd.arg("-f")
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| KernelError::new(format!("cannot start nft: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // A failed write shows as nft's own error below.
+        let _ = stdin.write_all(script.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| KernelError::new(format!("nft: {e}")))?;
+    match out.status.code() {
+        Some(0) => Ok(()),
+        _ => Err(KernelError::new(format!(
+            "nft failed ({}): {}",
+            out.status,
+            first_lines(&out.stderr)
+        ))),
+    }
+}
+
+/// `nft list tables`: "family name" of each table.
+pub fn nft_tables() -> Result<Vec<(String, String)>, KernelError> {
+    let mut cmd = command("nft");
+    cmd.arg("list")
+        .arg("tables")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = cmd
+        .output()
+        .map_err(|e| KernelError::new(format!("cannot start nft: {e}")))?;
+    if !out.status.success() {
+        return Err(KernelError::new(format!(
+            "nft list tables failed ({}): {}",
+            out.status,
+            first_lines(&out.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            match w.as_slice() {
+                ["table", family, name] => Some((family.to_string(), name.to_string())),
+                _ => None,
+            }
+        })
+        .collect())
+}
+
+/// A program's error output for a message: its first lines, joined.
+fn first_lines(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(4)
+        .collect();
+    lines.join(" / ")
+}

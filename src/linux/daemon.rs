@@ -34,6 +34,17 @@ pub fn start_userspace(
         .env("WG_SUDO", "true")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // boringtun-cli (0.7.1) opens a connected UDP socket per peer after the first handshake,
+    // without the device's fwmark: its route is looked up unmarked, and in a full tunnel that
+    // is the tunnel itself (the socket binds to the tunnel's own address and every packet after
+    // the handshake loops). Found by tests/full_tunnel.rs. Its unconnected socket honours the
+    // mark, so wg-exec turns the connected ones off.
+    let is_boringtun = Path::new(program)
+        .file_name()
+        .is_some_and(|f| f.to_string_lossy().starts_with("boringtun"));
+    if is_boringtun {
+        cmd.arg("--disable-connected-udp");
+    }
     // As a child subreaper for the duration of the start, wg-exec inherits the daemon that the
     // program forks before exiting, and finds its pid in its own children list instead of
     // scanning /proc. (It is reparented to init again when wg-exec exits.)

@@ -18,7 +18,7 @@ use genl::MESSAGE_LIMIT;
 use ipnet::IpNet;
 use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
 use nl::Conn;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -27,7 +27,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wg_exec_steps::{
     Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, LinkState, LiveDevice,
-    Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
+    Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule, Resolve, Resolved, Route,
 };
 use zeroize::Zeroize;
 
@@ -544,6 +544,64 @@ impl Kernel for LinuxKernel {
 
     fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError> {
         self.routes(ns, dev, routes, true)
+    }
+
+    fn rule_list(&mut self, ns: &Netns) -> Result<Vec<PolicyRule>, KernelError> {
+        rtnl::rules(self.route(ns)?)
+    }
+
+    fn rule_add(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError> {
+        rtnl::add_rule(self.route(ns)?, rule)
+    }
+
+    fn rule_del(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError> {
+        rtnl::del_rule(self.route(ns)?, rule)
+    }
+
+    fn tables_in_use(&mut self, ns: &Netns) -> Result<BTreeSet<u32>, KernelError> {
+        rtnl::tables_in_use(self.route(ns)?)
+    }
+
+    fn route_unreachable(
+        &mut self,
+        ns: &Netns,
+        dst: &IpNet,
+        table: u32,
+        add: bool,
+    ) -> Result<(), KernelError> {
+        rtnl::unreachable(self.route(ns)?, dst, table, add)
+    }
+
+    fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError> {
+        // The child is forked from this thread, in the namespace it has entered.
+        let _inside = self.enter(ns)?;
+        child::nft(script)
+    }
+
+    fn nft_tables(&mut self, ns: &Netns) -> Result<Vec<NftTable>, KernelError> {
+        let _inside = self.enter(ns)?;
+        Ok(child::nft_tables()?
+            .into_iter()
+            .map(|(family, name)| NftTable { family, name })
+            .collect())
+    }
+
+    fn sysctl_get(&mut self, ns: &Netns, path: &str) -> Result<String, KernelError> {
+        // /proc/sys/net is the namespace of the thread that opens it.
+        let _inside = self.enter(ns)?;
+        std::fs::read_to_string(Path::new("/proc/sys").join(path))
+            .map(|v| v.trim().to_string())
+            .map_err(|e| KernelError::from_io(&e))
+    }
+
+    fn sysctl_set(&mut self, ns: &Netns, path: &str, value: &str) -> Result<(), KernelError> {
+        let _inside = self.enter(ns)?;
+        std::fs::write(Path::new("/proc/sys").join(path), value)
+            .map_err(|e| KernelError::from_io(&e))
+    }
+
+    fn route_mtu(&mut self, ns: &Netns, dst: std::net::IpAddr) -> Result<Option<u32>, KernelError> {
+        rtnl::route_mtu(self.route(ns)?, dst)
     }
 }
 

@@ -1,4 +1,4 @@
-//! rtnetlink requests: links, addresses and routes, built with netlink-packet-route.
+//! rtnetlink requests: links, addresses, routes and rules, built with netlink-packet-route.
 
 use super::nl::Conn;
 use ipnet::IpNet;
@@ -6,11 +6,13 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleFlags, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use std::collections::BTreeSet;
 use std::os::fd::RawFd;
-use wg_exec_steps::{KernelError, LinkState, Route};
+use wg_exec_steps::{KernelError, LinkState, PolicyRule, Route};
 
 const RT_TABLE_UNSPEC: u8 = 0;
 
@@ -278,4 +280,228 @@ pub fn routes(
             ),
         }
     }))
+}
+
+fn rule_message(r: &PolicyRule) -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = match r.v6 {
+        true => AddressFamily::Inet6,
+        false => AddressFamily::Inet,
+    };
+    msg.header.action = RuleAction::ToTable;
+    msg.header.table = u8::try_from(r.table).unwrap_or(RT_TABLE_UNSPEC);
+    if r.invert {
+        msg.header.flags = RuleFlags::Invert;
+    }
+    msg.attributes.push(RuleAttribute::Priority(r.priority));
+    msg.attributes.push(RuleAttribute::Table(r.table));
+    if let Some(m) = r.fwmark {
+        msg.attributes.push(RuleAttribute::FwMark(m));
+    }
+    if let Some(p) = r.suppress_prefixlength {
+        msg.attributes.push(RuleAttribute::SuppressPrefixLen(p));
+    }
+    msg
+}
+
+pub fn add_rule(conn: &mut Conn, r: &PolicyRule) -> Result<(), KernelError> {
+    conn.request(
+        RouteNetlinkMessage::NewRule(rule_message(r)),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+    .map(drop)
+}
+
+/// Deletes the rule with every field of `r`, priority included (the kernel compares only the
+/// fields a request gives, so all of them are given).
+pub fn del_rule(conn: &mut Conn, r: &PolicyRule) -> Result<(), KernelError> {
+    conn.request(RouteNetlinkMessage::DelRule(rule_message(r)), 0)
+        .map(drop)
+}
+
+/// Every rule of both families, as wg-exec models them (`other` for anything more).
+pub fn rules(conn: &mut Conn) -> Result<Vec<PolicyRule>, KernelError> {
+    let mut out = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let replies = match conn.dump(|| {
+            let mut m = RuleMessage::default();
+            m.header.family = family;
+            RouteNetlinkMessage::GetRule(m)
+        }) {
+            Ok(r) => r,
+            // A kernel without IPv6 (ipv6.disable=1) or without IPv6 policy routing has no
+            // IPv6 rules to list; adding one says so precisely.
+            Err(e) if family == AddressFamily::Inet6 && e.is_errno(libc::EAFNOSUPPORT) => continue,
+            Err(e) => return Err(e),
+        };
+        for r in replies {
+            let RouteNetlinkMessage::NewRule(m) = r else {
+                continue;
+            };
+            let mut rule = PolicyRule {
+                v6: m.header.family == AddressFamily::Inet6,
+                priority: 0,
+                table: u32::from(m.header.table),
+                fwmark: None,
+                invert: m.header.flags.contains(RuleFlags::Invert),
+                suppress_prefixlength: None,
+                other: m.header.action != RuleAction::ToTable
+                    || m.header.src_len != 0
+                    || m.header.dst_len != 0
+                    || m.header.tos != 0,
+            };
+            for a in &m.attributes {
+                match a {
+                    RuleAttribute::Priority(p) => rule.priority = *p,
+                    RuleAttribute::Table(t) => rule.table = *t,
+                    RuleAttribute::FwMark(f) => rule.fwmark = Some(*f),
+                    // Dumps always carry it; all ones means "not set".
+                    RuleAttribute::SuppressPrefixLen(p) if *p != u32::MAX => {
+                        rule.suppress_prefixlength = Some(*p)
+                    }
+                    RuleAttribute::SuppressPrefixLen(_)
+                    | RuleAttribute::Protocol(_)
+                    | RuleAttribute::FwMask(u32::MAX) => {}
+                    _ => rule.other = true,
+                }
+            }
+            out.push(rule);
+        }
+    }
+    Ok(out)
+}
+
+/// Every table a route of either family or a rule (its table or fwmark) uses.
+pub fn tables_in_use(conn: &mut Conn) -> Result<BTreeSet<u32>, KernelError> {
+    let mut used = BTreeSet::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        // The kernel does not filter a route dump by table unless strict checking is on: every
+        // route comes back and is sorted here.
+        let replies = conn.dump(|| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            RouteNetlinkMessage::GetRoute(m)
+        })?;
+        for r in replies {
+            if let RouteNetlinkMessage::NewRoute(m) = r {
+                let table = m
+                    .attributes
+                    .iter()
+                    .find_map(|a| match a {
+                        RouteAttribute::Table(t) => Some(*t),
+                        _ => None,
+                    })
+                    .unwrap_or(u32::from(m.header.table));
+                used.insert(table);
+            }
+        }
+    }
+    for r in rules(conn)? {
+        used.insert(r.table);
+        used.extend(r.fwmark);
+    }
+    Ok(used)
+}
+
+/// `ip route add|del unreachable DST table T`.
+pub fn unreachable(conn: &mut Conn, dst: &IpNet, table: u32, add: bool) -> Result<(), KernelError> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(dst);
+    msg.header.destination_prefix_length = dst.prefix_len();
+    msg.header.table = u8::try_from(table).unwrap_or(RT_TABLE_UNSPEC);
+    msg.header.kind = RouteType::Unreachable;
+    if add {
+        msg.header.protocol = RouteProtocol::Boot;
+        msg.header.scope = RouteScope::Universe;
+    } else {
+        msg.header.scope = RouteScope::NoWhere;
+    }
+    msg.attributes.push(RouteAttribute::Table(table));
+    if dst.prefix_len() > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(
+                dst.network(),
+            )));
+    }
+    match add {
+        true => conn.request(
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ),
+        false => conn.request(RouteNetlinkMessage::DelRoute(msg), 0),
+    }
+    .map(drop)
+}
+
+fn route_mtu_of(m: &RouteMessage) -> (Option<u32>, Option<u32>) {
+    let mtu = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Metrics(ms) => ms.iter().find_map(|x| match x {
+            RouteMetric::Mtu(v) if *v > 0 => Some(*v),
+            _ => None,
+        }),
+        _ => None,
+    });
+    let oif = m.attributes.iter().find_map(|a| match a {
+        RouteAttribute::Oif(i) => Some(*i),
+        _ => None,
+    });
+    (mtu, oif)
+}
+
+fn link_mtu_by_index(conn: &mut Conn, index: u32) -> Result<Option<u32>, KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    let replies = conn.request(RouteNetlinkMessage::GetLink(msg), 0)?;
+    Ok(replies.into_iter().find_map(|r| match r {
+        RouteNetlinkMessage::NewLink(l) => l.attributes.iter().find_map(|a| match a {
+            LinkAttribute::Mtu(m) => Some(*m),
+            _ => None,
+        }),
+        _ => None,
+    }))
+}
+
+/// The MTU of the path to `dst` (`ip route get`): the route's `mtu`, else its device's; for
+/// the unspecified IPv4 address, main's first IPv4 default route. None without a route.
+pub fn route_mtu(conn: &mut Conn, dst: std::net::IpAddr) -> Result<Option<u32>, KernelError> {
+    let found = if dst.is_unspecified() && dst.is_ipv4() {
+        let replies = conn.dump(|| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = AddressFamily::Inet;
+            RouteNetlinkMessage::GetRoute(m)
+        })?;
+        replies.into_iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewRoute(m)
+                if m.header.destination_prefix_length == 0
+                    && m.header.kind == RouteType::Unicast
+                    && m.header.table == 254 =>
+            {
+                Some(route_mtu_of(&m))
+            }
+            _ => None,
+        })
+    } else {
+        let mut m = RouteMessage::default();
+        m.header.address_family = match dst {
+            std::net::IpAddr::V4(_) => AddressFamily::Inet,
+            std::net::IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        m.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        match conn.request(RouteNetlinkMessage::GetRoute(m), 0) {
+            Ok(replies) => replies.into_iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(m) => Some(route_mtu_of(&m)),
+                _ => None,
+            }),
+            Err(e) if e.is_errno(libc::ENETUNREACH) || e.is_errno(libc::EHOSTUNREACH) => None,
+            Err(e) => return Err(e),
+        }
+    };
+    match found {
+        None => Ok(None),
+        Some((Some(mtu), _)) => Ok(Some(mtu)),
+        Some((None, Some(oif))) => link_mtu_by_index(conn, oif),
+        Some((None, None)) => Ok(None),
+    }
 }

@@ -4,7 +4,8 @@
 
 use crate::kernel::{
     AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
-    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
+    LinkState, LiveDevice, LivePeer, Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule,
+    Resolve, Resolved, Route,
 };
 use crate::secret::Key;
 use ipnet::IpNet;
@@ -39,6 +40,14 @@ pub struct FakeState {
     pub routes: BTreeSet<(Netns, String, Route)>,
     /// Key files: path → base64 text.
     pub files: BTreeMap<PathBuf, String>,
+    /// Routing policy rules.
+    pub rules: BTreeSet<(Netns, PolicyRule)>,
+    /// Unreachable routes: destination and table.
+    pub unreachable: BTreeSet<(Netns, IpNet, u32)>,
+    /// nftables tables and the script that made each.
+    pub nft: BTreeMap<(Netns, NftTable), String>,
+    /// Sysctls that differ from "0".
+    pub sysctls: BTreeMap<(Netns, String), String>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +67,10 @@ pub struct FakeKernel {
     pub has_wireguard: bool,
     /// Plays boringtun-cli: `wg_get` says peers cannot be updated in place.
     pub no_update_in_place: bool,
+    /// A kernel without IPv6: IPv6 rules and routes fail with EAFNOSUPPORT.
+    pub no_ipv6: bool,
+    /// The MTU of the route to each address (`route_mtu`); the default route is 0.0.0.0.
+    pub path_mtu: BTreeMap<IpAddr, u32>,
     key_counter: u8,
 }
 
@@ -540,6 +553,173 @@ impl Kernel for FakeKernel {
                 .remove(&(ns.clone(), dev.to_string(), r.clone()));
         }
         Ok(())
+    }
+
+    fn rule_list(&mut self, ns: &Netns) -> Result<Vec<PolicyRule>, KernelError> {
+        self.call(format!("rule_list {}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self
+            .state
+            .rules
+            .iter()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, r)| r.clone())
+            .collect())
+    }
+
+    fn rule_add(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError> {
+        self.call(format!("rule_add {} {rule}", label(ns)))?;
+        self.check_ns(ns)?;
+        if rule.v6 && self.no_ipv6 {
+            return Err(KernelError::from_errno(97, None));
+        }
+        if !self.state.rules.insert((ns.clone(), rule.clone())) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        Ok(())
+    }
+
+    fn rule_del(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError> {
+        self.call(format!("rule_del {} {rule}", label(ns)))?;
+        self.check_ns(ns)?;
+        if rule.v6 && self.no_ipv6 {
+            return Err(KernelError::from_errno(97, None));
+        }
+        if !self.state.rules.remove(&(ns.clone(), rule.clone())) {
+            return Err(KernelError::from_errno(ENOENT, None));
+        }
+        Ok(())
+    }
+
+    fn tables_in_use(&mut self, ns: &Netns) -> Result<BTreeSet<u32>, KernelError> {
+        self.call(format!("tables_in_use {}", label(ns)))?;
+        self.check_ns(ns)?;
+        let mut out: BTreeSet<u32> = [254, 255].into();
+        out.extend(
+            self.state
+                .routes
+                .iter()
+                .filter(|(n, _, _)| n == ns)
+                .map(|(_, _, r)| r.table),
+        );
+        out.extend(
+            self.state
+                .unreachable
+                .iter()
+                .filter(|(n, _, _)| n == ns)
+                .map(|(_, _, t)| *t),
+        );
+        for (n, r) in &self.state.rules {
+            if n == ns {
+                out.insert(r.table);
+                out.extend(r.fwmark);
+            }
+        }
+        Ok(out)
+    }
+
+    fn route_unreachable(
+        &mut self,
+        ns: &Netns,
+        dst: &IpNet,
+        table: u32,
+        add: bool,
+    ) -> Result<(), KernelError> {
+        let verb = if add { "add" } else { "del" };
+        self.call(format!(
+            "route_unreachable {} {verb} {dst} {table}",
+            label(ns)
+        ))?;
+        self.check_ns(ns)?;
+        if matches!(dst, IpNet::V6(_)) && self.no_ipv6 {
+            return Err(KernelError::from_errno(97, None));
+        }
+        let key = (ns.clone(), *dst, table);
+        if add && !self.state.unreachable.insert(key.clone()) {
+            return Err(KernelError::from_errno(EEXIST, None));
+        }
+        if !add && !self.state.unreachable.remove(&key) {
+            return Err(KernelError::from_errno(3, None));
+        }
+        Ok(())
+    }
+
+    fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError> {
+        let first = script.lines().next().unwrap_or("");
+        self.call(format!("nft_apply {} {first}", label(ns)))?;
+        self.check_ns(ns)?;
+        let words: Vec<&str> = first.split_whitespace().collect();
+        match words.as_slice() {
+            ["create", "table", family, name] => {
+                let key = (
+                    ns.clone(),
+                    NftTable {
+                        family: family.to_string(),
+                        name: name.to_string(),
+                    },
+                );
+                if self.state.nft.contains_key(&key) {
+                    return Err(KernelError::from_errno(EEXIST, None));
+                }
+                self.state.nft.insert(key, script.to_string());
+                Ok(())
+            }
+            ["delete", "table", family, name] => {
+                let key = (
+                    ns.clone(),
+                    NftTable {
+                        family: family.to_string(),
+                        name: name.to_string(),
+                    },
+                );
+                self.state
+                    .nft
+                    .remove(&key)
+                    .map(drop)
+                    .ok_or_else(|| KernelError::from_errno(ENOENT, None))
+            }
+            _ => Err(einval()),
+        }
+    }
+
+    fn nft_tables(&mut self, ns: &Netns) -> Result<Vec<NftTable>, KernelError> {
+        self.call(format!("nft_tables {}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self
+            .state
+            .nft
+            .keys()
+            .filter(|(n, _)| n == ns)
+            .map(|(_, t)| t.clone())
+            .collect())
+    }
+
+    fn sysctl_get(&mut self, ns: &Netns, path: &str) -> Result<String, KernelError> {
+        self.call(format!("sysctl_get {} {path}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self
+            .state
+            .sysctls
+            .get(&(ns.clone(), path.to_string()))
+            .cloned()
+            .unwrap_or_else(|| "0".into()))
+    }
+
+    fn sysctl_set(&mut self, ns: &Netns, path: &str, value: &str) -> Result<(), KernelError> {
+        self.call(format!("sysctl_set {} {path} {value}", label(ns)))?;
+        self.check_ns(ns)?;
+        let key = (ns.clone(), path.to_string());
+        match value {
+            "0" => self.state.sysctls.remove(&key),
+            v => self.state.sysctls.insert(key, v.to_string()),
+        };
+        Ok(())
+    }
+
+    fn route_mtu(&mut self, ns: &Netns, dst: IpAddr) -> Result<Option<u32>, KernelError> {
+        self.call(format!("route_mtu {} {dst}", label(ns)))?;
+        self.check_ns(ns)?;
+        Ok(self.path_mtu.get(&dst).copied())
     }
 }
 

@@ -4,8 +4,9 @@
 
 use crate::secret::Key;
 use ipnet::IpNet;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// A network namespace as the configuration names it.
@@ -302,6 +303,66 @@ impl Route {
     }
 }
 
+/// A routing policy rule, by every field wg-exec sets or reads. wg-exec adds its own with an
+/// explicit priority and deletes them by all fields, priority included, so that another tool's
+/// rule of the same shape is never touched (wg-quick deletes every "suppress_prefixlength 0"
+/// rule it finds).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PolicyRule {
+    pub v6: bool,
+    pub priority: u32,
+    /// The table looked up.
+    pub table: u32,
+    /// Matches packets with this mark (all 32 bits), or without it when `invert`.
+    pub fwmark: Option<u32>,
+    pub invert: bool,
+    /// Results whose prefix length is at most this are ignored (0: the table's default route).
+    pub suppress_prefixlength: Option<u32>,
+    /// Read back only: the rule has selectors or an action wg-exec does not model (from, to,
+    /// iif, goto…), so it is never one of wg-exec's.
+    pub other: bool,
+}
+
+impl fmt::Display for PolicyRule {
+    /// As `ip rule` would take it: "-6 rule priority 31821 not fwmark 0xca6c lookup 51820".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}rule priority {}",
+            if self.v6 { "-6 " } else { "-4 " },
+            self.priority
+        )?;
+        if let Some(m) = self.fwmark {
+            write!(
+                f,
+                "{} fwmark 0x{m:x}",
+                if self.invert { " not" } else { "" }
+            )?;
+        }
+        match self.table {
+            254 => write!(f, " lookup main")?,
+            t => write!(f, " lookup {t}")?,
+        }
+        if let Some(p) = self.suppress_prefixlength {
+            write!(f, " suppress_prefixlength {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An nftables table, by family ("ip", "ip6") and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NftTable {
+    pub family: String,
+    pub name: String,
+}
+
+impl fmt::Display for NftTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.family, self.name)
+    }
+}
+
 /// Everything privileged. Each method acts in the namespace it is given and returns the kernel's
 /// reason on failure; callers add what they were doing.
 pub trait Kernel {
@@ -387,4 +448,33 @@ pub trait Kernel {
     fn route_replace(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError>;
     /// Delete routes through `dev`; absent ones are not an error.
     fn route_del(&mut self, ns: &Netns, dev: &str, routes: &[Route]) -> Result<(), BatchError>;
+
+    // Full tunnels (`table: "auto"`): policy routing, a firewall table, a sysctl.
+
+    /// Every routing policy rule of both families.
+    fn rule_list(&mut self, ns: &Netns) -> Result<Vec<PolicyRule>, KernelError>;
+    /// Adds a rule; EEXIST when one with all the same fields exists.
+    fn rule_add(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError>;
+    /// Deletes the rule that matches every field, priority included; ENOENT when there is none.
+    fn rule_del(&mut self, ns: &Netns, rule: &PolicyRule) -> Result<(), KernelError>;
+    /// Every table number a route (of either family) or a rule (its table or its fwmark) uses.
+    fn tables_in_use(&mut self, ns: &Netns) -> Result<BTreeSet<u32>, KernelError>;
+    /// `ip route add unreachable DST table T` (or `del`); absent on delete is ENOENT/ESRCH.
+    fn route_unreachable(
+        &mut self,
+        ns: &Netns,
+        dst: &IpNet,
+        table: u32,
+        add: bool,
+    ) -> Result<(), KernelError>;
+    /// Loads an nftables script (`nft -f -`), atomically.
+    fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError>;
+    /// The nftables tables that exist.
+    fn nft_tables(&mut self, ns: &Netns) -> Result<Vec<NftTable>, KernelError>;
+    /// A sysctl's value ("net/ipv4/conf/all/src_valid_mark"), trimmed.
+    fn sysctl_get(&mut self, ns: &Netns, path: &str) -> Result<String, KernelError>;
+    fn sysctl_set(&mut self, ns: &Netns, path: &str, value: &str) -> Result<(), KernelError>;
+    /// The MTU of the path to `dst` as the routing table has it: the route's `mtu`, else its
+    /// output device's MTU. None when there is no route.
+    fn route_mtu(&mut self, ns: &Netns, dst: IpAddr) -> Result<Option<u32>, KernelError>;
 }

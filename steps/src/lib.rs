@@ -22,14 +22,15 @@ pub mod netns_move;
 pub mod peer_remove;
 pub mod peer_set;
 pub mod peer_update;
+pub mod policy;
 pub mod route;
 pub mod routes_remove;
 pub mod teardown;
 
 pub use kernel::{
     AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
-    LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
-    SecretSource,
+    LinkState, LiveDevice, LivePeer, Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule,
+    Resolve, Resolved, Route, SecretSource,
 };
 pub use secret::{Key, KeyError};
 pub use step::{Needs, Step, StepError, StepKind, Trace};

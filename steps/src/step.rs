@@ -31,10 +31,18 @@ pub enum StepKind {
     RoutesRemove,
     AddressesRemove,
     KeyRotate,
+    // A full tunnel's (`table: "auto"`).
+    AutoMtu,
+    Fwmark,
+    Rules,
+    DefaultRoute,
+    Firewall,
+    Sysctl,
+    PolicyTeardown,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 22] = [
+    pub const ALL: [StepKind; 29] = [
         StepKind::GenerateKeyFile,
         StepKind::RemoveKeyFile,
         StepKind::Modprobe,
@@ -57,6 +65,13 @@ impl StepKind {
         StepKind::RoutesRemove,
         StepKind::AddressesRemove,
         StepKind::KeyRotate,
+        StepKind::AutoMtu,
+        StepKind::Fwmark,
+        StepKind::Rules,
+        StepKind::DefaultRoute,
+        StepKind::Firewall,
+        StepKind::Sysctl,
+        StepKind::PolicyTeardown,
     ];
 
     /// How messages name it: "link add", "addresses", "pre_setup"…
@@ -84,6 +99,13 @@ impl StepKind {
             StepKind::RoutesRemove => "route remove",
             StepKind::AddressesRemove => "addresses remove",
             StepKind::KeyRotate => "key rotate",
+            StepKind::AutoMtu => "auto mtu",
+            StepKind::Fwmark => "fwmark",
+            StepKind::Rules => "rules",
+            StepKind::DefaultRoute => "default route",
+            StepKind::Firewall => "firewall",
+            StepKind::Sysctl => "sysctl",
+            StepKind::PolicyTeardown => "full tunnel teardown",
         }
     }
 
@@ -200,6 +222,16 @@ pub enum Trace {
         ns: crate::Netns,
         table: u32,
         count: usize,
+    },
+    /// A full tunnel's rules, unreachable route or firewall tables: they outlive the link.
+    Policy {
+        ns: crate::Netns,
+        objects: Vec<crate::policy::PolicyObject>,
+    },
+    /// A sysctl the step may change; the journal reads and keeps its value before.
+    Sysctl {
+        ns: crate::Netns,
+        path: String,
     },
 }
 
