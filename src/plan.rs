@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::journal::{Journal, What};
 use wg_exec_steps::addresses::Addresses;
+use wg_exec_steps::dns::{Dns, DnsRevert};
 use wg_exec_steps::gen_key::{GenerateKeyFile, RemoveKeyFile};
 use wg_exec_steps::hook::{Hook, Phase};
 use wg_exec_steps::key::DeviceKey;
@@ -18,7 +19,7 @@ use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::step::Needs;
 use wg_exec_steps::teardown::Teardown;
-use wg_exec_steps::{Backend, Netns, Route, SecretSource, Step};
+use wg_exec_steps::{Backend, DnsBackend, DnsSettings, Netns, Route, SecretSource, Step};
 
 pub type Plan = Vec<Box<dyn Step>>;
 
@@ -119,6 +120,10 @@ pub fn up(cfg: &Config) -> Plan {
         name: name.clone(),
         ns: iface.clone(),
     }));
+    // 9b. DNS once the link exists and is up (resolved knows links by index and takes
+    //     settings for links that exist), before peers and routes carry traffic, so that no
+    //     query leaks around the tunnel once it does (wg-quick also sets DNS before routes).
+    plan.extend(dns(cfg));
     // 10. Peers once the device is complete; endpoints resolve in the socket namespace.
     if !cfg.peers.is_empty() {
         let peers = cfg.peers.iter().map(peer_plan).collect();
@@ -143,6 +148,37 @@ pub fn up(cfg: &Config) -> Plan {
     // 12. post_setup sees the finished interface; its failure rolls everything back.
     plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
     plan
+}
+
+/// The DNS step of `cfg`, when it has `dns`.
+fn dns(cfg: &Config) -> Option<Box<dyn Step>> {
+    let settings = dns_settings(cfg)?;
+    Some(Box::new(Dns::new(
+        cfg.name.clone(),
+        interface_ns(cfg),
+        settings,
+    )))
+}
+
+/// What the link's DNS settings are: see [`DnsSettings::for_link`].
+pub fn dns_settings(cfg: &Config) -> Option<DnsSettings> {
+    (!cfg.dns.is_empty()).then(|| {
+        DnsSettings::for_link(
+            &cfg.dns.servers,
+            &cfg.dns.search,
+            &cfg.dns.routing,
+            cfg.full_tunnel(),
+        )
+    })
+}
+
+/// Reverting the DNS settings of link `name` (down), through `backend` when known.
+fn dns_revert(name: &str, ns: Netns, backend: Option<DnsBackend>) -> Box<dyn Step> {
+    Box::new(DnsRevert {
+        name: name.to_string(),
+        ns,
+        backend,
+    })
 }
 
 /// A configured peer as a step takes it: secrets still to be read, endpoint to be resolved.
@@ -178,6 +214,11 @@ pub fn down_from_config(cfg: &Config) -> Plan {
     let mut plan: Plan = Vec::new();
     // 1. pre_shutdown sees the interface still up.
     plan.extend(hook(&cfg.name, Phase::PreShutdown, &cfg.pre_shutdown));
+    // 1b. DNS settings reverted while the link still exists (resolved knows it by index; a
+    //     resolvconf entry would outlive it).
+    if !cfg.dns.is_empty() {
+        plan.push(dns_revert(&cfg.name, iface.clone(), None));
+    }
     // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
     //    namespace too, where an interrupted up may have left it.
     plan.push(Box::new(Teardown {
@@ -199,6 +240,10 @@ pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
     let device = &journal.interface;
     if hooks {
         plan.extend(hook(device, Phase::PreShutdown, &journal.pre_shutdown));
+    }
+    // DNS settings first, while the link still exists (a resolvconf entry outlives it).
+    for (name, netns, backend) in journal.dns() {
+        plan.push(dns_revert(&name, netns, backend));
     }
     for (name, created, now) in journal.links() {
         plan.push(Box::new(Teardown {

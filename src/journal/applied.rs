@@ -38,6 +38,9 @@ pub struct Applied {
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
     #[serde(default)]
     pub refresh: BTreeMap<String, Refresh>,
+    /// The `dns` entries (servers, search domains, `~` routing domains).
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// In a union (never written): the routes of the earlier record, in its table and with its
     /// metric, which a killed reload may not have removed yet.
     #[serde(skip)]
@@ -117,6 +120,7 @@ impl Applied {
                 .iter()
                 .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
                 .collect(),
+            dns: cfg.dns.entries(),
             earlier_routes: Vec::new(),
         }
     }

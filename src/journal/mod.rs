@@ -98,6 +98,14 @@ pub enum What {
         table: u32,
         count: usize,
     },
+    /// DNS settings of the link: a resolvconf entry outlives it.
+    Dns {
+        name: String,
+        netns: NsName,
+        /// "systemd-resolved" or "resolvconf", as chosen when the step was about to run;
+        /// empty when neither was available.
+        backend: String,
+    },
     /// Hooks, keys, peers, up: nothing that outlives the link.
     Nothing,
 }
@@ -108,7 +116,7 @@ impl What {
     pub fn outlives_the_link(&self) -> bool {
         matches!(
             self,
-            What::Link { .. } | What::Move { .. } | What::KeyFile { .. }
+            What::Link { .. } | What::Move { .. } | What::KeyFile { .. } | What::Dns { .. }
         )
     }
 }
@@ -182,6 +190,24 @@ impl Journal {
             What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
             _ => None,
         })
+    }
+
+    /// The links whose DNS settings it set (or was about to): name, namespace, backend.
+    pub fn dns(&self) -> Vec<(String, Netns, Option<wg_exec_steps::DnsBackend>)> {
+        self.live()
+            .filter_map(|r| match &r.what {
+                What::Dns {
+                    name,
+                    netns,
+                    backend,
+                } => Some((
+                    name.clone(),
+                    ns_of(netns),
+                    wg_exec_steps::DnsBackend::from_name(backend),
+                )),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The links it created: name, where it was created, where it should be now.

@@ -6,6 +6,7 @@ use crate::kernel::{
     AllowedIpsChange, Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError,
     LinkState, LiveDevice, LivePeer, Netns, PeerSettings, PeerUpdate, Resolve, Resolved, Route,
 };
+use crate::kernel::{DnsBackend, DnsSettings};
 use crate::secret::Key;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +40,9 @@ pub struct FakeState {
     pub routes: BTreeSet<(Netns, String, Route)>,
     /// Key files: path → base64 text.
     pub files: BTreeMap<PathBuf, String>,
+    /// DNS settings by link name, with the backend that holds them. Like a resolvconf entry,
+    /// they outlive the link (the fake does not drop them when the link goes).
+    pub dns: BTreeMap<String, (DnsBackend, DnsSettings)>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +62,8 @@ pub struct FakeKernel {
     pub has_wireguard: bool,
     /// Plays boringtun-cli: `wg_get` says peers cannot be updated in place.
     pub no_update_in_place: bool,
+    /// The DNS backend the host has (systemd-resolved by default; None: neither).
+    pub dns_backend: Option<DnsBackend>,
     key_counter: u8,
 }
 
@@ -73,6 +79,7 @@ impl FakeKernel {
     pub fn new() -> FakeKernel {
         FakeKernel {
             has_wireguard: true,
+            dns_backend: Some(DnsBackend::Resolved),
             ..FakeKernel::default()
         }
     }
@@ -539,6 +546,40 @@ impl Kernel for FakeKernel {
                 .routes
                 .remove(&(ns.clone(), dev.to_string(), r.clone()));
         }
+        Ok(())
+    }
+
+    fn dns_available(&mut self) -> Option<DnsBackend> {
+        self.call("dns_available".into()).ok()?;
+        self.dns_backend
+    }
+
+    fn dns_set(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<(), KernelError> {
+        self.call(format!("dns_set {backend} {} {name}", label(ns)))?;
+        if backend == DnsBackend::Resolved {
+            // resolved knows links by index: the link must exist.
+            self.link(ns, name)?;
+        }
+        self.state
+            .dns
+            .insert(name.to_string(), (backend, settings.clone()));
+        Ok(())
+    }
+
+    fn dns_revert(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+    ) -> Result<(), KernelError> {
+        self.call(format!("dns_revert {backend} {} {name}", label(ns)))?;
+        self.state.dns.remove(name);
         Ok(())
     }
 }

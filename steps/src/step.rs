@@ -31,10 +31,12 @@ pub enum StepKind {
     RoutesRemove,
     AddressesRemove,
     KeyRotate,
+    /// The link's DNS servers and domains (up), and their revert (down).
+    Dns,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 22] = [
+    pub const ALL: [StepKind; 23] = [
         StepKind::GenerateKeyFile,
         StepKind::RemoveKeyFile,
         StepKind::Modprobe,
@@ -57,6 +59,7 @@ impl StepKind {
         StepKind::RoutesRemove,
         StepKind::AddressesRemove,
         StepKind::KeyRotate,
+        StepKind::Dns,
     ];
 
     /// How messages name it: "link add", "addresses", "pre_setup"…
@@ -84,6 +87,7 @@ impl StepKind {
             StepKind::RoutesRemove => "route remove",
             StepKind::AddressesRemove => "addresses remove",
             StepKind::KeyRotate => "key rotate",
+            StepKind::Dns => "dns",
         }
     }
 
@@ -200,6 +204,12 @@ pub enum Trace {
         ns: crate::Netns,
         table: u32,
         count: usize,
+    },
+    /// DNS settings of link `name`: a resolvconf entry outlives the link, so the journal
+    /// records it (with the backend that will apply it) before the step runs.
+    Dns {
+        name: String,
+        ns: crate::Netns,
     },
 }
 
