@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::journal::{Journal, What};
 use wg_exec_steps::addresses::Addresses;
+use wg_exec_steps::dns::{Dns, DnsRevert};
 use wg_exec_steps::gen_key::{GenerateKeyFile, RemoveKeyFile};
 use wg_exec_steps::hook::{Hook, Phase};
 use wg_exec_steps::key::DeviceKey;
@@ -22,7 +23,7 @@ use wg_exec_steps::policy::{
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::step::Needs;
 use wg_exec_steps::teardown::Teardown;
-use wg_exec_steps::{Backend, Netns, Route, SecretSource, Step};
+use wg_exec_steps::{Backend, DnsBackend, DnsSettings, Netns, Route, SecretSource, Step};
 
 pub type Plan = Vec<Box<dyn Step>>;
 
@@ -143,6 +144,12 @@ pub fn up(cfg: &Config) -> Plan {
             cfg.ips.iter().any(|a| matches!(a, ipnet::IpNet::V6(_))),
         )));
     }
+    // 10c. DNS once the link exists and is up (resolved knows links by index and takes
+    //      settings for links that exist), after the peers, whose endpoint names must resolve
+    //      through the DNS the machine had (the tunnel's servers are not reachable yet, and
+    //      with `~.` they would take every query), and before the routes carry traffic, so
+    //      that no query leaks around the tunnel once they do (wg-quick's order too).
+    plan.extend(dns(cfg));
     // 11. Routes last among the kernel changes: traffic is steered into the tunnel only once the
     //     peers that will carry it exist.
     let routes = routes(cfg);
@@ -170,6 +177,37 @@ pub fn up(cfg: &Config) -> Plan {
     // 12. post_setup sees the finished interface; its failure rolls everything back.
     plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
     plan
+}
+
+/// The DNS step of `cfg`, when it has `dns`.
+fn dns(cfg: &Config) -> Option<Box<dyn Step>> {
+    let settings = dns_settings(cfg)?;
+    Some(Box::new(Dns::new(
+        cfg.name.clone(),
+        interface_ns(cfg),
+        settings,
+    )))
+}
+
+/// What the link's DNS settings are: see [`DnsSettings::for_link`].
+pub fn dns_settings(cfg: &Config) -> Option<DnsSettings> {
+    (!cfg.dns.is_empty()).then(|| {
+        DnsSettings::for_link(
+            &cfg.dns.servers,
+            &cfg.dns.search,
+            &cfg.dns.routing,
+            cfg.full_tunnel(),
+        )
+    })
+}
+
+/// Reverting the DNS settings of link `name` (down), through `backend` when known.
+fn dns_revert(name: &str, ns: Netns, backend: Option<DnsBackend>) -> Box<dyn Step> {
+    Box::new(DnsRevert {
+        name: name.to_string(),
+        ns,
+        backend,
+    })
 }
 
 /// A configured peer as a step takes it: secrets still to be read, endpoint to be resolved.
@@ -235,6 +273,11 @@ pub fn down_from_config(cfg: &Config) -> Plan {
             ns: iface.clone(),
         }));
     }
+    // 1b. DNS settings reverted while the link still exists (resolved knows it by index; a
+    //     resolvconf entry would outlive it).
+    if !cfg.dns.is_empty() {
+        plan.push(dns_revert(&cfg.name, iface.clone(), None));
+    }
     // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
     //    namespace too, where an interrupted up may have left it.
     plan.push(Box::new(Teardown {
@@ -263,6 +306,10 @@ pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
         if !objects.is_empty() {
             plan.push(Box::new(RemovePolicy { ns, objects }));
         }
+    }
+    // DNS settings first, while the link still exists (a resolvconf entry outlives it).
+    for (name, netns, backend) in journal.dns() {
+        plan.push(dns_revert(&name, netns, backend));
     }
     for (name, created, now) in journal.links() {
         plan.push(Box::new(Teardown {

@@ -176,6 +176,20 @@ fn endpoints_inside_routes(cfg: &Config, p: &mut Preflight) {
     }
 }
 
+/// A `dns` needs systemd-resolved or resolvconf (`available`, as the kernel finds them):
+/// without either it is refused before anything changes.
+pub fn dns(cfg: &Config, available: Option<wg_exec_steps::DnsBackend>) -> Option<ConfigError> {
+    if cfg.dns.is_empty() || available.is_some() {
+        return None;
+    }
+    Some(ConfigError {
+        file: cfg.path.clone(),
+        pos: Some(cfg.locations.get("dns")),
+        field: cfg.locations.display("dns"),
+        message: "neither systemd-resolved (org.freedesktop.resolve1 on the system bus) nor a resolvconf program (on PATH) is available to set the DNS servers; start systemd-resolved, install openresolv, or drop `dns`".into(),
+    })
+}
+
 fn key_file(
     p: &mut Preflight,
     path: &Path,

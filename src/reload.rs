@@ -88,6 +88,16 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
             shown(&shape)
         ));
     }
+    // DNS settings are set once, by up (a reload that changed them would have to undo and
+    // redo them through the backend; down and up do).
+    let dns = cfg.dns.entries();
+    if dns != recorded.dns {
+        out.push(format!(
+            "dns ([{}] -> [{}])",
+            recorded.dns.join(", "),
+            dns.join(", ")
+        ));
+    }
     let (backend, implementation) = backend_name(&cfg.backend);
     if backend != recorded.backend {
         out.push(format!("backend ({} -> {backend})", recorded.backend));

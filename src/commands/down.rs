@@ -126,7 +126,10 @@ pub fn execute(
     watch: &mut dyn Watch,
 ) -> Outcome {
     let failures = executor::down(&mut steps, kernel, watch);
-    let teardown = failures.iter().find(|f| f.step == StepKind::Teardown);
+    // What outlives a failed step: the link, or DNS settings (a resolvconf entry).
+    let teardown = failures
+        .iter()
+        .find(|f| matches!(f.step, StepKind::Teardown | StepKind::Dns));
     if teardown.is_none() {
         let iface = match source {
             DownSource::Journal(j) => {
@@ -156,13 +159,16 @@ pub fn execute(
     match teardown {
         None => Outcome::HookFailed(lines),
         Some(f) => {
+            let what = match f.step {
+                StepKind::Dns => format!("the DNS settings of {}", f.object),
+                _ => f.object.clone(),
+            };
             lines.push(match source {
                 DownSource::Journal(_) => format!(
-                    "left behind: {}; the journal {} keeps it for the next down",
-                    f.object,
+                    "left behind: {what}; the journal {} keeps it for the next down",
                     journal_path.display()
                 ),
-                DownSource::Config(..) => format!("left behind: {}", f.object),
+                DownSource::Config(..) => format!("left behind: {what}"),
             });
             Outcome::LeftBehind(lines)
         }

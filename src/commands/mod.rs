@@ -47,7 +47,14 @@ pub fn load(iface: &str, explicit: Option<&Path>) -> Result<Config, Outcome> {
 
 /// File and namespace checks that change nothing; warnings printed, errors `Invalid`.
 pub fn preflight(cfg: &Config) -> Result<(), Outcome> {
-    let p = preflight::run(cfg, Path::new(preflight::NETNS_DIR));
+    let mut p = preflight::run(cfg, Path::new(preflight::NETNS_DIR));
+    if !cfg.dns.is_empty() {
+        let backend = crate::linux::dns_available();
+        match backend {
+            Some(b) => log::debug!("dns: {b} will set the servers"),
+            None => p.errors.extend(preflight::dns(cfg, backend)),
+        }
+    }
     for w in &p.warnings {
         journald::line(Priority::Warning, &format!("wg-exec: warning: {w}"));
     }

@@ -151,6 +151,18 @@ pub fn settle(
                     jpath.display()
                 ),
             );
+            // DNS settings a resolvconf entry kept would outlive the link: revert them first.
+            if !j.dns().is_empty() {
+                if let Err(failures) = recover(&j, kernel, watch) {
+                    let mut lines: Vec<String> =
+                        failures.iter().map(|f| format!("recovery: {f}")).collect();
+                    lines.push(format!(
+                        "what the journal {} records could not be undone; nothing new was done",
+                        jpath.display()
+                    ));
+                    return Err(Outcome::LeftBehind(lines));
+                }
+            }
             forget(jpath);
         }
         Some(j) => {

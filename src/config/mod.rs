@@ -44,6 +44,8 @@ pub struct Config {
     pub metric: Option<u32>,
     pub dynamic_endpoint_refresh_seconds: u64,
     pub backend: Backend,
+    /// DNS servers and domains for the link (`dns`).
+    pub dns: Dns,
     /// Where each value was written, for errors found after loading (missing key files…).
     pub locations: SourceMap,
 }
@@ -66,6 +68,32 @@ impl Peer {
     pub fn refresh_seconds(&self, interface_default: u64) -> u64 {
         self.dynamic_endpoint_refresh_seconds
             .unwrap_or(interface_default)
+    }
+}
+
+/// The configuration's `dns`: entries that are addresses are servers, `~name` entries routing
+/// domains, the others search domains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dns {
+    pub servers: Vec<std::net::IpAddr>,
+    pub search: Vec<String>,
+    /// Without the `~`; "." for `~.`.
+    pub routing: Vec<String>,
+}
+
+impl Dns {
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.search.is_empty() && self.routing.is_empty()
+    }
+
+    /// As the configuration writes them: servers, search domains, `~` routing domains.
+    pub fn entries(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.search.iter().cloned())
+            .chain(self.routing.iter().map(|d| format!("~{d}")))
+            .collect()
     }
 }
 

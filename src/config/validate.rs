@@ -3,7 +3,7 @@
 
 use super::locate::{Pos, SourceMap};
 use super::raw::{BackendChoice, RawInterface, RawPeer, StrOrInt, INTERFACE_FIELDS};
-use super::{Config, ConfigError, ConfigErrors, Peer, Table, Warning};
+use super::{Config, ConfigError, ConfigErrors, Dns, Peer, Table, Warning};
 use ipnet::IpNet;
 use ron::error::Error as RonError;
 use std::collections::{HashMap, HashSet};
@@ -482,13 +482,7 @@ pub fn validate_with(
         },
     };
 
-    // Not yet: DNS. Said, never ignored.
-    for (i, d) in raw.dns.iter().enumerate() {
-        c.error(
-            &format!("dns[{i}]"),
-            format!("`{d}`: setting DNS servers and search domains is not supported yet; set them with a post_setup hook (resolvectl dns %i …) or drop this entry"),
-        );
-    }
+    let dns = check_dns(&mut c, &raw);
     let table = match &raw.table {
         // wg-quick's: routes in main, and a /0 makes a full tunnel with its own table.
         StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto") => Ok(Table {
@@ -594,9 +588,78 @@ pub fn validate_with(
         metric: metric.map(|m| m as u32),
         dynamic_endpoint_refresh_seconds: raw.dynamic_endpoint_refresh_seconds as u64,
         backend,
+        dns,
         locations: c.loc,
     };
     Ok((config, c.warnings))
+}
+
+/// `dns`: addresses are servers, `~name` routing domains, other names search domains. At least
+/// one server (wg-quick silently ignores domains without one), and the link in the host's
+/// namespace, which is the one systemd-resolved and resolvconf serve.
+fn check_dns(c: &mut Checker, raw: &RawInterface) -> Dns {
+    let mut dns = Dns::default();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, entry) in raw.dns.iter().enumerate() {
+        let field = format!("dns[{i}]");
+        let key = entry.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(first) = seen.insert(key, i) {
+            c.error(&field, format!("`{entry}` is already dns[{first}]"));
+            continue;
+        }
+        if let Ok(ip) = entry.parse::<IpAddr>() {
+            if ip.is_unspecified() || ip.is_multicast() {
+                c.error(&field, format!("`{entry}` cannot be a DNS server"));
+            } else {
+                dns.servers.push(ip);
+            }
+        } else if let Some(name) = entry.strip_prefix('~') {
+            if name == "." || valid_domain(name) {
+                dns.routing.push(name.to_string());
+            } else {
+                c.error(&field, format!("`{entry}`: `{name}` is not a domain name; a routing domain is `~` and a domain (`~corp.example`), or `~.` for every name"));
+            }
+        } else if entry == "." {
+            c.error(
+                &field,
+                "`.` cannot be a search domain; `~.` sends every query to these servers".into(),
+            );
+        } else if valid_domain(entry) {
+            dns.search.push(entry.clone());
+        } else {
+            c.error(&field, format!("`{entry}` is neither an IP address (a DNS server) nor a domain name (a search domain, or `~domain` for a routing domain)"));
+        }
+    }
+    if dns.servers.is_empty() && !(dns.search.is_empty() && dns.routing.is_empty()) {
+        c.error(
+            "dns",
+            "domains without a DNS server: add the address of a server that answers for them (wg-quick silently ignores DNS = with domains only)".into(),
+        );
+    }
+    if !raw.dns.is_empty() {
+        let ns = raw
+            .interface_namespace
+            .as_ref()
+            .map(|n| ("interface_namespace", n))
+            .or_else(|| {
+                raw.socket_namespace
+                    .as_ref()
+                    .map(|n| ("socket_namespace", n))
+            });
+        if let Some((field, n)) = ns.filter(|(_, n)| n.as_str() != "init") {
+            c.error(
+                "dns",
+                format!("the link ends up in network namespace `{n}` ({field}), but systemd-resolved and resolvconf serve the host's namespace; set DNS inside that namespace yourself (a post_setup hook writing /etc/netns/{n}/resolv.conf) and drop `dns`"),
+            );
+        }
+    }
+    dns
+}
+
+/// A DNS name: labels of 1-63 letters, digits, '-' or '_', 253 bytes at most, a final dot
+/// allowed.
+fn valid_domain(name: &str) -> bool {
+    valid_host_name(name) && !name.starts_with('.')
 }
 
 fn check_peers(c: &mut Checker, raw: &[RawPeer]) -> Vec<Peer> {

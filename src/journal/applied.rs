@@ -45,6 +45,9 @@ pub struct Applied {
     /// The full tunnel's table and fwmark as up chose it.
     #[serde(default)]
     pub full_tunnel_table: Option<u32>,
+    /// The `dns` entries (servers, search domains, `~` routing domains).
+    #[serde(default)]
+    pub dns: Vec<String>,
     /// In a union (never written): the routes of the earlier record, in its table and with its
     /// metric, which a killed reload may not have removed yet.
     #[serde(skip)]
@@ -144,6 +147,7 @@ impl Applied {
                 .collect(),
             full_tunnel: full_tunnel_shape(cfg),
             full_tunnel_table: None,
+            dns: cfg.dns.entries(),
             earlier_routes: Vec::new(),
         }
     }

@@ -46,6 +46,15 @@ fn what_of(trace: Trace, kernel: &mut dyn Kernel) -> What {
             }],
             netns: ns_name(&ns),
         },
+        // The backend the step will choose (it asks the same question when it runs).
+        Trace::Dns { name, ns } => What::Dns {
+            name,
+            netns: ns_name(&ns),
+            backend: kernel
+                .dns_available()
+                .map(|b| b.name().to_string())
+                .unwrap_or_default(),
+        },
     }
 }
 

@@ -105,6 +105,14 @@ pub enum What {
         netns: NsName,
         objects: Vec<PolicyRecord>,
     },
+    /// DNS settings of the link: a resolvconf entry outlives it.
+    Dns {
+        name: String,
+        netns: NsName,
+        /// "systemd-resolved" or "resolvconf", as chosen when the step was about to run;
+        /// empty when neither was available.
+        backend: String,
+    },
     /// Hooks, keys, peers, up: nothing that outlives the link.
     Nothing,
 }
@@ -202,7 +210,11 @@ impl What {
     pub fn outlives_the_link(&self) -> bool {
         matches!(
             self,
-            What::Link { .. } | What::Move { .. } | What::KeyFile { .. } | What::Policy { .. }
+            What::Link { .. }
+                | What::Move { .. }
+                | What::KeyFile { .. }
+                | What::Policy { .. }
+                | What::Dns { .. }
         )
     }
 }
@@ -285,6 +297,24 @@ impl Journal {
                 What::Policy { netns, objects } => Some((
                     ns_of(netns),
                     objects.iter().filter_map(PolicyRecord::object).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The links whose DNS settings it set (or was about to): name, namespace, backend.
+    pub fn dns(&self) -> Vec<(String, Netns, Option<wg_exec_steps::DnsBackend>)> {
+        self.live()
+            .filter_map(|r| match &r.what {
+                What::Dns {
+                    name,
+                    netns,
+                    backend,
+                } => Some((
+                    name.clone(),
+                    ns_of(netns),
+                    wg_exec_steps::DnsBackend::from_name(backend),
                 )),
                 _ => None,
             })

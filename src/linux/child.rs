@@ -14,7 +14,7 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 /// The PATH children get: the one wg-exec was started with (a unit's, which on NixOS names the
 /// store paths of ip and wg), else the usual directories.
-fn path() -> String {
+pub fn path() -> String {
     std::env::var("PATH")
         .ok()
         .filter(|p| !p.is_empty())

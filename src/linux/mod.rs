@@ -3,6 +3,8 @@
 
 mod child;
 mod daemon;
+mod dbus;
+mod dns;
 mod genl;
 mod keyfile;
 mod netns;
@@ -11,6 +13,7 @@ mod resolve;
 mod rtnl;
 mod uapi;
 
+pub use dns::available as dns_available;
 pub use netns::is_current as is_current_netns;
 
 use genl::MESSAGE_LIMIT;
@@ -29,6 +32,7 @@ use wg_exec_steps::{
     Backend, BatchError, DeviceSettings, Endpoint, Kernel, KernelError, Key, LinkState, LiveDevice,
     Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule, Resolve, Resolved, Route,
 };
+use wg_exec_steps::{DnsBackend, DnsSettings};
 use zeroize::Zeroize;
 
 /// Netlink sockets opened inside one namespace.
@@ -602,6 +606,43 @@ impl Kernel for LinuxKernel {
 
     fn route_mtu(&mut self, ns: &Netns, dst: std::net::IpAddr) -> Result<Option<u32>, KernelError> {
         rtnl::route_mtu(self.route(ns)?, dst)
+    }
+
+    fn dns_available(&mut self) -> Option<DnsBackend> {
+        dns::available()
+    }
+
+    fn dns_set(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<(), KernelError> {
+        match backend {
+            DnsBackend::Resolved => {
+                let index = self.index(ns, name)?;
+                dns::resolved_set(index, settings)
+            }
+            DnsBackend::Resolvconf => dns::resolvconf_set(name, settings),
+        }
+    }
+
+    fn dns_revert(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+    ) -> Result<(), KernelError> {
+        match backend {
+            // A link that is gone took its settings in resolved with it.
+            DnsBackend::Resolved => match self.index(ns, name) {
+                Err(e) if e.is_errno(libc::ENODEV) => Ok(()),
+                Err(e) => Err(e),
+                Ok(index) => dns::resolved_revert(index),
+            },
+            DnsBackend::Resolvconf => dns::resolvconf_revert(name),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use crate::kernel::{
     LinkState, LiveDevice, LivePeer, Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule,
     Resolve, Resolved, Route,
 };
+use crate::kernel::{DnsBackend, DnsSettings};
 use crate::secret::Key;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,6 +49,9 @@ pub struct FakeState {
     pub nft: BTreeMap<(Netns, NftTable), String>,
     /// Sysctls that differ from "0".
     pub sysctls: BTreeMap<(Netns, String), String>,
+    /// DNS settings by link name, with the backend that holds them. Like a resolvconf entry,
+    /// they outlive the link (the fake does not drop them when the link goes).
+    pub dns: BTreeMap<String, (DnsBackend, DnsSettings)>,
 }
 
 #[derive(Debug, Default)]
@@ -71,6 +75,8 @@ pub struct FakeKernel {
     pub no_ipv6: bool,
     /// The MTU of the route to each address (`route_mtu`); the default route is 0.0.0.0.
     pub path_mtu: BTreeMap<IpAddr, u32>,
+    /// The DNS backend the host has (systemd-resolved by default; None: neither).
+    pub dns_backend: Option<DnsBackend>,
     key_counter: u8,
 }
 
@@ -86,6 +92,7 @@ impl FakeKernel {
     pub fn new() -> FakeKernel {
         FakeKernel {
             has_wireguard: true,
+            dns_backend: Some(DnsBackend::Resolved),
             ..FakeKernel::default()
         }
     }
@@ -720,6 +727,39 @@ impl Kernel for FakeKernel {
         self.call(format!("route_mtu {} {dst}", label(ns)))?;
         self.check_ns(ns)?;
         Ok(self.path_mtu.get(&dst).copied())
+    }
+    fn dns_available(&mut self) -> Option<DnsBackend> {
+        self.call("dns_available".into()).ok()?;
+        self.dns_backend
+    }
+
+    fn dns_set(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<(), KernelError> {
+        self.call(format!("dns_set {backend} {} {name}", label(ns)))?;
+        if backend == DnsBackend::Resolved {
+            // resolved knows links by index: the link must exist.
+            self.link(ns, name)?;
+        }
+        self.state
+            .dns
+            .insert(name.to_string(), (backend, settings.clone()));
+        Ok(())
+    }
+
+    fn dns_revert(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+    ) -> Result<(), KernelError> {
+        self.call(format!("dns_revert {backend} {} {name}", label(ns)))?;
+        self.state.dns.remove(name);
+        Ok(())
     }
 }
 

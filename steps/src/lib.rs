@@ -10,6 +10,7 @@ pub mod step;
 pub mod addresses;
 pub mod addresses_remove;
 pub mod device_set;
+pub mod dns;
 pub mod gen_key;
 pub mod hook;
 pub mod key;
@@ -32,5 +33,6 @@ pub use kernel::{
     LinkState, LiveDevice, LivePeer, Netns, NftTable, PeerSettings, PeerUpdate, PolicyRule,
     Resolve, Resolved, Route, SecretSource,
 };
+pub use kernel::{DnsBackend, DnsSettings};
 pub use secret::{Key, KeyError};
 pub use step::{Needs, Step, StepError, StepKind, Trace};

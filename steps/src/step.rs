@@ -39,10 +39,12 @@ pub enum StepKind {
     Firewall,
     Sysctl,
     PolicyTeardown,
+    /// The link's DNS servers and domains (up), and their revert (down).
+    Dns,
 }
 
 impl StepKind {
-    pub const ALL: [StepKind; 29] = [
+    pub const ALL: [StepKind; 30] = [
         StepKind::GenerateKeyFile,
         StepKind::RemoveKeyFile,
         StepKind::Modprobe,
@@ -72,6 +74,7 @@ impl StepKind {
         StepKind::Firewall,
         StepKind::Sysctl,
         StepKind::PolicyTeardown,
+        StepKind::Dns,
     ];
 
     /// How messages name it: "link add", "addresses", "pre_setup"…
@@ -106,6 +109,7 @@ impl StepKind {
             StepKind::Firewall => "firewall",
             StepKind::Sysctl => "sysctl",
             StepKind::PolicyTeardown => "full tunnel teardown",
+            StepKind::Dns => "dns",
         }
     }
 
@@ -232,6 +236,12 @@ pub enum Trace {
     Sysctl {
         ns: crate::Netns,
         path: String,
+    },
+    /// DNS settings of link `name`: a resolvconf entry outlives the link, so the journal
+    /// records it (with the backend that will apply it) before the step runs.
+    Dns {
+        name: String,
+        ns: crate::Netns,
     },
 }
 

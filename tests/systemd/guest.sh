@@ -137,6 +137,7 @@ Interface(
     listen_port: 51820,
     backend: $BACKEND,
     ${HOOKS:-}
+    ${DNS:-}
     peers: [
         Peer(name: "peer", public_key: "$PUB_PEER", allowed_ips: ["192.0.2.2/32"],
             endpoint: "$ENDPOINT", ${PEER_EXTRA:-}),
@@ -341,6 +342,84 @@ case_boot() { # label
     no_trace "$L: after stop"
 }
 
+# --- DNS through systemd-resolved (the unit, as root), then resolvconf (resolved stopped, a
+# recording resolvconf on PATH; wg-exec run directly, since the unit's ProtectSystem=strict
+# leaves resolvconf nothing to write), then neither.
+resolved_shows() { # resolvectl subcommand, pattern...: every pattern in its output for wg0
+    local out p
+    out=$(resolvectl "$1" wg0 2>&1) || { echo "    resolvectl $1 wg0: $out"; return 1; }
+    shift
+    for p; do grep -q -- "$p" <<< "$out" || { echo "    resolvectl: no '$p' in: $out"; return 1; }; done
+}
+no_dns_left() { # label
+    check "$1: resolvectl dns wg0 shows no servers (wg0 gone)" \
+        sh -c '! resolvectl dns wg0 2>/dev/null | grep -q "192.0.2.53"'
+    check "$1: resolvectl status mentions none of the servers or domains" \
+        bash -c 'out=$(resolvectl status 2>&1); ! grep -qE "192.0.2.53|2001:db8::53|corp.example|lab.example" <<< "$out" || { echo "$out" | sed "s/^/    /"; false; }'
+}
+case_dns() {
+    local L="root dns" F=/run/fake-resolvconf.log out
+    CUR=$(cursor)
+    check "$L: systemd-resolved runs" active systemd-resolved.service
+    DNS='dns: ["192.0.2.53", "2001:db8::53", "corp.example", "~lab.example"],'
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS="" PEER_EXTRA="" write_config
+    check "$L: up --print shows the resolvectl commands" sh -c 'wg-exec up wg0 --print | grep -qx "resolvectl domain wg0 ~lab.example corp.example"'
+    check "$L: systemctl start $U" systemctl start "$U"
+    check "$L: resolvectl dns wg0 shows both servers" resolved_shows dns 192.0.2.53 2001:db8::53
+    check "$L: resolvectl domain wg0 shows the search and the routing domain" resolved_shows domain corp.example "~lab.example"
+    check "$L: resolvectl default-route wg0: no (domains given, not a full tunnel)" resolved_shows default-route ": no"
+    resolvectl status wg0 2>&1 | sed 's/^/    /'
+    check "$L: journal: set through systemd-resolved" jhas "DNS servers 192.0.2.53, 2001:db8::53 set through systemd-resolved"
+    check "$L: wg-exec status: in sync" status_in_sync
+    check "$L: systemctl stop $U" systemctl stop "$U"
+    no_trace "$L: after stop"
+    no_dns_left "$L: after stop"
+    check "$L: journal: reverted through systemd-resolved" jhas "DNS settings reverted through systemd-resolved"
+    # An up that fails after the DNS step: rolled back, DNS included.
+    CUR=$(cursor)
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1",' PEER_EXTRA="" write_config
+    check "$L: a start whose post_setup fails fails" not systemctl start "$U"
+    check "$L: failing start: the DNS step was rolled back" jhas "rolled back: .*dns"
+    no_trace "$L: failing start"
+    no_dns_left "$L: failing start"
+    systemctl reset-failed "$U"
+    # resolvconf: resolved stopped, a resolvconf that records its arguments and input.
+    check "$L: systemctl stop systemd-resolved" systemctl stop systemd-resolved.service
+    printf '#!/bin/sh\necho "args: $*" >> %s\ncat >> %s\n' "$F" "$F" > /usr/local/sbin/resolvconf
+    chmod 0755 /usr/local/sbin/resolvconf
+    : > "$F"
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS="" PEER_EXTRA="" write_config
+    check "$L: resolvconf: wg-exec up wg0" wg-exec up wg0
+    check "$L: resolvconf: called as resolvconf -a wg0 -m 0 -x" grep -qx "args: -a wg0 -m 0 -x" "$F"
+    check "$L: resolvconf: given both nameservers and the search line" \
+        sh -c "grep -qx 'nameserver 192.0.2.53' $F && grep -qx 'nameserver 2001:db8::53' $F && grep -qx 'search corp.example' $F"
+    check "$L: resolvconf: wg-exec down wg0" wg-exec down wg0
+    check "$L: resolvconf: down called resolvconf -d wg0 -f" grep -qx "args: -d wg0 -f" "$F"
+    sed 's/^/    /' "$F"
+    # An up that fails after the DNS step: resolvconf -d as its rollback.
+    : > "$F"
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1",' PEER_EXTRA="" write_config
+    check "$L: resolvconf: an up whose post_setup fails fails" not wg-exec up wg0
+    check "$L: resolvconf: its rollback called resolvconf -d wg0 -f" grep -qx "args: -d wg0 -f" "$F"
+    no_trace "$L: resolvconf: failing up"
+    # Neither: refused before anything changes. resolved masked (a call to it would start it
+    # by D-Bus activation) and a PATH without systemd's resolvconf shim (which would call it).
+    rm -f /usr/local/sbin/resolvconf
+    check "$L: resolvconf is systemd's shim: $(readlink -f "$(command -v resolvconf)")" \
+        sh -c 'readlink -f "$(command -v resolvconf)" | grep -q resolvectl'
+    check "$L: systemctl mask --runtime systemd-resolved" systemctl mask -q --runtime systemd-resolved.service
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS="" PEER_EXTRA="" write_config
+    out=$(PATH=/nonexistent /usr/sbin/wg-exec up wg0 2>&1)
+    check "$L: neither backend: up exits 2" eq "$?" 2
+    check "$L: neither backend: the error names dns and what is missing" \
+        grep -q "wg0.ron:.*dns: neither systemd-resolved .* nor a resolvconf program" <<< "$out"
+    echo "$out" | sed 's/^/    /'
+    no_trace "$L: neither backend"
+    systemctl unmask -q --runtime systemd-resolved.service
+    check "$L: systemctl start systemd-resolved again" systemctl start systemd-resolved.service
+    DNS=""
+}
+
 echo "# boot $(cat "$S/boots" 2>/dev/null), phase $phase ($mode mode) at $(uptime_s) s"
 case $phase in
 1)
@@ -375,6 +454,8 @@ case $phase in
         case_kill "$user" Userspace
         security_scores "$user"
     done
+    as_user root
+    case_dns
     # For the next boot: the units enabled, the peer known by name, the name unknown until
     # the DNS server starts (after network-online.target).
     as_user root

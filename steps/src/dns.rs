@@ -1,0 +1,390 @@
+//! The link's DNS servers and domains (the configuration's `dns`, wg-quick's `DNS =`): through
+//! systemd-resolved when it runs, else resolvconf. Up sets them once the link exists and is up,
+//! before peers and routes carry traffic; rollback and down revert the link. What is asked of
+//! resolved follows its guidance for VPNs (systemd docs/RESOLVED-VPNS.md): domains before
+//! servers, `~.` and default-route for a full tunnel so that no query leaks around it.
+
+use crate::kernel::{DnsBackend, DnsSettings, Kernel, KernelError, Netns};
+use crate::step::{object, Needs, Step, StepError, StepKind, Trace};
+use std::net::IpAddr;
+
+impl DnsSettings {
+    /// What the link gets, from the configuration's servers, search domains and routing
+    /// domains (`~name`, without the `~`):
+    /// - a full tunnel (every query must go through it): the routing domain `~.` is added and
+    ///   default-route is on;
+    /// - otherwise default-route is on only when no domain is given: with domains, the servers
+    ///   answer for those (and `~.` may be written to ask them everything).
+    pub fn for_link(
+        servers: &[IpAddr],
+        search: &[String],
+        routing: &[String],
+        full_tunnel: bool,
+    ) -> DnsSettings {
+        let mut routing = routing.to_vec();
+        if full_tunnel && !routing.iter().any(|d| is_root(d)) {
+            routing.insert(0, ".".into());
+        }
+        let default_route = full_tunnel || (search.is_empty() && routing.is_empty());
+        DnsSettings {
+            servers: servers.to_vec(),
+            search: search.to_vec(),
+            routing,
+            default_route,
+        }
+    }
+
+    /// Domains as resolved takes them: (name, routing only), routing domains first.
+    pub fn domains(&self) -> Vec<(String, bool)> {
+        self.routing
+            .iter()
+            .map(|d| (d.clone(), true))
+            .chain(self.search.iter().map(|d| (d.clone(), false)))
+            .collect()
+    }
+
+    /// What resolvconf reads on stdin: `nameserver` lines and one `search` line (resolvconf
+    /// has no routing domains; `-x` makes the link exclusive instead).
+    pub fn resolv_conf(&self) -> String {
+        let mut text: String = self
+            .servers
+            .iter()
+            .map(|s| format!("nameserver {s}\n"))
+            .collect();
+        if !self.search.is_empty() {
+            text.push_str(&format!("search {}\n", self.search.join(" ")));
+        }
+        text
+    }
+}
+
+fn is_root(domain: &str) -> bool {
+    domain == "."
+}
+
+/// Sets the link's DNS settings (up). The backend is chosen when it runs: resolved if its bus
+/// name has an owner, else resolvconf (the configuration check refused a `dns` with neither).
+pub struct Dns {
+    pub name: String,
+    /// The host's namespace, where the link is (named namespaces are refused for `dns`).
+    pub ns: Netns,
+    pub settings: DnsSettings,
+    /// The backend that applied them, once applied.
+    pub backend: Option<DnsBackend>,
+}
+
+impl Dns {
+    pub fn new(name: String, ns: Netns, settings: DnsSettings) -> Dns {
+        Dns {
+            name,
+            ns,
+            settings,
+            backend: None,
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+impl Step for Dns {
+    fn kind(&self) -> StepKind {
+        StepKind::Dns
+    }
+
+    /// The backends serve the namespace wg-exec runs in; the link's index is read there.
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
+    }
+
+    fn describe(&self) -> String {
+        object(&self.name, &self.ns)
+    }
+
+    /// resolvectl's equivalents (domains first, as resolved advises), and resolvconf's line for
+    /// hosts without resolved.
+    fn print(&self) -> Vec<String> {
+        let s = &self.settings;
+        let domains: Vec<String> = s
+            .domains()
+            .into_iter()
+            .map(|(d, routing)| match routing {
+                true => format!("~{d}"),
+                false => d,
+            })
+            .collect();
+        let servers: Vec<String> = s.servers.iter().map(|a| a.to_string()).collect();
+        let mut lines = Vec::new();
+        if !domains.is_empty() {
+            lines.push(format!(
+                "resolvectl domain {} {}",
+                self.name,
+                domains.join(" ")
+            ));
+        }
+        lines.push(format!(
+            "resolvectl dns {} {}",
+            self.name,
+            servers.join(" ")
+        ));
+        lines.push(format!(
+            "resolvectl default-route {} {}",
+            self.name,
+            yes_no(s.default_route)
+        ));
+        lines.push(format!(
+            "# without systemd-resolved: printf '{}' | resolvconf -a {} -m 0 -x",
+            s.resolv_conf().replace('\n', "\\n"),
+            self.name
+        ));
+        lines
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let backend = kernel.dns_available().ok_or_else(|| {
+            StepError::new(
+                format!("set DNS of {}", self.describe()),
+                KernelError::new(
+                    "neither systemd-resolved (org.freedesktop.resolve1 on the system bus) nor a resolvconf program is available",
+                ),
+            )
+        })?;
+        kernel
+            .dns_set(backend, &self.ns, &self.name, &self.settings)
+            .map_err(|e| {
+                StepError::new(
+                    format!("set DNS of {} through {backend}", self.describe()),
+                    e,
+                )
+            })?;
+        log::info!(
+            "{}: DNS servers {} set through {backend}",
+            self.name,
+            self.settings
+                .servers
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        self.backend = Some(backend);
+        Ok(())
+    }
+
+    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let Some(backend) = self.backend else {
+            return Ok(());
+        };
+        revert(kernel, backend, &self.ns, &self.name)
+    }
+
+    fn trace(&self) -> Trace {
+        Trace::Dns {
+            name: self.name.clone(),
+            ns: self.ns.clone(),
+        }
+    }
+}
+
+fn revert(
+    kernel: &mut dyn Kernel,
+    backend: DnsBackend,
+    ns: &Netns,
+    name: &str,
+) -> Result<(), StepError> {
+    kernel.dns_revert(backend, ns, name).map_err(|e| {
+        StepError::new(
+            format!("revert DNS of {} through {backend}", object(name, ns)),
+            e,
+        )
+    })?;
+    log::info!("{name}: DNS settings reverted through {backend}");
+    Ok(())
+}
+
+/// Reverts the link's DNS settings (down, and recovery of an unfinished up): through the
+/// backend the journal recorded, else whichever is available now (none: nothing to revert).
+/// Both backends' reverts are idempotent and succeed when the link is gone.
+pub struct DnsRevert {
+    pub name: String,
+    pub ns: Netns,
+    pub backend: Option<DnsBackend>,
+}
+
+impl Step for DnsRevert {
+    fn kind(&self) -> StepKind {
+        StepKind::Dns
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::namespaces([&self.ns])
+    }
+
+    fn describe(&self) -> String {
+        object(&self.name, &self.ns)
+    }
+
+    fn print(&self) -> Vec<String> {
+        match self.backend {
+            Some(DnsBackend::Resolvconf) => vec![format!("resolvconf -d {} -f", self.name)],
+            Some(DnsBackend::Resolved) => vec![format!("resolvectl revert {}", self.name)],
+            None => vec![
+                format!("resolvectl revert {}", self.name),
+                format!("# without systemd-resolved: resolvconf -d {} -f", self.name),
+            ],
+        }
+    }
+
+    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        let Some(backend) = self.backend.or_else(|| kernel.dns_available()) else {
+            log::info!(
+                "{}: neither systemd-resolved nor resolvconf is available: no DNS settings to revert",
+                self.name
+            );
+            return Ok(());
+        };
+        revert(kernel, backend, &self.ns, &self.name)
+    }
+
+    /// Down is not undone.
+    fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
+        Ok(())
+    }
+
+    fn rollback_is_noop(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{einval, FakeKernel};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_full_tunnel_takes_every_query_and_a_split_one_only_its_domains() {
+        let servers = [ip("192.0.2.53"), ip("2001:db8::53")];
+        let search = strings(&["corp.example"]);
+        let full = DnsSettings::for_link(&servers, &search, &[], true);
+        assert_eq!(full.routing, strings(&["."]));
+        assert!(full.default_route);
+        assert_eq!(
+            full.domains(),
+            vec![(".".into(), true), ("corp.example".into(), false)]
+        );
+        // `~.` written by hand is not added twice.
+        let again = DnsSettings::for_link(&servers, &search, &strings(&["."]), true);
+        assert_eq!(again.routing, strings(&["."]));
+        // Not a full tunnel: domains given, so the servers answer only for them.
+        let split = DnsSettings::for_link(&servers, &search, &strings(&["lab.example"]), false);
+        assert_eq!(split.routing, strings(&["lab.example"]));
+        assert!(!split.default_route);
+        // Servers only: they are asked for everything, like wg-quick's DNS = server.
+        let plain = DnsSettings::for_link(&servers, &[], &[], false);
+        assert!(plain.default_route && plain.routing.is_empty());
+        assert_eq!(
+            full.resolv_conf(),
+            "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch corp.example\n"
+        );
+    }
+
+    fn step() -> Dns {
+        Dns::new(
+            "wg0".into(),
+            Netns::Current,
+            DnsSettings::for_link(&[ip("192.0.2.53")], &strings(&["corp.example"]), &[], true),
+        )
+    }
+
+    #[test]
+    fn print_shows_resolvectl_domains_first_and_the_resolvconf_line() {
+        assert_eq!(
+            step().print(),
+            vec![
+                "resolvectl domain wg0 ~. corp.example",
+                "resolvectl dns wg0 192.0.2.53",
+                "resolvectl default-route wg0 yes",
+                "# without systemd-resolved: printf 'nameserver 192.0.2.53\\nsearch corp.example\\n' | resolvconf -a wg0 -m 0 -x",
+            ]
+        );
+    }
+
+    #[test]
+    fn apply_sets_through_the_available_backend_and_rollback_reverts_it() {
+        for backend in [DnsBackend::Resolved, DnsBackend::Resolvconf] {
+            let mut k = FakeKernel::new();
+            k.dns_backend = Some(backend);
+            k.state.links.insert(
+                (Netns::Current, "wg0".into()),
+                crate::fake::FakeLink::default(),
+            );
+            let mut s = step();
+            s.apply(&mut k).unwrap();
+            assert_eq!(s.backend, Some(backend));
+            assert_eq!(k.state.dns.get("wg0"), Some(&(backend, s.settings.clone())));
+            s.rollback(&mut k).unwrap();
+            assert!(k.state.dns.is_empty());
+        }
+    }
+
+    #[test]
+    fn with_no_backend_the_step_fails_and_changes_nothing() {
+        let mut k = FakeKernel::new();
+        k.dns_backend = None;
+        let err = step().apply(&mut k).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "set DNS of wg0: neither systemd-resolved (org.freedesktop.resolve1 on the system bus) nor a resolvconf program is available"
+        );
+        assert!(k.state.dns.is_empty());
+    }
+
+    #[test]
+    fn a_failed_set_names_the_backend_and_leaves_nothing() {
+        let mut k = FakeKernel::new();
+        k.fail_call(2, einval()); // dns_available, then dns_set
+        let mut s = step();
+        let err = s.apply(&mut k).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("set DNS of wg0 through systemd-resolved: "));
+        assert!(k.state.dns.is_empty());
+        assert_eq!(s.backend, None);
+    }
+
+    #[test]
+    fn revert_uses_the_recorded_backend_and_is_idempotent() {
+        let mut k = FakeKernel::new();
+        k.dns_backend = Some(DnsBackend::Resolvconf);
+        k.state.dns.insert(
+            "wg0".into(),
+            (DnsBackend::Resolvconf, DnsSettings::default()),
+        );
+        let mut r = DnsRevert {
+            name: "wg0".into(),
+            ns: Netns::Current,
+            backend: Some(DnsBackend::Resolvconf),
+        };
+        r.apply(&mut k).unwrap();
+        r.apply(&mut k).unwrap();
+        assert!(k.state.dns.is_empty());
+        assert_eq!(r.print(), vec!["resolvconf -d wg0 -f"]);
+        // Nothing available: nothing to revert, and no error.
+        k.dns_backend = None;
+        let mut r = DnsRevert { backend: None, ..r };
+        r.apply(&mut k).unwrap();
+    }
+}
