@@ -69,6 +69,29 @@ PSK=$(cat /test/keys/ab.psk)
 
 echo "# kernel $(uname -r)"
 check "wireguard is not loaded at start" "! grep -q '^wireguard ' /proc/modules"
+# nftables (section 7's full tunnels: wg-exec runs `nft -f -`, and never modprobes nftables):
+# this kernel loads nfnetlink, nf_tables and the expressions on demand (request_module runs
+# /sbin/modprobe, busybox's, with the modules.dep and modules.alias of busybox depmod), as a
+# distribution's kernel does. Probed here, in a scratch namespace, while automatic loading is
+# still on; the modules stay loaded for section 7. Should the probe fail, they are loaded by
+# hand so that section 7 still runs (test setup, not wg-exec's job).
+$IP netns add nftprobe
+nft_out=$(in_ns nftprobe nft -f - 2>&1 <<'NFT'
+table ip probe {
+    chain c { type filter hook prerouting priority -150; meta l4proto udp ct mark 51820 meta mark set ct mark; fib saddr type != local drop; }
+}
+table ip6 probe {
+    chain c { type filter hook prerouting priority -150; meta l4proto udp ct mark 51820 meta mark set ct mark; fib saddr type != local drop; }
+}
+NFT
+); rc=$?
+[ -n "$nft_out" ] && echo "$nft_out" | sed 's/^/    /'
+check "the kernel autoloads nftables' modules for nft (nf_tables, nft_ct, nft_fib_ipv4, nft_fib_ipv6)" \
+    "[ $rc = 0 ] && grep -q '^nf_tables ' /proc/modules && grep -q '^nft_ct ' /proc/modules && grep -q '^nft_fib_ipv4 ' /proc/modules && grep -q '^nft_fib_ipv6 ' /proc/modules"
+$IP netns del nftprobe
+for mod in nf_tables nft_ct nft_fib_ipv4 nft_fib_ipv6; do
+    grep -q "^$mod " /proc/modules || modprobe $mod
+done
 # veth now, then no more automatic module loading: only wg-exec's modprobe step can load
 # wireguard from here on.
 modprobe veth
@@ -494,6 +517,146 @@ out=$(wgk status wgnever 2>&1); rc=$?
 show_out "$out"
 check "$s: an interface never up (exit 3)" "[ $rc = 3 ]"
 $WGX down wgb
+
+# --- 7. Full tunnels (table: "auto") on the kernel backend, in the shape users write: no
+#        namespace option, no backend, `ip netns exec fc wg-exec up wgc --config FILE`, as root
+#        and as uid 65534 with ambient capabilities. Client fc and server fs joined by veth (vc,
+#        vs); fc's default routes (IPv4 and IPv6) go via fs, which has the endpoint 192.0.2.1 and
+#        the "internet" 198.51.100.7 and 2001:db8:100::7 on its loopback, and a kernel WireGuard
+#        link wgs (198.18.0.1/24, 2001:db8:1::1/64) set up with ip and wg. fc's rp_filter is
+#        strict: the tunnel's UDP replies from 192.0.2.1 pass it only with mark 0xca6c (51820, the
+#        table) restored by wg-exec's nftables table and src_valid_mark=1. Descriptions start
+#        with "full tunnel kernel".
+wg genkey > /test/keys/fc.key; wg genkey > /test/keys/fs.key
+PFS=$(wg pubkey < /test/keys/fs.key); PFC=$(wg pubkey < /test/keys/fc.key)
+for ns in fc fs; do $IP netns add $ns; $IP -n $ns link set lo up; done
+$IP -n fc link add vc type veth peer name vs netns fs
+$IP -n fc address add 203.0.113.1/24 dev vc; $IP -n fc address add 2001:db8:ffff::1/64 dev vc nodad
+$IP -n fs address add 203.0.113.2/24 dev vs; $IP -n fs address add 2001:db8:ffff::2/64 dev vs nodad
+$IP -n fc link set vc up; $IP -n fs link set vs up
+$IP -n fc -4 route add default via 203.0.113.2 dev vc
+$IP -n fc -6 route add default via 2001:db8:ffff::2 dev vc
+$IP -n fs address add 192.0.2.1/32 dev lo; $IP -n fs address add 198.51.100.7/32 dev lo
+$IP -n fs address add 2001:db8:100::7/128 dev lo nodad
+$IP -n fs link add wgs type wireguard
+in_ns fs wg set wgs private-key /test/keys/fs.key listen-port 51820 \
+    peer "$PFC" allowed-ips 198.18.0.2/32,2001:db8:1::2/128
+$IP -n fs address add 198.18.0.1/24 dev wgs; $IP -n fs address add 2001:db8:1::1/64 dev wgs nodad
+$IP -n fs link set wgs up
+in_ns fc sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter; echo 1 > /proc/sys/net/ipv4/conf/vc/rp_filter'
+check "full tunnel kernel: setup: fc reaches 198.51.100.7 and 2001:db8:100::7 via the veth (no tunnel yet)" \
+    "in_ns fc ping -c 1 -W 2 198.51.100.7 >/dev/null && in_ns fc ping -c 1 -W 2 2001:db8:100::7 >/dev/null"
+check "full tunnel kernel: setup: strict rp_filter in fc (all and vc)" \
+    "[ \"\$(in_ns fc cat /proc/sys/net/ipv4/conf/all/rp_filter)\" = 1 ] && [ \"\$(in_ns fc cat /proc/sys/net/ipv4/conf/vc/rp_filter)\" = 1 ]"
+mkdir -m 755 /test/ft
+cp /test/keys/fc.key /test/ft/fc.key
+ft_conf() { # allowed IPs of the server's peer
+    cat > /test/ft/wgc.ron <<RON
+Interface(
+    ips: ["198.18.0.2/24", "2001:db8:1::2/64"],
+    private_key_file: "/test/ft/fc.key",
+    table: "auto",
+    peers: [Peer(public_key: "$PFS", allowed_ips: [$1], endpoint: "192.0.2.1:51820")],
+)
+RON
+}
+ft_snapshot() { # fc's links, addresses, routes, rules, nftables ruleset and src_valid_mark
+    snapshot fc
+    echo "== nft list ruleset"; in_ns fc nft list ruleset
+    echo "== src_valid_mark"; in_ns fc cat /proc/sys/net/ipv4/conf/all/src_valid_mark
+}
+ft_wgx() { # root|nobody, wg-exec arguments: wg-exec inside netns fc
+    who=$1; shift
+    if [ $who = root ]; then in_ns fc $WGX "$@"
+    else in_ns fc $NOBODY env WG_EXEC_STATE_DIR=$nr_state $WGX "$@"; fi
+}
+same_or_diff() { # before, after: equal, or the difference shown
+    [ "$1" = "$2" ] && return 0
+    echo "$1" > /tmp/ft-before; echo "$2" > /tmp/ft-after
+    diff /tmp/ft-before /tmp/ft-after | sed 's/^/    /'
+    return 1
+}
+ft_transfer() { in_ns fc wg show wgc transfer | awk -v k="$PFS" '$1 == k { print $2 " " $3 }'; }
+grew() { # transfer before, transfer after: both counters grew
+    set -- $1 $2
+    [ -n "${4:-}" ] && [ "$3" -gt "$1" ] && [ "$4" -gt "$2" ]
+}
+full_tunnel() { # root|nobody, v4v6|v4
+    who=$1; fam=$2
+    m="full tunnel kernel $fam as $who"
+    [ $who = nobody ] && m="full tunnel kernel $fam as uid 65534"
+    if [ $fam = v4v6 ]; then ft_conf '"0.0.0.0/0", "::/0"'; else ft_conf '"0.0.0.0/0"'; fi
+    check "$m: the configuration has no namespace option and no backend field, table auto" \
+        "! grep -qE 'namespace|backend' /test/ft/wgc.ron && grep -q 'table: \"auto\"' /test/ft/wgc.ron"
+    before=$(ft_snapshot)
+    check "$m: before up: no rules at 31820/31821, src_valid_mark 0, no nftables table" \
+        "! $IP -n fc rule show | grep -q '^3182[01]:' && [ \"\$(in_ns fc cat /proc/sys/net/ipv4/conf/all/src_valid_mark)\" = 0 ] && [ -z \"\$(in_ns fc nft list ruleset)\" ]"
+    out=$(ft_wgx $who -v up wgc --config /test/ft/wgc.ron 2>&1); rc=$?
+    echo "$out" | sed 's/^/    /'
+    check "$m: ip netns exec fc wg-exec up wgc --config FILE exits 0" "[ $rc = 0 ]"
+    check "$m: wgc is a kernel wireguard link in netns fc (backend Auto)" "$IP -n fc -d link show wgc | grep -q '^ *wireguard'"
+    if [ $who = nobody ]; then
+        check "$m: its journal is in WG_EXEC_STATE_DIR, owned by uid 65534" "[ \"\$(stat -c %u $nr_state/wgc.ron 2>/dev/null)\" = 65534 ]"
+    fi
+    for v in 4 6; do
+        rules=$($IP -n fc -$v rule show)
+        echo "$rules" | sed "s/^/    ip -$v rule: /"
+        check "$m: ip -$v rule: 31820 lookup main suppress_prefixlength 0" "echo \"\$rules\" | grep -q '^31820:[[:space:]]*from all lookup main suppress_prefixlength 0'"
+        check "$m: ip -$v rule: 31821 not fwmark 0xca6c lookup 51820" "echo \"\$rules\" | grep -q '^31821:[[:space:]]*not from all fwmark 0xca6c lookup 51820'"
+    done
+    check "$m: the device's fwmark is 0xca6c (51820)" "[ \"\$(in_ns fc wg show wgc fwmark)\" = 0xca6c ]"
+    t4=$($IP -n fc -4 route show table 51820); t6=$($IP -n fc -6 route show table 51820)
+    echo "$t4" | sed 's/^/    table 51820 v4: /'; echo "$t6" | sed 's/^/    table 51820 v6: /'
+    check "$m: table 51820 (v4): default dev wgc" "echo \"\$t4\" | grep -q '^default dev wgc'"
+    get=$($IP -n fc route get 198.51.100.7); echo "    $get"
+    check "$m: ip route get 198.51.100.7: dev wgc" "echo \"\$get\" | grep -q ' dev wgc '"
+    get=$($IP -n fc route get 192.0.2.1 mark 0xca6c); echo "    $get"
+    check "$m: ip route get 192.0.2.1 mark 0xca6c: via 203.0.113.2 dev vc (the endpoint outside the tunnel)" "echo \"\$get\" | grep -q 'via 203.0.113.2 dev vc '"
+    get=$($IP -n fc route get 192.0.2.1); echo "    $get"
+    check "$m: ip route get 192.0.2.1 (no mark): dev wgc" "echo \"\$get\" | grep -q ' dev wgc '"
+    check "$m: automatic mtu 1420 (veth 1500 - 80)" "$IP -n fc link show wgc | grep -q ' mtu 1420 '"
+    ruleset=$(in_ns fc nft list ruleset)
+    check "$m: nft list ruleset: table ip wg-exec-wgc" "echo \"\$ruleset\" | grep -q '^table ip wg-exec-wgc {'"
+    check "$m: src_valid_mark is 1" "[ \"\$(in_ns fc cat /proc/sys/net/ipv4/conf/all/src_valid_mark)\" = 1 ]"
+    xfer_before=$(ft_transfer)
+    check "$m: ping 198.51.100.7 (strict rp_filter)" "ping_until fc 198.51.100.7"
+    if [ $fam = v4v6 ]; then
+        check "$m: table 51820 (v6): default dev wgc" "echo \"\$t6\" | grep -q '^default dev wgc'"
+        get=$($IP -n fc -6 route get 2001:db8:100::7); echo "    $get"
+        check "$m: ip -6 route get 2001:db8:100::7: dev wgc" "echo \"\$get\" | grep -q ' dev wgc '"
+        check "$m: nft list ruleset: table ip6 wg-exec-wgc" "echo \"\$ruleset\" | grep -q '^table ip6 wg-exec-wgc {'"
+        check "$m: ping 2001:db8:100::7" "ping_until fc 2001:db8:100::7"
+    else
+        check "$m: table 51820 (v6): unreachable default (IPv6 leak protection)" "echo \"\$t6\" | grep -q '^unreachable default'"
+        check "$m: nft list ruleset: no ip6 table (IPv4-only tunnel)" "! echo \"\$ruleset\" | grep -q '^table ip6 '"
+        check "$m: ping -6 2001:db8:100::7 fails (no leak around the tunnel)" "! in_ns fc ping -6 -c 1 -W 2 2001:db8:100::7 >/dev/null 2>&1"
+    fi
+    if [ $who = root ] && [ $fam = v4v6 ]; then
+        # The control: the strict rp_filter is in force, and src_valid_mark (with the mark that
+        # wg-exec's nftables table restores) is what lets the tunnel's UDP replies through.
+        in_ns fc sh -c 'echo 0 > /proc/sys/net/ipv4/conf/all/src_valid_mark'
+        check "$m: control: with src_valid_mark 0 set by hand, strict rp_filter drops the tunnel's replies" \
+            "! in_ns fc ping -c 2 -W 2 198.51.100.7 >/dev/null 2>&1"
+        in_ns fc sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/src_valid_mark'
+        check "$m: control: src_valid_mark 1 again: ping 198.51.100.7" "ping_until fc 198.51.100.7"
+    fi
+    xfer_after=$(ft_transfer)
+    echo "    transfer (rx tx): $xfer_before -> $xfer_after"
+    check "$m: through the tunnel: wgc's transfer counters grew both ways" "grew '$xfer_before' '$xfer_after'"
+    out=$(ft_wgx $who down wgc --config /test/ft/wgc.ron 2>&1); rc=$?
+    [ -n "$out" ] && echo "$out" | sed 's/^/    /'
+    check "$m: ip netns exec fc wg-exec down wgc exits 0" "[ $rc = 0 ]"
+    check "$m: no trace in fc (links, addresses, routes and rules v4+v6, nft ruleset, src_valid_mark)" "same_or_diff \"\$before\" \"\$(ft_snapshot)\""
+    if [ $who = nobody ]; then
+        check "$m: its journal is gone from WG_EXEC_STATE_DIR" "[ ! -e $nr_state/wgc.ron ]"
+    fi
+}
+full_tunnel root v4v6
+full_tunnel root v4
+# The non-root cell, run as the plain non-root matrix cell runs wg-exec (setpriv: uid 65534,
+# ambient CAP_NET_ADMIN and CAP_SYS_MODULE); its configuration and key are its own.
+chown 65534:65534 /test/ft/wgc.ron /test/ft/fc.key
+full_tunnel nobody v4v6
 
 echo "$passed passed, $failed failed"
 [ $failed = 0 ]
