@@ -275,6 +275,26 @@ fn full_tunnel_ipv4_and_ipv6_as_root_and_down_restores_everything_byte_for_byte(
 }
 
 #[test]
+fn status_shows_the_leak_protection_gone() {
+    if !real_environment("full_tunnel_status_unreachable") {
+        return;
+    }
+    let h = Hosts::new();
+    let cfg = h.config("\"0.0.0.0/0\"", "");
+    ok(h.run("up", &cfg));
+    ok(h.run("status", &cfg));
+    h.client.ip("-6 route del unreachable default table 51820");
+    let out = h.run("status", &cfg);
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("route unreachable ::/0 table 51820 is missing"),
+        "{said}"
+    );
+    ok(h.run("down", &cfg));
+}
+
+#[test]
 fn an_ipv4_full_tunnel_blocks_ipv6_unless_told_not_to() {
     if !real_environment("full_tunnel_v4_only") {
         return;
@@ -464,6 +484,18 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
     the_full_tunnel_works(&h, true);
     ok(h.run("down", &cfg));
     assert_eq!(state(&h.client), before, "up after SIGKILL, then down");
+    // The link deleted behind wg-exec's back: the next up undoes the rest first, from the
+    // journal, the sysctl included.
+    ok(h.run("up", &cfg));
+    must(&format!("ip -n {} link del {}", h.client.name, h.iface));
+    let said = ok(h.run("up", &cfg));
+    assert!(said.contains("its link is gone"), "{said}");
+    ok(h.run("down", &cfg));
+    assert_eq!(
+        state(&h.client),
+        before,
+        "up after the link was deleted, then down"
+    );
     // And a clean up and down.
     ok(h.run("up", &cfg));
     ok(h.run("down", &cfg));
@@ -534,4 +566,42 @@ fn full_tunnel_on_boringtun() {
     ok(h.run("status", &cfg));
     ok(h.run("down", &cfg));
     assert_eq!(state(&h.client), before);
+}
+
+#[test]
+fn down_never_takes_another_interfaces_full_tunnel_or_a_rule_of_the_same_shape() {
+    if !real_environment("full_tunnel_not_ours") {
+        return;
+    }
+    let h = Hosts::new();
+    let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
+    ok(h.run("up", &cfg));
+    let up = state(&h.client);
+    // `down` of an interface that was never up, with a full tunnel configuration and no
+    // journal: the rules at wg-exec's priorities are the other interface's, and stay.
+    let other = iface("x");
+    let out = wg_exec(
+        &format!("ip netns exec {}", h.client.name),
+        &format!("down {other} --config {}", cfg.display()),
+    );
+    let said = text(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("are left"), "{said}");
+    assert_eq!(
+        state(&h.client),
+        up,
+        "another interface's down left ours alone"
+    );
+    the_full_tunnel_works(&h, true);
+    // Another tool's rule where ours was, of the same shape but for the invert flag: the
+    // kernel's delete would take it for ours; down must not.
+    h.client.ip("-4 rule del priority 31821");
+    h.client
+        .ip("-4 rule add priority 31821 fwmark 0xca6c lookup 51820");
+    ok(h.run("down", &cfg));
+    let rules = h.client.ip("-4 rule show");
+    assert!(
+        rules.contains("31821:\tfrom all fwmark 0xca6c lookup 51820"),
+        "{rules}"
+    );
 }

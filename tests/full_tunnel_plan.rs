@@ -440,3 +440,81 @@ fn on_a_kernel_without_ipv6_an_ipv4_tunnel_needs_no_leak_protection() {
     );
     assert_eq!(k.state, before);
 }
+
+#[test]
+fn a_configured_fwmark_whose_table_has_a_default_route_is_refused() {
+    // Table 100 holds someone's default route: a full tunnel with fwmark 100 must not take it.
+    let c = cfg("\"0.0.0.0/0\"", "fwmark: 100,");
+    let mut k = kernel();
+    k.state.routes.insert((
+        Netns::Current,
+        "eth9".into(),
+        wg_exec_steps::Route::new("0.0.0.0/0".parse().unwrap(), 100, None),
+    ));
+    let before = k.state.clone();
+    let err = executor::up(
+        &mut plan::up(&c),
+        &mut k,
+        &AtomicBool::new(false),
+        &mut NoWatch,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "table 100 already has a route to 0.0.0.0/0: the fwmark names a table in use"
+        ),
+        "{err}"
+    );
+    assert_eq!(k.state, before);
+    // The tables every host has are refused before anything runs.
+    for (m, name) in [(253, "default"), (254, "main"), (255, "local")] {
+        let text = format!(
+            r#"(private_key: "{KEY}", table: "auto", fwmark: {m},
+                peers: [(public_key: "{SERVER}", allowed_ips: ["0.0.0.0/0"])])"#
+        );
+        let err = config::parse("wg0", Path::new("wg0.ron"), &text, &RouteTables::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "fwmark: {m} is table {name}: a full tunnel's fwmark"
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn the_kernel_deletes_a_rule_by_few_fields_so_down_checks_them_all() {
+    // Another tool's rule where one of ours was, the same but for the invert flag: the fake,
+    // like the kernel, would delete it for ours; down must leave it.
+    let c = cfg("\"0.0.0.0/0\"", "ipv6_leak_protection: false,");
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = kernel();
+    up_with_journal(&c, &mut k, dir.path(), None);
+    let ours = PolicyRule {
+        v6: false,
+        priority: 31821,
+        table: 51821,
+        fwmark: Some(51821),
+        invert: true,
+        suppress_prefixlength: None,
+        other: false,
+    };
+    let theirs = PolicyRule {
+        invert: false,
+        ..ours.clone()
+    };
+    assert!(k.state.rules.remove(&(Netns::Current, ours)));
+    k.state.rules.insert((Netns::Current, theirs.clone()));
+    let journal = wg_exec::journal::load(&dir.path().join("wg0.ron"))
+        .unwrap()
+        .unwrap();
+    let failures = executor::down(
+        &mut plan::down_from_journal(&journal, true),
+        &mut k,
+        &mut NoWatch,
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(k.state.rules.contains(&(Netns::Current, theirs)));
+}

@@ -441,6 +441,12 @@ fn full_tunnel_drift(
                 PolicyObject::Nft(t) => {
                     (!tables.contains(t)).then(|| format!("nftables table {t} is missing"))
                 }
+                PolicyObject::Unreachable { dst, table } => {
+                    let routes = kernel.table_routes(&ns, *table)?;
+                    (!routes.contains(&(*dst, true))).then(|| {
+                        format!("route unreachable {dst} table {table} is missing (IPv6 leaks around the tunnel)")
+                    })
+                }
                 PolicyObject::Sysctl { path, old } if old != "1" => {
                     let now = kernel.sysctl_get(&ns, path)?;
                     (now != "1").then(|| format!("{} is {now}, 1 was applied", path.replace('/', ".")))

@@ -151,8 +151,10 @@ pub fn settle(
                     jpath.display()
                 ),
             );
-            // DNS settings a resolvconf entry kept would outlive the link: revert them first.
-            if !j.dns().is_empty() {
+            // What outlives the link (DNS settings a resolvconf entry kept, a full tunnel's
+            // rules, firewall tables and sysctl) is undone first: the journal is its only
+            // record.
+            if !j.dns().is_empty() || !j.policy().is_empty() {
                 if let Err(failures) = recover(&j, kernel, watch) {
                     let mut lines: Vec<String> =
                         failures.iter().map(|f| format!("recovery: {f}")).collect();

@@ -539,6 +539,17 @@ pub fn validate_with(
                 "`auto` routes the allowed IPs (a /0 through its own table with policy rules), which allowed_ips_as_routes: false turns off; drop one of the two".into(),
             );
         }
+        let full = t.auto
+            && peers
+                .iter()
+                .any(|p| p.allowed_ips.iter().any(|n| n.prefix_len() == 0));
+        if let Some(m @ 253..=255) = fwmark.filter(|_| full) {
+            let name = ["default", "main", "local"][(m - 253) as usize];
+            c.error(
+                "fwmark",
+                format!("{m} is table {name}: a full tunnel's fwmark is also its table, whose default route it replaces; choose another, or leave it unset for a free table"),
+            );
+        }
         if raw.allowed_ips_as_routes && t.id == 254 && !t.auto {
             for (i, p) in peers.iter().enumerate() {
                 for (j, a) in p.allowed_ips.iter().enumerate() {

@@ -576,6 +576,10 @@ impl Kernel for LinuxKernel {
         rtnl::unreachable(self.route(ns)?, dst, table, add)
     }
 
+    fn table_routes(&mut self, ns: &Netns, table: u32) -> Result<Vec<(IpNet, bool)>, KernelError> {
+        rtnl::table_routes(self.route(ns)?, table)
+    }
+
     fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError> {
         // The child is forked from this thread, in the namespace it has entered.
         let _inside = self.enter(ns)?;

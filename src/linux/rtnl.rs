@@ -505,3 +505,56 @@ pub fn route_mtu(conn: &mut Conn, dst: std::net::IpAddr) -> Result<Option<u32>, 
         Some((None, None)) => Ok(None),
     }
 }
+
+/// Every route in `table`, both families, any device or type: (destination, unreachable).
+pub fn table_routes(conn: &mut Conn, table: u32) -> Result<Vec<(IpNet, bool)>, KernelError> {
+    let mut out = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        // The kernel does not filter a dump by table unless strict checking is on.
+        let replies = match conn.dump(|| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            RouteNetlinkMessage::GetRoute(m)
+        }) {
+            Ok(r) => r,
+            Err(e) if family == AddressFamily::Inet6 && e.is_errno(libc::EAFNOSUPPORT) => continue,
+            Err(e) => return Err(e),
+        };
+        for r in replies {
+            let RouteNetlinkMessage::NewRoute(m) = r else {
+                continue;
+            };
+            let t = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Table(t) => Some(*t),
+                    _ => None,
+                })
+                .unwrap_or(u32::from(m.header.table));
+            if t != table {
+                continue;
+            }
+            let dst = m
+                .attributes
+                .iter()
+                .find_map(|a| match a {
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                        Some(std::net::IpAddr::V4(*ip))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                        Some(std::net::IpAddr::V6(*ip))
+                    }
+                    _ => None,
+                })
+                .unwrap_or(match family {
+                    AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                    _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                });
+            if let Ok(net) = IpNet::new(dst, m.header.destination_prefix_length) {
+                out.push((net, m.header.kind == RouteType::Unreachable));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,6 +1,7 @@
 //! The link's DNS servers and domains (the configuration's `dns`, wg-quick's `DNS =`): through
-//! systemd-resolved when it runs, else resolvconf. Up sets them once the link exists and is up,
-//! before peers and routes carry traffic; rollback and down revert the link. What is asked of
+//! systemd-resolved when it runs, else resolvconf. Up sets them once the link is up and its
+//! peers are set (their endpoint names resolved through the machine's DNS), before the routes
+//! carry traffic; rollback and down revert the link. What is asked of
 //! resolved follows its guidance for VPNs (systemd docs/RESOLVED-VPNS.md): domains before
 //! servers, `~.` and default-route for a full tunnel so that no query leaks around it.
 

@@ -592,8 +592,25 @@ impl Kernel for FakeKernel {
         if rule.v6 && self.no_ipv6 {
             return Err(KernelError::from_errno(97, None));
         }
-        if !self.state.rules.remove(&(ns.clone(), rule.clone())) {
-            return Err(KernelError::from_errno(ENOENT, None));
+        // As the kernel: the fields the request gives, but not the invert flag (rule_find).
+        let found = self
+            .state
+            .rules
+            .iter()
+            .find(|(n, r)| {
+                n == ns
+                    && r.v6 == rule.v6
+                    && r.priority == rule.priority
+                    && r.table == rule.table
+                    && r.fwmark == rule.fwmark
+                    && r.suppress_prefixlength == rule.suppress_prefixlength
+            })
+            .cloned();
+        match found {
+            Some(key) => {
+                self.state.rules.remove(&key);
+            }
+            None => return Err(KernelError::from_errno(ENOENT, None)),
         }
         Ok(())
     }
@@ -649,6 +666,26 @@ impl Kernel for FakeKernel {
             return Err(KernelError::from_errno(3, None));
         }
         Ok(())
+    }
+
+    fn table_routes(&mut self, ns: &Netns, table: u32) -> Result<Vec<(IpNet, bool)>, KernelError> {
+        self.call(format!("table_routes {} {table}", label(ns)))?;
+        self.check_ns(ns)?;
+        let mut out: Vec<(IpNet, bool)> = self
+            .state
+            .routes
+            .iter()
+            .filter(|(n, _, r)| n == ns && r.table == table)
+            .map(|(_, _, r)| (r.dst, false))
+            .collect();
+        out.extend(
+            self.state
+                .unreachable
+                .iter()
+                .filter(|(n, _, t)| n == ns && *t == table)
+                .map(|(_, d, _)| (*d, true)),
+        );
+        Ok(out)
     }
 
     fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError> {

@@ -467,6 +467,9 @@ pub trait Kernel {
         table: u32,
         add: bool,
     ) -> Result<(), KernelError>;
+    /// The destinations of every route in `table` (both families, any device or type), each
+    /// with whether it is an unreachable route.
+    fn table_routes(&mut self, ns: &Netns, table: u32) -> Result<Vec<(IpNet, bool)>, KernelError>;
     /// Loads an nftables script (`nft -f -`), atomically.
     fn nft_apply(&mut self, ns: &Netns, script: &str) -> Result<(), KernelError>;
     /// The nftables tables that exist.

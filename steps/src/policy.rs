@@ -41,6 +41,7 @@ const RT_TABLE_MAIN: u32 = 254;
 const EEXIST: i32 = 17;
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
+const ENODEV: i32 = 19;
 /// A kernel without IPv6, or without IPv6 policy routing, answers IPv6 requests with this.
 const EAFNOSUPPORT: i32 = 97;
 
@@ -170,10 +171,23 @@ pub fn undo(kernel: &mut dyn Kernel, ns: &Netns, o: &PolicyObject) -> Result<(),
         other => format!(" in {other}"),
     };
     match o {
-        PolicyObject::Rule(r) => match kernel.rule_del(ns, r) {
-            Err(e) if !gone(&e) => Err(StepError::new(format!("delete {r}{in_ns}"), e)),
-            _ => Ok(()),
-        },
+        PolicyObject::Rule(r) => {
+            // The kernel's delete compares only some fields (not the invert flag, nor selectors
+            // the request leaves out): delete only when a rule equal to ours in every field
+            // is there, so that another tool's rule at the same priority is never taken.
+            let rules = match kernel.rule_list(ns) {
+                Ok(rules) => rules,
+                Err(e) if gone(&e) => return Ok(()),
+                Err(e) => return Err(StepError::new(format!("list the rules{in_ns}"), e)),
+            };
+            if !rules.iter().any(|x| x == r) {
+                return Ok(());
+            }
+            match kernel.rule_del(ns, r) {
+                Err(e) if !gone(&e) => Err(StepError::new(format!("delete {r}{in_ns}"), e)),
+                _ => Ok(()),
+            }
+        }
         PolicyObject::Unreachable { dst, table } => {
             match kernel.route_unreachable(ns, dst, *table, false) {
                 Err(e) if !gone(&e) => Err(StepError::new(
@@ -552,6 +566,31 @@ impl Step for DefaultRoutes {
         let t = table_of(&self.slot)?;
         let ns = self.tunnel.ns.clone();
         let name = self.tunnel.name.clone();
+        // A table that already has a default route (a configured fwmark naming a table in use)
+        // is refused: replacing that route, and deleting it at down, would take someone's
+        // uplink.
+        let existing = kernel
+            .table_routes(&ns, t)
+            .map_err(|e| StepError::new(format!("list the routes of table {t} in {ns}"), e))?;
+        let wanted_v6 = self.tunnel.v6 || self.tunnel.leak_protected();
+        if let Some((dst, _)) = existing.iter().find(|(d, _)| {
+            d.prefix_len() == 0
+                && if matches!(d, IpNet::V6(_)) {
+                    wanted_v6
+                } else {
+                    self.tunnel.v4
+                }
+        }) {
+            return Err(StepError::new(
+                format!("add the default routes of {} to table {t}", self.tunnel.describe()),
+                KernelError {
+                    errno: Some(EEXIST),
+                    message: format!(
+                        "table {t} already has a route to {dst}: the fwmark names a table in use; choose another fwmark, or leave it unset for a free table"
+                    ),
+                },
+            ));
+        }
         if self.tunnel.leak_protected() {
             match kernel.route_unreachable(&ns, &v6_default(), t, true) {
                 Ok(()) => self.unreachable = true,
@@ -1073,35 +1112,64 @@ pub struct FindAndRemovePolicy {
 impl FindAndRemovePolicy {
     fn find(&self, kernel: &mut dyn Kernel) -> Result<Vec<PolicyObject>, StepError> {
         let ns = &self.ns;
-        let rules = kernel
-            .rule_list(ns)
-            .map_err(|e| StepError::new(format!("list the routing rules in {ns}"), e))?;
-        let ours: Vec<PolicyRule> = rules
-            .into_iter()
-            .filter(|r| {
-                !r.other
-                    && ((r.priority == SUPPRESS_PRIORITY
-                        && r.table == RT_TABLE_MAIN
-                        && r.suppress_prefixlength == Some(0)
-                        && r.fwmark.is_none())
-                        || (r.priority == FWMARK_PRIORITY
-                            && r.invert
-                            && r.fwmark == Some(r.table)
-                            && r.suppress_prefixlength.is_none()))
-            })
-            .collect();
         let mut out: Vec<PolicyObject> = Vec::new();
-        // Newest last, as up made them: suppress, then fwmark, then the routes, then nft.
-        let mut sorted = ours.clone();
-        sorted.sort_by_key(|r| (r.v6, r.priority));
-        out.extend(sorted.into_iter().map(PolicyObject::Rule));
-        for t in ours.iter().filter(|r| r.fwmark.is_some()).map(|r| r.table) {
-            let o = PolicyObject::Unreachable {
-                dst: v6_default(),
-                table: t,
-            };
-            if !out.contains(&o) {
-                out.push(o);
+        // Only what the live link's fwmark names is this interface's (another interface's full
+        // tunnel has the same shape at the same priorities, with its own mark): wg-quick's
+        // del_if follows the live device the same way. Without the link nothing says which
+        // rules were its own, and they are left, with a warning.
+        let mark = match kernel.wg_get(ns, &self.name) {
+            Ok(dev) => Some(dev.fwmark).filter(|m| *m != 0),
+            Err(e) if e.is_errno(ENODEV) || e.is_errno(ENOENT) => {
+                log::warn!(
+                    "{}: no journal and no link: any full tunnel rules it had cannot be told from another interface's, and are left (ip rule: priorities {SUPPRESS_PRIORITY} and {FWMARK_PRIORITY})",
+                    self.name
+                );
+                None
+            }
+            Err(e) => {
+                return Err(StepError::new(
+                    format!("read the fwmark of {}", object(&self.name, ns)),
+                    e,
+                ))
+            }
+        };
+        if let Some(t) = mark {
+            let rules = kernel
+                .rule_list(ns)
+                .map_err(|e| StepError::new(format!("list the routing rules in {ns}"), e))?;
+            for v6 in [false, true] {
+                let mine = PolicyRule {
+                    v6,
+                    priority: FWMARK_PRIORITY,
+                    table: t,
+                    fwmark: Some(t),
+                    invert: true,
+                    suppress_prefixlength: None,
+                    other: false,
+                };
+                if !rules.contains(&mine) {
+                    continue;
+                }
+                // Its suppress rule goes with it (first, as up added it first).
+                let suppress = PolicyRule {
+                    v6,
+                    priority: SUPPRESS_PRIORITY,
+                    table: RT_TABLE_MAIN,
+                    fwmark: None,
+                    invert: false,
+                    suppress_prefixlength: Some(0),
+                    other: false,
+                };
+                if rules.contains(&suppress) {
+                    out.push(PolicyObject::Rule(suppress));
+                }
+                out.push(PolicyObject::Rule(mine));
+            }
+            if !out.is_empty() {
+                out.push(PolicyObject::Unreachable {
+                    dst: v6_default(),
+                    table: t,
+                });
             }
         }
         let name = format!("wg-exec-{}", self.name);

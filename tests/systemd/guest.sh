@@ -11,7 +11,9 @@
 #      backend (start, ping, journal and its priorities, reload keeps the other peer's session,
 #      stop leaves no trace), the userspace backend (the same, wireguard-go in the unit's cgroup,
 #      none left after stop), a start killed while a hook sleeps (before and after the link
-#      exists: the next start rolls back and comes up), a failing start. Then enable wg-exec@wg0
+#      exists: the next start rolls back and comes up), a failing start, a full tunnel (table
+#      "auto": rules, firewall, src_valid_mark under the unit's sandbox; DNS for every query as
+#      root; stop puts it all back). Then DNS (resolved, resolvconf, neither). Then enable wg-exec@wg0
 #      and wg-exec-refresh@wg0 with a peer known by a name only a DNS server started late in
 #      boot resolves, and reboot.
 #   2. as root: up at boot before network.target, not held up by DNS; the refresh unit fills
@@ -128,7 +130,8 @@ no_trace() { # label: what a stopped interface must not leave
 # two peers: "peer" (the peer host; endpoint $ENDPOINT) and "peer2" (no host, keepalive
 # $KEEPALIVE2), backend $BACKEND, hooks from $HOOKS (RON fields).
 write_config() {
-    local ka2=""
+    local ka2="" allowed='"192.0.2.2/32"'
+    [ -z "${ALLOWED:-}" ] || allowed=$ALLOWED
     [ -z "${KEEPALIVE2:-}" ] || ka2="persistent_keepalive: $KEEPALIVE2,"
     cat > /etc/wg-exec/wg0.ron.new <<RON
 Interface(
@@ -139,7 +142,7 @@ Interface(
     ${HOOKS:-}
     ${DNS:-}
     peers: [
-        Peer(name: "peer", public_key: "$PUB_PEER", allowed_ips: ["192.0.2.2/32"],
+        Peer(name: "peer", public_key: "$PUB_PEER", allowed_ips: [$allowed],
             endpoint: "$ENDPOINT", ${PEER_EXTRA:-}),
         Peer(name: "peer2", public_key: "$PUB_PEER2", allowed_ips: ["192.0.2.3/32"], $ka2),
     ],
@@ -187,6 +190,7 @@ case_interface() { # label (root|non-root), backend (Auto|Userspace)
     BACKEND=$2 ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS="" PEER_EXTRA="" write_config
     check "$L: systemctl start $U" systemctl start "$U"
     check "$L: $U is active" active "$U"
+    active "$U" || journalctl -q --no-pager -u "$U" -n 12 | sed 's/^/    /'
     kind=$(ip -d -o link show dev wg0 2>/dev/null)
     if [ "$2" = Userspace ]; then
         check "$L: wg0 is a TUN device (userspace)" grep -qw tun <<< "$kind"
@@ -420,6 +424,71 @@ case_dns() {
     DNS=""
 }
 
+# --- A full tunnel through the unit (table "auto", the peer takes 0.0.0.0/0): the fwmark, rules,
+# table, firewall and src_valid_mark under the unit's sandbox (ProtectKernelTunables= with
+# /proc/sys/net writable), DNS for every query (as root: resolved's polkit lets root only), and
+# a stop that puts all of it back byte for byte.
+ft_state() { # what a full tunnel touches, as text
+    ip -4 rule show; ip -6 rule show
+    ip -4 route show table all | grep -v ' proto kernel '; ip -6 route show table all | grep -vE ' proto kernel |^(local|multicast|anycast) |^fe80'
+    nft list ruleset
+    echo "src_valid_mark $(cat /proc/sys/net/ipv4/conf/all/src_valid_mark)"
+}
+ft_same() { # the state before: the same now, else the difference
+    local now
+    now=$(ft_state)
+    [ "$1" = "$now" ] && return 0
+    diff <(echo "$1") <(echo "$now") | sed 's/^/    /'
+    return 1
+}
+ping_internet() { # 198.51.100.7, on the peer host's loopback: only the tunnel leads there
+    local i=0
+    while [ $i -lt 15 ]; do
+        ping -c 1 -W 1 198.51.100.7 >/dev/null 2>&1 && return 0
+        i=$((i + 1))
+    done
+    return 1
+}
+case_full_tunnel() { # label (root|non-root)
+    local L="$1 full tunnel" before out
+    CUR=$(cursor)
+    ip -n peer address add 198.51.100.7/32 dev lo 2>/dev/null || true
+    echo 0 > /proc/sys/net/ipv4/conf/all/src_valid_mark
+    before=$(ft_state)
+    DNS=""
+    [ "$1" = root ] && DNS='dns: ["198.51.100.53"],'
+    ALLOWED='"0.0.0.0/0"' BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" \
+        HOOKS='table: "auto",' PEER_EXTRA="" write_config
+    check "$L: systemctl start $U" systemctl start "$U"
+    check "$L: $U is active" active "$U"
+    out=$(ip -4 rule show; ip -6 rule show)
+    check "$L: rule 31820: lookup main suppress_prefixlength 0" grep -q '^31820:.*lookup main suppress_prefixlength 0' <<< "$out"
+    check "$L: rule 31821: not fwmark 0xca6c lookup 51820" grep -q '^31821:.*not from all fwmark 0xca6c lookup 51820' <<< "$out"
+    check "$L: IPv6 rules too (leak protection)" eq "$(ip -6 rule show | grep -c '^3182[01]:')" 2
+    check "$L: wg0's fwmark is 0xca6c" eq "$(wg show wg0 fwmark)" 0xca6c
+    check "$L: the default route of table 51820 goes through wg0" sh -c 'ip route show table 51820 | grep -q "^default dev wg0"'
+    check "$L: IPv6 is unreachable in table 51820" sh -c 'ip -6 route show table 51820 | grep -q "^unreachable default"'
+    check "$L: ip route get 198.51.100.7 goes through wg0" sh -c 'ip route get 198.51.100.7 | grep -q "dev wg0"'
+    check "$L: ip route get 203.0.113.2 mark 0xca6c (the endpoint) does not" sh -c '! ip route get 203.0.113.2 mark 0xca6c | grep -q "dev wg0"'
+    check "$L: ping 198.51.100.7 (behind the peer) through the full tunnel" ping_internet
+    check "$L: nft list table ip wg-exec-wg0" nft list table ip wg-exec-wg0
+    check "$L: src_valid_mark is 1 (written under ProtectKernelTunables=)" eq "$(cat /proc/sys/net/ipv4/conf/all/src_valid_mark)" 1
+    check "$L: the automatic MTU: 1500 - 80" sh -c 'ip link show wg0 | grep -q "mtu 1420"'
+    if [ "$1" = root ]; then
+        check "$L: resolvectl domain wg0 shows ~. (every query)" resolved_shows domain "~."
+        check "$L: resolvectl default-route wg0: yes" resolved_shows default-route ": yes"
+        check "$L: resolvectl dns wg0 shows 198.51.100.53" resolved_shows dns 198.51.100.53
+    fi
+    check "$L: wg-exec status: in sync" status_in_sync
+    check "$L: systemctl reload $U (unchanged) keeps the full tunnel" systemctl reload "$U"
+    check "$L: the fwmark is still 0xca6c after the reload" eq "$(wg show wg0 fwmark)" 0xca6c
+    check "$L: systemctl stop $U" systemctl stop "$U"
+    no_trace "$L: after stop"
+    check "$L: rules, routes, nftables and src_valid_mark are as before" ft_same "$before"
+    [ "$1" = root ] && no_dns_left "$L: after stop"
+    DNS=""
+}
+
 echo "# boot $(cat "$S/boots" 2>/dev/null), phase $phase ($mode mode) at $(uptime_s) s"
 case $phase in
 1)
@@ -452,6 +521,7 @@ case $phase in
         case_interface "$user" Userspace
         case_kill "$user" Auto
         case_kill "$user" Userspace
+        case_full_tunnel "$user"
         security_scores "$user"
     done
     as_user root
