@@ -123,7 +123,11 @@ pub fn up(
                 applied += 1
             }
             Err(error) => {
-                watch.undone(i, step.as_ref());
+                // Undone only when the step's own cleanup of its partial work succeeded: else
+                // the journal keeps the record, for down to finish.
+                if error.undo_failures.is_empty() {
+                    watch.undone(i, step.as_ref());
+                }
                 log::error!("step '{}' failed: {error}", step.name());
                 cause = Some(Cause::Step(Failure {
                     step: step.kind(),

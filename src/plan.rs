@@ -134,9 +134,9 @@ pub fn up(cfg: &Config) -> Plan {
             peers,
         )));
     }
-    // 10b. wg-quick's automatic MTU (`table: "auto"` without `mtu`), from the routes to the
-    //      endpoints, which only now are resolved and on the device.
-    if cfg.table.auto && cfg.mtu.is_none() {
+    // 10b. wg-quick's automatic MTU (`mtu: "auto"`, or `table: "auto"` without `mtu`), from
+    //      the routes to the endpoints, which only now are resolved and on the device.
+    if cfg.auto_mtu {
         plan.push(Box::new(AutoMtu::new(
             name.clone(),
             iface.clone(),

@@ -65,6 +65,9 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
         }
     }
     full_tunnel(cfg, &mut p, Path::new("/"));
+    if let Some(e) = dns_namespace(cfg) {
+        p.errors.push(e);
+    }
     endpoints_inside_routes(cfg, &mut p);
     p
 }
@@ -86,6 +89,29 @@ fn full_tunnel(cfg: &Config, p: &mut Preflight, root: &Path) {
     if networkd_running() && networkd_manages_foreign_rules(root) {
         p.warnings.push(at("systemd-networkd runs with ManageForeignRoutingPolicyRules=yes (its default): it deletes the full tunnel's policy rules when it reconfigures; set ManageForeignRoutingPolicyRules=no in /etc/systemd/networkd.conf ([Network] section)".into()));
     }
+}
+
+/// systemd-resolved and resolvconf serve the host's network namespace (PID 1's): a link in
+/// another one (wg-exec run by `ip netns exec`, or by a unit with NetworkNamespacePath=) has
+/// an index that names some other link there, whose DNS would be changed. Refused when both
+/// namespaces can be told (PID 1's is unreadable without privileges: then it is the host's,
+/// as for a unit).
+fn dns_namespace(cfg: &Config) -> Option<ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    if cfg.dns.is_empty() || crate::plan::interface_ns(cfg) != wg_exec_steps::Netns::Current {
+        return None;
+    }
+    let ours = std::fs::metadata("/proc/self/ns/net").ok()?;
+    let host = std::fs::metadata("/proc/1/ns/net").ok()?;
+    if (ours.dev(), ours.ino()) == (host.dev(), host.ino()) {
+        return None;
+    }
+    Some(ConfigError {
+        file: cfg.path.clone(),
+        pos: Some(cfg.locations.get("dns")),
+        field: cfg.locations.display("dns"),
+        message: "wg-exec runs in a network namespace other than the host's (PID 1's), where systemd-resolved and resolvconf would set the DNS of another link; set it inside the namespace yourself (/etc/netns/NAME/resolv.conf) and drop `dns`".into(),
+    })
 }
 
 /// A program on PATH (wg-exec's own, as its children get it).

@@ -327,7 +327,7 @@ const BAD: &[(&str, &str)] = &[
     ),
     (
         "Interface(private_key_file: \"/k\", mtu: \"big\")",
-        ":1:40: mtu: Expected integer",
+        ":1:40: mtu: `big` is not an MTU: a number, or \"auto\" (wg-quick's: from the routes to the endpoints)",
     ),
     (
         "Interface(private_key_file: \"/k\", peers: [Peer(allowed_ips: [])])",

@@ -183,7 +183,7 @@ fn the_dns_step_comes_after_the_peers_and_before_the_routes() {
     assert_eq!(at(StepKind::Dns) + 1, at(StepKind::Routes), "{k:?}");
     let printed = executor::print(&up);
     assert!(printed.contains(
-        "resolvectl domain wg0 corp.example\nresolvectl dns wg0 192.0.2.53\nresolvectl default-route wg0 no\n# without systemd-resolved: printf 'nameserver 192.0.2.53\\nsearch corp.example\\n' | resolvconf -a wg0 -m 0 -x\nip route replace"
+        "resolvectl domain wg0 corp.example\nresolvectl dns wg0 192.0.2.53\nresolvectl default-route wg0 no\n# without systemd-resolved: printf 'nameserver 192.0.2.53\\nsearch corp.example\\n' | resolvconf -a wg0 -m 0\nip route replace"
     ), "{printed}");
     // Down from the configuration reverts DNS after pre_shutdown, before the link goes.
     let down = plan::down_from_config(&dns_config());

@@ -518,3 +518,95 @@ fn the_kernel_deletes_a_rule_by_few_fields_so_down_checks_them_all() {
     assert!(failures.is_empty(), "{failures:?}");
     assert!(k.state.rules.contains(&(Netns::Current, theirs)));
 }
+
+#[test]
+fn a_rule_the_step_could_not_take_back_stays_in_the_journal_for_down() {
+    let c = cfg("\"0.0.0.0/0\"", "ipv6_leak_protection: false,");
+    let mut probe = kernel();
+    executor::up(
+        &mut plan::up(&c),
+        &mut probe,
+        &AtomicBool::new(false),
+        &mut NoWatch,
+    )
+    .unwrap();
+    // The second rule_add fails; the step's own undo of the first (a rule_list, then its
+    // rule_del) fails too.
+    let second = probe
+        .calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.starts_with("rule_add"))
+        .nth(1)
+        .unwrap()
+        .0
+        + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = kernel();
+    let before = k.state.clone();
+    k.fail_call(second, KernelError::from_errno(22, Some("injected")));
+    k.fail_call(second + 2, KernelError::from_errno(16, None));
+    let mut jfile = JournalFile {
+        path: dir.path().join("wg0.ron"),
+        journal: Journal::for_up(&c),
+    };
+    let err = executor::up(
+        &mut plan::up(&c),
+        &mut k,
+        &AtomicBool::new(false),
+        &mut jfile,
+    )
+    .unwrap_err();
+    assert!(err.incomplete(), "{err}");
+    assert!(k.state.rules.iter().any(|(_, r)| r.priority == 31820));
+    // The journal still says the rules may exist: down takes what is left.
+    jfile.save().unwrap();
+    let journal = wg_exec::journal::load(&dir.path().join("wg0.ron"))
+        .unwrap()
+        .unwrap();
+    assert!(!journal.policy().is_empty(), "{journal:?}");
+    let failures = executor::down(
+        &mut plan::down_from_journal(&journal, false),
+        &mut k,
+        &mut NoWatch,
+    );
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(k.state, before);
+}
+
+#[test]
+fn mtu_auto_is_wg_quicks_rule_in_any_table() {
+    let text = format!(
+        r#"(private_key: "{KEY}", mtu: "auto", table: 1234,
+            peers: [(public_key: "{SERVER}", allowed_ips: ["192.0.2.0/24"], endpoint: "192.0.2.1:51820")])"#
+    );
+    let c = config::parse("wg0", Path::new("wg0.ron"), &text, &RouteTables::builtin())
+        .unwrap()
+        .0;
+    assert!(c.auto_mtu && c.mtu.is_none());
+    let names = names(&plan::up(&c));
+    assert!(
+        names.contains(&"auto mtu") && !names.contains(&"mtu"),
+        "{names:?}"
+    );
+    let mut k = kernel();
+    executor::up(
+        &mut plan::up(&c),
+        &mut k,
+        &AtomicBool::new(false),
+        &mut NoWatch,
+    )
+    .unwrap();
+    assert_eq!(
+        k.state.links[&(Netns::Current, "wg0".to_string())].mtu,
+        1320
+    );
+    // A .conf without an MTU line is the same (wg-quick sets its automatic MTU for any Table).
+    let conf = format!(
+        "[Interface]\nPrivateKey = {KEY}\nTable = 1234\n[Peer]\nPublicKey = {SERVER}\nAllowedIPs = 192.0.2.0/24\n"
+    );
+    let c = config::parse("wg0", Path::new("wg0.conf"), &conf, &RouteTables::builtin())
+        .unwrap()
+        .0;
+    assert!(c.auto_mtu, "a .conf without MTU");
+}

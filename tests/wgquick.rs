@@ -13,8 +13,7 @@
 //!   A file whose allowed IPs hold a `/0` and whose Table is unset or `auto` is wg-quick's full
 //!   tunnel (fwmark and table T, two rules per family, the `/0` in table T, nftables tables,
 //!   the sysctl); wg-exec builds the same. Where the two differ by design the difference is
-//!   asserted as such, never ignored (see [`same_tunnel`]: the automatic MTU for files with a
-//!   Table line, the full tunnel's rule priorities, its IPv6 leak protection, its nftables
+//!   asserted as such, never ignored (see [`same_tunnel`]: the full tunnel's rule priorities, its IPv6 leak protection, its nftables
 //!   table name and premangle match). After down, neither leaves a trace: links, addresses,
 //!   routes, rules and nftables as before, and wg-exec puts src_valid_mark back (wg-quick never
 //!   does: asserted as its known fault).
@@ -781,10 +780,6 @@ fn nft_headers(tables: &[String]) -> Vec<&str> {
 
 /// wg-quick and wg-exec on one good file. They agree on everything except, by design (each
 /// difference asserted as such):
-/// - the MTU when a file with a Table line (a number, `off`, `main`) sets none: wg-quick derives
-///   it from the path to the endpoints (else the default route) minus 80; wg-exec sets none, so
-///   wireguard-go's 1420 stays. Without a Table line, or with `Table = auto`, both derive it
-///   (1400 - 80 here);
 /// - with Table unset or `auto`, wg-quick adds no main-table route for an allowed IP that a
 ///   route through the tunnel already covers (`ip route show dev IF match PREFIX`: typically the
 ///   prefix route of an Address), while wg-exec routes every allowed IP;
@@ -1021,24 +1016,19 @@ fn same_tunnel(file: &str) {
         "{file}: wg-exec puts {SRC_VALID_MARK} back at down"
     );
 
-    // MTU: without MTU, both derive it for Table unset or auto; with a Table line, only
-    // wg-quick does.
-    if case.has_key("mtu") {
-        assert_eq!(exec.mtu, quick.mtu, "{file}: MTU");
-    } else {
+    // MTU: without an MTU line both derive it (a .conf's missing MTU is `mtu: "auto"`),
+    // whatever the Table.
+    assert_eq!(exec.mtu, quick.mtu, "{file}: MTU");
+    if !case.has_key("mtu") {
         assert_eq!(
             quick.mtu,
             UNDERLAY_MTU - 80,
             "{file}: wg-quick's automatic MTU"
         );
-        if auto {
-            assert_eq!(exec.mtu, quick.mtu, "{file}: wg-exec's automatic MTU");
-        } else {
-            assert_eq!(
-                exec.mtu, WIREGUARD_GO_MTU,
-                "{file}: wg-exec sets no MTU with a Table line"
-            );
-        }
+        assert_ne!(
+            exec.mtu, WIREGUARD_GO_MTU,
+            "{file}: wg-exec left wireguard-go's MTU"
+        );
     }
 
     // Routes through the tunnel: all of wg-quick's, and for Table unset or auto wg-exec's extra

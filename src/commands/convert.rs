@@ -80,8 +80,10 @@ pub fn run(a: &ConvertArgs) -> Outcome {
     if let Some(config::StrOrInt::Str(m)) = &r.fwmark {
         field("fwmark", quoted(m));
     }
-    if let Some(m) = r.mtu {
-        field("mtu", m.to_string());
+    match &r.mtu {
+        Some(config::StrOrInt::Int(m)) => field("mtu", m.to_string()),
+        Some(config::StrOrInt::Str(m)) => field("mtu", quoted(m)),
+        None => {}
     }
     if !r.allowed_ips_as_routes {
         field("allowed_ips_as_routes", "false".into());

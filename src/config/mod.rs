@@ -41,6 +41,9 @@ pub struct Config {
     /// A full tunnel for IPv4 only also blocks IPv6 (an unreachable ::/0 in its table).
     pub ipv6_leak_protection: bool,
     pub mtu: Option<u32>,
+    /// wg-quick's automatic MTU, set after the peers (`mtu: "auto"`, or `table: "auto"` with no
+    /// `mtu`); `mtu` is then None.
+    pub auto_mtu: bool,
     pub metric: Option<u32>,
     pub dynamic_endpoint_refresh_seconds: u64,
     pub backend: Backend,

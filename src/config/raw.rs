@@ -39,7 +39,8 @@ pub struct RawInterface {
     #[serde(default)]
     pub fwmark: Option<StrOrInt>,
     #[serde(default)]
-    pub mtu: Option<i64>,
+    /// A number, or "auto" (wg-quick's automatic MTU).
+    pub mtu: Option<StrOrInt>,
     #[serde(default)]
     pub metric: Option<i64>,
     #[serde(default)]

@@ -451,15 +451,38 @@ pub fn validate_with(
         .map(|p| p as u16);
 
     let has_v6 = ips.iter().any(|n| matches!(n, IpNet::V6(_)));
-    let mtu = raw.mtu.and_then(|m| {
-        let lo = if has_v6 { 1280 } else { 68 };
-        let why = if has_v6 {
-            "with an IPv6 address the MTU must be 1280-65535"
-        } else {
-            "the kernel takes 68-65535"
-        };
-        c.range("mtu", m, lo, 65535, why)
-    });
+    let mut auto_mtu = false;
+    let mtu = match &raw.mtu {
+        None => None,
+        Some(StrOrInt::Str(s)) if s.eq_ignore_ascii_case("auto") => {
+            auto_mtu = true;
+            None
+        }
+        Some(StrOrInt::Str(s)) => {
+            c.error(
+                "mtu",
+                format!("`{s}` is not an MTU: a number, or \"auto\" (wg-quick's: from the routes to the endpoints)"),
+            );
+            None
+        }
+        Some(StrOrInt::Int(m)) => {
+            let lo = if has_v6 { 1280 } else { 68 };
+            let why = if has_v6 {
+                "with an IPv6 address the MTU must be 1280-65535"
+            } else {
+                "the kernel takes 68-65535"
+            };
+            i64::try_from(*m)
+                .ok()
+                .and_then(|m| c.range("mtu", m, lo, 65535, why))
+                .or_else(|| {
+                    if i64::try_from(*m).is_err() {
+                        c.error("mtu", format!("{m}: {why}"));
+                    }
+                    None
+                })
+        }
+    };
     let metric = raw
         .metric
         .and_then(|m| c.range("metric", m, 0, u32::MAX as i64, "a metric is 0-4294967295"));
@@ -577,6 +600,9 @@ pub fn validate_with(
             program: raw.userspace_implementation.clone(),
         },
     };
+    // wg-quick's automatic MTU: asked for, or `table: "auto"` (wg-quick's default) without an
+    // MTU.
+    let auto_mtu = auto_mtu || (mtu.is_none() && table.as_ref().is_some_and(|t| t.auto));
     let config = Config {
         path: path.to_path_buf(),
         name: name.to_string(),
@@ -596,6 +622,7 @@ pub fn validate_with(
         fwmark,
         ipv6_leak_protection: raw.ipv6_leak_protection,
         mtu: mtu.map(|m| m as u32),
+        auto_mtu,
         metric: metric.map(|m| m as u32),
         dynamic_endpoint_refresh_seconds: raw.dynamic_endpoint_refresh_seconds as u64,
         backend,

@@ -140,7 +140,8 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         socket_namespace: None,
         interface_namespace: None,
         fwmark: None,
-        mtu: None,
+        // wg-quick's automatic MTU unless the file sets one.
+        mtu: Some(StrOrInt::Str("auto".into())),
         metric: None,
         dynamic_endpoint_refresh_seconds: 0,
         backend: Default::default(),
@@ -280,7 +281,7 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
             (Section::Interface, "mtu") => {
                 r.replace("mtu".into(), pos, "MTU".into());
                 match value.parse::<i64>() {
-                    Ok(m) => raw.mtu = Some(m),
+                    Ok(m) => raw.mtu = Some(StrOrInt::Int(m.into())),
                     Err(_) => r.error(pos, "MTU", format!("`{value}` is not a number")),
                 }
             }

@@ -77,7 +77,16 @@ fn with_index(index: u32) -> Writer {
 /// servers are never used without them), then read back. A failure reverts the link.
 pub fn resolved_set(index: u32, settings: &DnsSettings) -> Result<(), KernelError> {
     let mut bus = Bus::system().map_err(kernel_error)?;
-    let result = set_and_verify(&mut bus, index, settings);
+    // resolved learns of a new link from rtnetlink, a moment after it exists: "Link N not
+    // known" (NoSuchLink) is retried for up to 2 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut result = set_and_verify(&mut bus, index, settings);
+    while matches!(&result, Err(e) if e.message.contains("NoSuchLink"))
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        result = set_and_verify(&mut bus, index, settings);
+    }
     if result.is_err() {
         if let Err(e) = manager(&mut bus, "RevertLink", "i", with_index(index)) {
             log::warn!("reverting link {index} in systemd-resolved after a failure: {e}");
@@ -247,6 +256,15 @@ pub fn resolved_revert(index: u32) -> Result<(), KernelError> {
     match manager(&mut bus, "RevertLink", "i", with_index(index)) {
         Ok(_) => Ok(()),
         Err(e) if e.name == "org.freedesktop.resolve1.NoSuchLink" => Ok(()),
+        // resolved is gone: what it held for the link went with it (and it was the backend
+        // when up ran, so nothing else holds the settings).
+        Err(e)
+            if e.name == "org.freedesktop.DBus.Error.ServiceUnknown"
+                || e.name == "org.freedesktop.DBus.Error.NameHasNoOwner" =>
+        {
+            log::info!("systemd-resolved is not running ({e}): nothing to revert");
+            Ok(())
+        }
         Err(e) => Err(KernelError::new(format!("RevertLink: {e}"))),
     }
 }
@@ -276,20 +294,27 @@ fn resolvconf() -> Result<PathBuf, KernelError> {
     resolvconf_program().ok_or_else(|| KernelError::new("no resolvconf program on PATH"))
 }
 
-/// `resolvconf -a NAME -m 0 -x` with `nameserver` lines and a `search` line on stdin.
+/// `resolvconf -a NAME -m 0 [-x]` with `nameserver` lines and a `search` line on stdin; `-x`
+/// (exclusive) when the link takes every query.
 pub fn resolvconf_set(iface: &str, settings: &DnsSettings) -> Result<(), KernelError> {
     let program = resolvconf()?;
     let name = resolvconf_name(&program, iface);
-    if !settings.routing.is_empty() {
+    let named: Vec<String> = settings
+        .routing
+        .iter()
+        .filter(|d| *d != ".")
+        .map(|d| format!("~{d}"))
+        .collect();
+    if !named.is_empty() {
         log::warn!(
-            "{iface}: resolvconf has no routing domains: {} left out (the link's servers are used for every name, as wg-quick does)",
-            settings.routing.iter().map(|d| format!("~{d}")).collect::<Vec<_>>().join(" ")
+            "{iface}: resolvconf has no routing domains: {} left out",
+            named.join(" ")
         );
     }
+    let args = settings.resolvconf_args(&name);
     let mut cmd = child::command(&program.to_string_lossy());
-    cmd.args(["-a", &name, "-m", "0", "-x"])
-        .stdin(Stdio::piped());
-    let what = format!("resolvconf -a {name} -m 0 -x");
+    cmd.args(&args).stdin(Stdio::piped());
+    let what = format!("resolvconf {}", args.join(" "));
     let mut proc = cmd
         .spawn()
         .map_err(|e| KernelError::new(format!("cannot start {what}: {e}")))?;

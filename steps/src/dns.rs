@@ -11,11 +11,10 @@ use std::net::IpAddr;
 
 impl DnsSettings {
     /// What the link gets, from the configuration's servers, search domains and routing
-    /// domains (`~name`, without the `~`):
-    /// - a full tunnel (every query must go through it): the routing domain `~.` is added and
-    ///   default-route is on;
-    /// - otherwise default-route is on only when no domain is given: with domains, the servers
-    ///   answer for those (and `~.` may be written to ask them everything).
+    /// domains (`~name`, without the `~`). The link takes every query (the routing domain `~.`,
+    /// default-route on) for a full tunnel, when no domain is given (the servers are then for
+    /// everything, as wg-quick's `DNS = server` makes them), and when `~.` is written; else only
+    /// names under its domains (split DNS, default-route off).
     pub fn for_link(
         servers: &[IpAddr],
         search: &[String],
@@ -23,16 +22,35 @@ impl DnsSettings {
         full_tunnel: bool,
     ) -> DnsSettings {
         let mut routing = routing.to_vec();
-        if full_tunnel && !routing.iter().any(|d| is_root(d)) {
+        let every = full_tunnel
+            || (search.is_empty() && routing.is_empty())
+            || routing.iter().any(|d| is_root(d));
+        if every && !routing.iter().any(|d| is_root(d)) {
             routing.insert(0, ".".into());
         }
-        let default_route = full_tunnel || (search.is_empty() && routing.is_empty());
         DnsSettings {
             servers: servers.to_vec(),
             search: search.to_vec(),
             routing,
-            default_route,
+            default_route: every,
         }
+    }
+
+    /// Whether the link takes every query (`~.`): resolvconf's `-x` (exclusive) says the same.
+    pub fn every_query(&self) -> bool {
+        self.routing.iter().any(|d| is_root(d))
+    }
+
+    /// resolvconf's arguments for link `name`.
+    pub fn resolvconf_args(&self, name: &str) -> Vec<String> {
+        let mut args: Vec<String> = ["-a", name, "-m", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if self.every_query() {
+            args.push("-x".into());
+        }
+        args
     }
 
     /// Domains as resolved takes them: (name, routing only), routing domains first.
@@ -139,9 +157,9 @@ impl Step for Dns {
             yes_no(s.default_route)
         ));
         lines.push(format!(
-            "# without systemd-resolved: printf '{}' | resolvconf -a {} -m 0 -x",
+            "# without systemd-resolved: printf '{}' | resolvconf {}",
             s.resolv_conf().replace('\n', "\\n"),
-            self.name
+            s.resolvconf_args(&self.name).join(" ")
         ));
         lines
     }
@@ -293,9 +311,16 @@ mod tests {
         let split = DnsSettings::for_link(&servers, &search, &strings(&["lab.example"]), false);
         assert_eq!(split.routing, strings(&["lab.example"]));
         assert!(!split.default_route);
+        assert!(!split.every_query());
+        assert_eq!(split.resolvconf_args("wg0"), ["-a", "wg0", "-m", "0"]);
         // Servers only: they are asked for everything, like wg-quick's DNS = server.
         let plain = DnsSettings::for_link(&servers, &[], &[], false);
-        assert!(plain.default_route && plain.routing.is_empty());
+        assert!(plain.default_route);
+        assert_eq!(plain.routing, strings(&["."]));
+        assert_eq!(plain.resolvconf_args("wg0"), ["-a", "wg0", "-m", "0", "-x"]);
+        // `~.` written in a split tunnel: every query too.
+        let tilde = DnsSettings::for_link(&servers, &search, &strings(&["."]), false);
+        assert!(tilde.default_route && tilde.every_query());
         assert_eq!(
             full.resolv_conf(),
             "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch corp.example\n"

@@ -711,12 +711,25 @@ impl Firewall {
             if on {
                 out.push(NftTable {
                     family: family.into(),
-                    name: format!("wg-exec-{}", self.tunnel.name),
+                    name: nft_table_name(&self.tunnel.name),
                 });
             }
         }
         out
     }
+}
+
+/// The firewall table's name: "wg-exec-" and the interface's name, in which the characters an
+/// interface name may have but an nft identifier may not (`=`, `+`, …) are written `_xHH`.
+pub fn nft_table_name(iface: &str) -> String {
+    let mut name = String::from("wg-exec-");
+    for c in iface.chars() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-' => name.push(c),
+            other => name.push_str(&format!("_x{:02x}", other as u32)),
+        }
+    }
+    name
 }
 
 /// The nftables script of one family's table (`mark` as text: a number or "$TABLE").
@@ -1172,7 +1185,7 @@ impl FindAndRemovePolicy {
                 });
             }
         }
-        let name = format!("wg-exec-{}", self.name);
+        let name = nft_table_name(&self.name);
         let tables = kernel
             .nft_tables(ns)
             .map_err(|e| StepError::new(format!("list nftables tables in {ns}"), e))?;
@@ -1232,5 +1245,17 @@ impl Step for FindAndRemovePolicy {
 
     fn rollback_is_noop(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nft_table_name;
+
+    #[test]
+    fn table_names_are_nft_identifiers() {
+        assert_eq!(nft_table_name("wg0"), "wg-exec-wg0");
+        assert_eq!(nft_table_name("wg.1-a_b"), "wg-exec-wg.1-a_b");
+        assert_eq!(nft_table_name("wg+1=x"), "wg-exec-wg_x2b1_x3dx");
     }
 }

@@ -379,6 +379,14 @@ case_dns() {
     no_trace "$L: after stop"
     no_dns_left "$L: after stop"
     check "$L: journal: reverted through systemd-resolved" jhas "DNS settings reverted through systemd-resolved"
+    # wg-exec in another network namespace than the host's: the link's index would name a host
+    # link in resolved; refused before anything changes.
+    ip netns add vmtest-dnsns
+    out=$(ip netns exec vmtest-dnsns wg-exec up wg0 2>&1)
+    check "$L: in a network namespace of its own: up exits 2" eq "$?" 2
+    check "$L: ... saying why" grep -q "dns: wg-exec runs in a network namespace other than the host's" <<< "$out"
+    check "$L: ... and made no link there" not ip -n vmtest-dnsns link show wg0
+    ip netns del vmtest-dnsns
     # An up that fails after the DNS step: rolled back, DNS included.
     CUR=$(cursor)
     BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1",' PEER_EXTRA="" write_config
@@ -394,7 +402,7 @@ case_dns() {
     : > "$F"
     BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS="" PEER_EXTRA="" write_config
     check "$L: resolvconf: wg-exec up wg0" wg-exec up wg0
-    check "$L: resolvconf: called as resolvconf -a wg0 -m 0 -x" grep -qx "args: -a wg0 -m 0 -x" "$F"
+    check "$L: resolvconf: called as resolvconf -a wg0 -m 0 (domains given: not exclusive)" grep -qx "args: -a wg0 -m 0" "$F"
     check "$L: resolvconf: given both nameservers and the search line" \
         sh -c "grep -qx 'nameserver 192.0.2.53' $F && grep -qx 'nameserver 2001:db8::53' $F && grep -qx 'search corp.example' $F"
     check "$L: resolvconf: wg-exec down wg0" wg-exec down wg0
