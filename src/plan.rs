@@ -275,7 +275,9 @@ pub fn down_from_config(cfg: &Config) -> Plan {
     }
     // 1b. DNS settings reverted while the link still exists (resolved knows it by index; a
     //     resolvconf entry would outlive it).
-    if !cfg.dns.is_empty() {
+    //     Not from a namespace other than the host's, where up refuses `dns`: the revert would
+    //     name another link of the host's.
+    if !cfg.dns.is_empty() && !crate::preflight::in_foreign_netns() {
         plan.push(dns_revert(&cfg.name, iface.clone(), None));
     }
     // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket

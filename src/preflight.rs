@@ -91,19 +91,34 @@ fn full_tunnel(cfg: &Config, p: &mut Preflight, root: &Path) {
     }
 }
 
+/// Whether wg-exec runs in a network namespace other than the host's (PID 1's): by comparing
+/// with PID 1's when that can be read (root on most machines), else with the named namespaces
+/// of /run/netns (`ip netns exec`), which anyone can stat.
+pub fn in_foreign_netns() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: std::fs::Metadata| (m.dev(), m.ino());
+    let Ok(ours) = std::fs::metadata("/proc/self/ns/net").map(id) else {
+        return false;
+    };
+    if let Ok(host) = std::fs::metadata("/proc/1/ns/net").map(id) {
+        return ours != host;
+    }
+    std::fs::read_dir(NETNS_DIR)
+        .map(|d| {
+            d.flatten()
+                .any(|e| std::fs::metadata(e.path()).map(id).ok() == Some(ours))
+        })
+        .unwrap_or(false)
+}
+
 /// systemd-resolved and resolvconf serve the host's network namespace (PID 1's): a link in
 /// another one (wg-exec run by `ip netns exec`, or by a unit with NetworkNamespacePath=) has
-/// an index that names some other link there, whose DNS would be changed. Refused when both
-/// namespaces can be told (PID 1's is unreadable without privileges: then it is the host's,
-/// as for a unit).
+/// an index that names some other link there, whose DNS would be changed.
 fn dns_namespace(cfg: &Config) -> Option<ConfigError> {
-    use std::os::unix::fs::MetadataExt;
-    if cfg.dns.is_empty() || crate::plan::interface_ns(cfg) != wg_exec_steps::Netns::Current {
-        return None;
-    }
-    let ours = std::fs::metadata("/proc/self/ns/net").ok()?;
-    let host = std::fs::metadata("/proc/1/ns/net").ok()?;
-    if (ours.dev(), ours.ino()) == (host.dev(), host.ino()) {
+    if cfg.dns.is_empty()
+        || crate::plan::interface_ns(cfg) != wg_exec_steps::Netns::Current
+        || !in_foreign_netns()
+    {
         return None;
     }
     Some(ConfigError {

@@ -281,6 +281,10 @@ pub fn plan(
             steps.push(Box::new(Mtu::new(name.clone(), ns.clone(), m)));
         }
         Some(m) if m < live.link.mtu => mtu_down = Some(m),
+        None if recorded.mtu.is_some() && cfg.auto_mtu => notes.push(format!(
+            "mtu is \"auto\" now: it is chosen at up (from the routes to the endpoints); the link keeps MTU {} until then",
+            live.link.mtu
+        )),
         None if recorded.mtu.is_some() => notes.push(format!(
             "mtu is no longer set: the link keeps MTU {}",
             live.link.mtu

@@ -128,7 +128,10 @@ fn wg_quick_dns_lines_map_to_dns_with_their_positions() {
     let text = "[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\nDNS = 192.0.2.53, corp.example\n";
     let (c, _) =
         config::parse("wg0", Path::new("wg0.conf"), text, &RouteTables::builtin()).unwrap();
-    assert_eq!(c.dns.entries(), ["192.0.2.53", "corp.example"]);
+    // wg-quick's resolvconf -x: every query goes to the link, said as `~.`.
+    assert_eq!(c.dns.entries(), ["192.0.2.53", "corp.example", "~."]);
+    let settings = plan::dns_settings(&c).unwrap();
+    assert!(settings.default_route && settings.every_query());
 }
 
 #[test]

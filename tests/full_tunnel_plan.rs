@@ -416,6 +416,18 @@ fn on_a_kernel_without_ipv6_an_ipv4_tunnel_needs_no_leak_protection() {
     let journal = wg_exec::journal::load(&dir.path().join("wg0.ron"))
         .unwrap()
         .unwrap();
+    // The journal says what was made: no unreachable route (status would call it missing).
+    let objects: Vec<String> = journal
+        .policy()
+        .iter()
+        .flat_map(|(_, o)| o.iter().map(|o| o.to_string()))
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .all(|o| !o.contains("unreachable") && !o.starts_with("-6")),
+        "{objects:?}"
+    );
     let failures = executor::down(
         &mut plan::down_from_journal(&journal, true),
         &mut k,

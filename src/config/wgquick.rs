@@ -361,6 +361,12 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
             (Section::Interface, _) => r.error(at(indent), shown(key_name), "not a key of the [Interface] section (PrivateKey, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown)".into()),
         }
     }
+    // wg-quick hands DNS to `resolvconf -x`: the link takes every query, whatever the domains
+    // (systemd's shim makes that the routing domain `~.`). Said in the configuration, so that
+    // convert writes it out.
+    if !raw.dns.is_empty() && !raw.dns.iter().any(|d| d.trim() == "~.") {
+        raw.dns.push("~.".into());
+    }
     if !seen_interface {
         r.error(
             Pos { line: 1, col: 1 },

@@ -86,9 +86,16 @@ impl Watch for JournalFile {
 
     /// Records what the step did. It reaches the disk with the next write (the next intent,
     /// or the final state): recovery needs only the intent, which already says what may exist.
-    fn after(&mut self, i: usize, _step: &dyn Step, kernel: &mut dyn Kernel) {
+    fn after(&mut self, i: usize, step: &dyn Step, kernel: &mut dyn Kernel) {
         if let Some(r) = self.journal.records.get_mut(i) {
             r.status = Status::Done;
+            // What a full tunnel's step made, now that it is known (the intent may have named
+            // more, such as an unreachable route a kernel without IPv6 has no use for). Not a
+            // sysctl's: its record keeps the value from before.
+            let trace = step.trace();
+            if matches!(r.what, What::Policy { .. }) && !matches!(trace, Trace::Sysctl { .. }) {
+                r.what = what_of(trace, kernel);
+            }
             if let What::Link {
                 name,
                 userspace_pids,

@@ -41,7 +41,6 @@ const RT_TABLE_MAIN: u32 = 254;
 const EEXIST: i32 = 17;
 const ENOENT: i32 = 2;
 const ESRCH: i32 = 3;
-const ENODEV: i32 = 19;
 /// A kernel without IPv6, or without IPv6 policy routing, answers IPv6 requests with this.
 const EAFNOSUPPORT: i32 = 97;
 
@@ -181,6 +180,15 @@ pub fn undo(kernel: &mut dyn Kernel, ns: &Netns, o: &PolicyObject) -> Result<(),
                 Err(e) => return Err(StepError::new(format!("list the rules{in_ns}"), e)),
             };
             if !rules.iter().any(|x| x == r) {
+                let alike = PolicyRule {
+                    other: true,
+                    ..r.clone()
+                };
+                if rules.contains(&alike) {
+                    log::warn!(
+                        "a rule like {r}{in_ns} is there with more selectors than wg-exec adds: not wg-exec's, left"
+                    );
+                }
                 return Ok(());
             }
             match kernel.rule_del(ns, r) {
@@ -292,8 +300,34 @@ impl Step for ChooseTable {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        if let Some(m) = self.tunnel.fwmark {
-            self.slot.set(Some(m));
+        if let Some(t) = self.tunnel.fwmark {
+            let ns = self.tunnel.ns.clone();
+            // A table that already has a default route (a configured fwmark naming a table in use)
+            // is refused: replacing that route, and deleting it at down, would take someone's
+            // uplink.
+            let existing = kernel
+                .table_routes(&ns, t)
+                .map_err(|e| StepError::new(format!("list the routes of table {t} in {ns}"), e))?;
+            let wanted_v6 = self.tunnel.v6 || self.tunnel.leak_protected();
+            if let Some((dst, _)) = existing.iter().find(|(d, _)| {
+                d.prefix_len() == 0
+                    && if matches!(d, IpNet::V6(_)) {
+                        wanted_v6
+                    } else {
+                        self.tunnel.v4
+                    }
+            }) {
+                return Err(StepError::new(
+                    format!("use table {t} (the fwmark) for {}", self.tunnel.describe()),
+                    KernelError {
+                        errno: Some(EEXIST),
+                        message: format!(
+                            "table {t} already has a route to {dst}: the fwmark names a table in use; choose another fwmark, or leave it unset for a free table"
+                        ),
+                    },
+                ));
+            }
+            self.slot.set(Some(t));
             return Ok(());
         }
         let ns = &self.tunnel.ns;
@@ -466,16 +500,16 @@ impl Step for PolicyRules {
         self.added.is_empty()
     }
 
+    /// Before the step, the rules it is about to add; after it, those it added.
     fn trace(&self) -> Trace {
-        match self.slot.get() {
-            Some(t) => Trace::Policy {
-                ns: self.tunnel.ns.clone(),
-                objects: rules(&self.tunnel, t)
-                    .into_iter()
-                    .map(PolicyObject::Rule)
-                    .collect(),
-            },
-            None => Trace::None,
+        let rules = match (self.slot.get(), self.added.is_empty()) {
+            (Some(t), true) => rules(&self.tunnel, t),
+            (Some(_), false) => self.added.clone(),
+            (None, _) => return Trace::None,
+        };
+        Trace::Policy {
+            ns: self.tunnel.ns.clone(),
+            objects: rules.into_iter().map(PolicyObject::Rule).collect(),
         }
     }
 }
@@ -566,31 +600,6 @@ impl Step for DefaultRoutes {
         let t = table_of(&self.slot)?;
         let ns = self.tunnel.ns.clone();
         let name = self.tunnel.name.clone();
-        // A table that already has a default route (a configured fwmark naming a table in use)
-        // is refused: replacing that route, and deleting it at down, would take someone's
-        // uplink.
-        let existing = kernel
-            .table_routes(&ns, t)
-            .map_err(|e| StepError::new(format!("list the routes of table {t} in {ns}"), e))?;
-        let wanted_v6 = self.tunnel.v6 || self.tunnel.leak_protected();
-        if let Some((dst, _)) = existing.iter().find(|(d, _)| {
-            d.prefix_len() == 0
-                && if matches!(d, IpNet::V6(_)) {
-                    wanted_v6
-                } else {
-                    self.tunnel.v4
-                }
-        }) {
-            return Err(StepError::new(
-                format!("add the default routes of {} to table {t}", self.tunnel.describe()),
-                KernelError {
-                    errno: Some(EEXIST),
-                    message: format!(
-                        "table {t} already has a route to {dst}: the fwmark names a table in use; choose another fwmark, or leave it unset for a free table"
-                    ),
-                },
-            ));
-        }
         if self.tunnel.leak_protected() {
             match kernel.route_unreachable(&ns, &v6_default(), t, true) {
                 Ok(()) => self.unreachable = true,
@@ -657,15 +666,20 @@ impl Step for DefaultRoutes {
         self.routes.is_empty() && !self.unreachable
     }
 
+    /// Before the step, the unreachable route it is about to add; after it, only if it was
+    /// added (a kernel without IPv6 has none to add, and status must not miss it).
     fn trace(&self) -> Trace {
+        let before = self.routes.is_empty();
         match self.slot.get() {
-            Some(t) if self.tunnel.leak_protected() => Trace::Policy {
-                ns: self.tunnel.ns.clone(),
-                objects: vec![PolicyObject::Unreachable {
-                    dst: v6_default(),
-                    table: t,
-                }],
-            },
+            Some(t) if self.tunnel.leak_protected() && (before || self.unreachable) => {
+                Trace::Policy {
+                    ns: self.tunnel.ns.clone(),
+                    objects: vec![PolicyObject::Unreachable {
+                        dst: v6_default(),
+                        table: t,
+                    }],
+                }
+            }
             _ => Trace::None,
         }
     }
@@ -720,12 +734,13 @@ impl Firewall {
 }
 
 /// The firewall table's name: "wg-exec-" and the interface's name, in which the characters an
-/// interface name may have but an nft identifier may not (`=`, `+`, …) are written `_xHH`.
+/// interface name may have but an nft identifier may not (`=`, `+`, …), and `_` itself (so that
+/// two names never give one table), are written `_xHH`.
 pub fn nft_table_name(iface: &str) -> String {
     let mut name = String::from("wg-exec-");
     for c in iface.chars() {
         match c {
-            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '.' | '-' => name.push(c),
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => name.push(c),
             other => name.push_str(&format!("_x{:02x}", other as u32)),
         }
     }
@@ -1113,6 +1128,15 @@ impl Step for RemovePolicy {
     }
 }
 
+/// A full tunnel's fwmark rule, as up adds it: "not fwmark T lookup T" at its priority.
+fn is_fwmark_rule(r: &PolicyRule) -> bool {
+    !r.other
+        && r.priority == FWMARK_PRIORITY
+        && r.invert
+        && r.fwmark == Some(r.table)
+        && r.suppress_prefixlength.is_none()
+}
+
 /// Down without a journal (an up by an older wg-exec, a journal set aside as unusable): what
 /// a full tunnel of this interface would have made is found by its fixed shape (the rules at
 /// wg-exec's two priorities, the unreachable `::/0` in their table, the firewall tables named
@@ -1128,28 +1152,51 @@ impl FindAndRemovePolicy {
         let mut out: Vec<PolicyObject> = Vec::new();
         // Only what the live link's fwmark names is this interface's (another interface's full
         // tunnel has the same shape at the same priorities, with its own mark): wg-quick's
-        // del_if follows the live device the same way. Without the link nothing says which
-        // rules were its own, and they are left, with a warning.
-        let mark = match kernel.wg_get(ns, &self.name) {
-            Ok(dev) => Some(dev.fwmark).filter(|m| *m != 0),
-            Err(e) if e.is_errno(ENODEV) || e.is_errno(ENOENT) => {
-                log::warn!(
-                    "{}: no journal and no link: any full tunnel rules it had cannot be told from another interface's, and are left (ip rule: priorities {SUPPRESS_PRIORITY} and {FWMARK_PRIORITY})",
-                    self.name
-                );
-                None
-            }
+        // del_if follows the live device the same way.
+        let mark = match kernel.link_exists(ns, &self.name) {
+            Ok(true) => match kernel.wg_get(ns, &self.name) {
+                Ok(dev) => Some(dev.fwmark).filter(|m| *m != 0),
+                Err(e) => {
+                    log::warn!(
+                        "{}: cannot read its fwmark ({e}); looking for what a full tunnel left by its shape",
+                        object(&self.name, ns)
+                    );
+                    None
+                }
+            },
+            Ok(false) => None,
+            Err(e) if e.is_errno(ENOENT) => None,
             Err(e) => {
                 return Err(StepError::new(
-                    format!("read the fwmark of {}", object(&self.name, ns)),
+                    format!("look for {}", object(&self.name, ns)),
                     e,
                 ))
             }
         };
-        if let Some(t) = mark {
-            let rules = kernel
-                .rule_list(ns)
-                .map_err(|e| StepError::new(format!("list the routing rules in {ns}"), e))?;
+        let rules = kernel
+            .rule_list(ns)
+            .map_err(|e| StepError::new(format!("list the routing rules in {ns}"), e))?;
+        // The tables whose full tunnel rules go: the live mark's; without it (no link, or an
+        // unreadable one), a table that no route through a device uses any more. up allows
+        // one full tunnel per namespace (the fixed priorities), so such rules are an orphan's.
+        let mut tables: Vec<u32> = Vec::new();
+        match mark {
+            Some(t) => tables.push(t),
+            None => {
+                for r in rules.iter().filter(|r| is_fwmark_rule(r)) {
+                    let routes = kernel.table_routes(ns, r.table).map_err(|e| {
+                        StepError::new(format!("list the routes of table {} in {ns}", r.table), e)
+                    })?;
+                    if routes.iter().all(|(_, unreachable)| *unreachable)
+                        && !tables.contains(&r.table)
+                    {
+                        tables.push(r.table);
+                    }
+                }
+            }
+        }
+        for t in tables {
+            let mut found = false;
             for v6 in [false, true] {
                 let mine = PolicyRule {
                     v6,
@@ -1163,6 +1210,7 @@ impl FindAndRemovePolicy {
                 if !rules.contains(&mine) {
                     continue;
                 }
+                found = true;
                 // Its suppress rule goes with it (first, as up added it first).
                 let suppress = PolicyRule {
                     v6,
@@ -1178,7 +1226,7 @@ impl FindAndRemovePolicy {
                 }
                 out.push(PolicyObject::Rule(mine));
             }
-            if !out.is_empty() {
+            if found {
                 out.push(PolicyObject::Unreachable {
                     dst: v6_default(),
                     table: t,
@@ -1255,7 +1303,10 @@ mod tests {
     #[test]
     fn table_names_are_nft_identifiers() {
         assert_eq!(nft_table_name("wg0"), "wg-exec-wg0");
-        assert_eq!(nft_table_name("wg.1-a_b"), "wg-exec-wg.1-a_b");
+        assert_eq!(nft_table_name("wg.1-a"), "wg-exec-wg.1-a");
         assert_eq!(nft_table_name("wg+1=x"), "wg-exec-wg_x2b1_x3dx");
+        // `_` is escaped too, so that two names never meet.
+        assert_eq!(nft_table_name("wg_x2b1"), "wg-exec-wg_x5fx2b1");
+        assert_ne!(nft_table_name("wg+1"), nft_table_name("wg_x2b1"));
     }
 }
