@@ -400,6 +400,10 @@ pub fn run(a: &StatusArgs) -> Outcome {
         Ok(more) => d.extend(more),
         Err(e) => return Outcome::Unknown(format!("cannot read the full tunnel of {name}: {e}")),
     }
+    match dns_drift(&journal, &recorded, &mut kernel) {
+        Ok(more) => d.extend(more),
+        Err(e) => return Outcome::Unknown(format!("cannot read the DNS settings of {name}: {e}")),
+    }
     let status = status_of(&journal, &recorded, &live, d);
     match a.json {
         true => println!(
@@ -412,6 +416,42 @@ pub fn run(a: &StatusArgs) -> Outcome {
         true => Outcome::Done,
         false => Outcome::Drifted(status.drift),
     }
+}
+
+/// The link's DNS settings, when the backend that set them can say (systemd-resolved; not
+/// resolvconf), against what was applied.
+fn dns_drift(
+    journal: &Journal,
+    recorded: &Applied,
+    kernel: &mut dyn Kernel,
+) -> Result<Vec<String>, wg_exec_steps::KernelError> {
+    let mut out = Vec::new();
+    if recorded.dns.is_empty() {
+        return Ok(out);
+    }
+    let (mut servers, mut search, mut routing) = (Vec::new(), Vec::new(), Vec::new());
+    for e in &recorded.dns {
+        match (e.parse::<std::net::IpAddr>(), e.strip_prefix('~')) {
+            (Ok(ip), _) => servers.push(ip),
+            (_, Some(d)) => routing.push(d.to_string()),
+            _ => search.push(e.clone()),
+        }
+    }
+    let settings = wg_exec_steps::DnsSettings::for_link(
+        &servers,
+        &search,
+        &routing,
+        recorded.full_tunnel.is_some(),
+    );
+    for (name, ns, backend) in journal.dns() {
+        let Some(backend) = backend else { continue };
+        if kernel.dns_matches(backend, &ns, &name, &settings)? == Some(false) {
+            out.push(format!(
+                "the DNS settings of {name} in {backend} are not what was applied (resolvectl status {name}; another tool, or a revert?)"
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// What a full tunnel made that is gone or changed: its rules (systemd-networkd deletes them

@@ -250,6 +250,17 @@ fn read_back(bus: &mut Bus, index: u32) -> Result<Live, DbusError> {
     })
 }
 
+/// Whether resolved holds `settings` for link `index` (status).
+pub fn resolved_matches(index: u32, settings: &DnsSettings) -> Result<bool, KernelError> {
+    let mut bus = Bus::system().map_err(kernel_error)?;
+    let live = read_back(&mut bus, index).map_err(|e| {
+        KernelError::new(format!(
+            "read the link's settings from systemd-resolved: {e}"
+        ))
+    })?;
+    Ok(live == Live::of(settings))
+}
+
 /// RevertLink; a link resolved does not know (gone with its settings) is fine.
 pub fn resolved_revert(index: u32) -> Result<(), KernelError> {
     let mut bus = Bus::system().map_err(kernel_error)?;

@@ -632,6 +632,22 @@ impl Kernel for LinuxKernel {
         }
     }
 
+    fn dns_matches(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<Option<bool>, KernelError> {
+        match backend {
+            DnsBackend::Resolved => {
+                let index = self.index(ns, name)?;
+                dns::resolved_matches(index, settings).map(Some)
+            }
+            DnsBackend::Resolvconf => Ok(None),
+        }
+    }
+
     fn dns_revert(
         &mut self,
         backend: DnsBackend,

@@ -788,6 +788,22 @@ impl Kernel for FakeKernel {
         Ok(())
     }
 
+    fn dns_matches(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<Option<bool>, KernelError> {
+        self.call(format!("dns_matches {backend} {} {name}", label(ns)))?;
+        if backend == DnsBackend::Resolvconf {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.state.dns.get(name) == Some(&(backend, settings.clone())),
+        ))
+    }
+
     fn dns_revert(
         &mut self,
         backend: DnsBackend,

@@ -492,6 +492,15 @@ pub trait Kernel {
         name: &str,
         settings: &DnsSettings,
     ) -> Result<(), KernelError>;
+    /// Whether the link's DNS settings are still `settings` (status); None when the backend
+    /// cannot say (resolvconf has no read-back).
+    fn dns_matches(
+        &mut self,
+        backend: DnsBackend,
+        ns: &Netns,
+        name: &str,
+        settings: &DnsSettings,
+    ) -> Result<Option<bool>, KernelError>;
     /// Remove the link's DNS settings; a link that is gone, or has none, is not an error.
     fn dns_revert(
         &mut self,

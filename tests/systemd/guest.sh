@@ -375,6 +375,11 @@ case_dns() {
     resolvectl status wg0 2>&1 | sed 's/^/    /'
     check "$L: journal: set through systemd-resolved" jhas "DNS servers 192.0.2.53, 2001:db8::53 set through systemd-resolved"
     check "$L: wg-exec status: in sync" status_in_sync
+    # Settings changed behind wg-exec's back are drift.
+    resolvectl revert wg0
+    out=$(wg-exec status wg0 2>&1)
+    check "$L: after resolvectl revert wg0, wg-exec status exits 1" eq "$?" 1
+    check "$L: ... naming the DNS settings" grep -q "the DNS settings of wg0 in systemd-resolved are not what was applied" <<< "$out"
     check "$L: systemctl stop $U" systemctl stop "$U"
     no_trace "$L: after stop"
     no_dns_left "$L: after stop"
