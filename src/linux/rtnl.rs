@@ -104,64 +104,85 @@ pub fn addresses(conn: &mut Conn, index: u32) -> Result<Vec<IpNet>, KernelError>
     Ok(out)
 }
 
+/// Every route of both families, each with its family. A kernel without IPv6 has no IPv6
+/// routes to list (EAFNOSUPPORT). The kernel does not filter a dump by table unless strict
+/// checking is on: callers sort the routes themselves.
+fn dump_routes(conn: &mut Conn) -> Result<Vec<(AddressFamily, RouteMessage)>, KernelError> {
+    let mut out = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let replies = match conn.dump(|| {
+            let mut m = RouteMessage::default();
+            m.header.address_family = family;
+            RouteNetlinkMessage::GetRoute(m)
+        }) {
+            Ok(r) => r,
+            Err(e) if family == AddressFamily::Inet6 && e.is_errno(libc::EAFNOSUPPORT) => continue,
+            Err(e) => return Err(e),
+        };
+        out.extend(replies.into_iter().filter_map(|r| match r {
+            RouteNetlinkMessage::NewRoute(m) => Some((family, m)),
+            _ => None,
+        }));
+    }
+    Ok(out)
+}
+
+/// A dumped route's table: RTA_TABLE, else the header's (ids up to 255).
+fn table_of(m: &RouteMessage) -> u32 {
+    m.attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(m.header.table))
+}
+
+/// A dumped route's destination prefix (a default route has no RTA_DST).
+fn dst_of(m: &RouteMessage, family: AddressFamily) -> Option<IpNet> {
+    let dst = m
+        .attributes
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(std::net::IpAddr::V4(*ip)),
+            RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(std::net::IpAddr::V6(*ip)),
+            _ => None,
+        })
+        .unwrap_or(match family {
+            AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        });
+    IpNet::new(dst, m.header.destination_prefix_length).ok()
+}
+
 /// The routes through link `index` that someone added (not the kernel's own for addresses,
 /// not the local table, not multicast), in every table.
 pub fn routes_via(conn: &mut Conn, index: u32) -> Result<Vec<Route>, KernelError> {
     let mut out = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let replies = conn.dump(|| {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            RouteNetlinkMessage::GetRoute(m)
-        })?;
-        for r in replies {
-            let RouteNetlinkMessage::NewRoute(m) = r else {
-                continue;
-            };
-            let oif = m.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Oif(i) => Some(*i),
-                _ => None,
-            });
-            if oif != Some(index)
-                || m.header.protocol == RouteProtocol::Kernel
-                || m.header.kind != RouteType::Unicast
-            {
-                continue;
-            }
-            let table = m
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Table(t) => Some(*t),
-                    _ => None,
-                })
-                .unwrap_or(u32::from(m.header.table));
-            if table == 255 {
-                continue;
-            }
-            let dst = m.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                    Some(std::net::IpAddr::V4(*ip))
-                }
-                RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
-                    Some(std::net::IpAddr::V6(*ip))
-                }
-                _ => None,
-            });
-            let dst = dst.unwrap_or(match family {
-                AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-            });
-            let Ok(dst) = IpNet::new(dst, m.header.destination_prefix_length) else {
-                continue;
-            };
-            let metric = m.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Priority(p) => Some(*p),
-                _ => None,
-            });
-            // IPv6 routes get metric 1024 when none was given: that is "no metric".
-            out.push(Route::new(dst, table, metric));
+    for (family, m) in dump_routes(conn)? {
+        let oif = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        });
+        if oif != Some(index)
+            || m.header.protocol == RouteProtocol::Kernel
+            || m.header.kind != RouteType::Unicast
+        {
+            continue;
         }
+        let table = table_of(&m);
+        if table == 255 {
+            continue;
+        }
+        let Some(dst) = dst_of(&m, family) else {
+            continue;
+        };
+        let metric = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        });
+        // IPv6 routes get metric 1024 when none was given: that is "no metric".
+        out.push(Route::new(dst, table, metric));
     }
     Ok(out)
 }
@@ -373,29 +394,10 @@ pub fn rules(conn: &mut Conn) -> Result<Vec<PolicyRule>, KernelError> {
 
 /// Every table a route of either family or a rule (its table or fwmark) uses.
 pub fn tables_in_use(conn: &mut Conn) -> Result<BTreeSet<u32>, KernelError> {
-    let mut used = BTreeSet::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        // The kernel does not filter a route dump by table unless strict checking is on: every
-        // route comes back and is sorted here.
-        let replies = conn.dump(|| {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            RouteNetlinkMessage::GetRoute(m)
-        })?;
-        for r in replies {
-            if let RouteNetlinkMessage::NewRoute(m) = r {
-                let table = m
-                    .attributes
-                    .iter()
-                    .find_map(|a| match a {
-                        RouteAttribute::Table(t) => Some(*t),
-                        _ => None,
-                    })
-                    .unwrap_or(u32::from(m.header.table));
-                used.insert(table);
-            }
-        }
-    }
+    let mut used: BTreeSet<u32> = dump_routes(conn)?
+        .iter()
+        .map(|(_, m)| table_of(m))
+        .collect();
     for r in rules(conn)? {
         used.insert(r.table);
         used.extend(r.fwmark);
@@ -508,53 +510,11 @@ pub fn route_mtu(conn: &mut Conn, dst: std::net::IpAddr) -> Result<Option<u32>, 
 
 /// Every route in `table`, both families, any device or type: (destination, unreachable).
 pub fn table_routes(conn: &mut Conn, table: u32) -> Result<Vec<(IpNet, bool)>, KernelError> {
-    let mut out = Vec::new();
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        // The kernel does not filter a dump by table unless strict checking is on.
-        let replies = match conn.dump(|| {
-            let mut m = RouteMessage::default();
-            m.header.address_family = family;
-            RouteNetlinkMessage::GetRoute(m)
-        }) {
-            Ok(r) => r,
-            Err(e) if family == AddressFamily::Inet6 && e.is_errno(libc::EAFNOSUPPORT) => continue,
-            Err(e) => return Err(e),
-        };
-        for r in replies {
-            let RouteNetlinkMessage::NewRoute(m) = r else {
-                continue;
-            };
-            let t = m
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Table(t) => Some(*t),
-                    _ => None,
-                })
-                .unwrap_or(u32::from(m.header.table));
-            if t != table {
-                continue;
-            }
-            let dst = m
-                .attributes
-                .iter()
-                .find_map(|a| match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
-                        Some(std::net::IpAddr::V4(*ip))
-                    }
-                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
-                        Some(std::net::IpAddr::V6(*ip))
-                    }
-                    _ => None,
-                })
-                .unwrap_or(match family {
-                    AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-                    _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-                });
-            if let Ok(net) = IpNet::new(dst, m.header.destination_prefix_length) {
-                out.push((net, m.header.kind == RouteType::Unreachable));
-            }
-        }
-    }
-    Ok(out)
+    Ok(dump_routes(conn)?
+        .into_iter()
+        .filter(|(_, m)| table_of(m) == table)
+        .filter_map(|(family, m)| {
+            dst_of(&m, family).map(|net| (net, m.header.kind == RouteType::Unreachable))
+        })
+        .collect())
 }
