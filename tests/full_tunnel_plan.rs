@@ -65,6 +65,11 @@ fn kernel() -> FakeKernel {
     k
 }
 
+/// The configuration's up, on the fake kernel, without a journal.
+fn up(c: &config::Config, k: &mut FakeKernel) -> Result<(), Box<executor::UpError>> {
+    executor::up(&mut plan::up(c), k, &AtomicBool::new(false), &mut NoWatch)
+}
+
 fn names(plan: &plan::Plan) -> Vec<&'static str> {
     plan.iter().map(|s| s.name()).collect()
 }
@@ -109,13 +114,7 @@ fn the_full_tunnel_steps_come_after_the_peers_and_the_main_table_routes() {
 fn up_builds_what_wg_quick_builds_with_fixed_priorities_and_the_first_free_table() {
     let c = cfg("\"0.0.0.0/0\"", "");
     let mut k = kernel();
-    executor::up(
-        &mut plan::up(&c),
-        &mut k,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap();
+    up(&c, &mut k).unwrap();
     let link = &k.state.links[&(Netns::Current, "wg0".to_string())];
     assert_eq!(link.fwmark, 51821, "51820 has a route");
     assert_eq!(link.mtu, 1320, "the endpoint's path MTU 1400 minus 80");
@@ -171,25 +170,14 @@ fn a_failure_at_every_call_of_a_full_tunnel_up_leaves_no_trace() {
     for allowed in ["\"0.0.0.0/0\"", "\"0.0.0.0/0\", \"::/0\"", "\"::/0\""] {
         let c = cfg(allowed, "");
         let mut k = kernel();
-        executor::up(
-            &mut plan::up(&c),
-            &mut k,
-            &AtomicBool::new(false),
-            &mut NoWatch,
-        )
-        .unwrap();
+        up(&c, &mut k).unwrap();
         let total = k.calls.len();
         let mut checked = 0;
         for n in 1..=total {
             let mut k = kernel();
             let before = k.state.clone();
             k.fail_call(n, KernelError::from_errno(1, Some("injected")));
-            let result = executor::up(
-                &mut plan::up(&c),
-                &mut k,
-                &AtomicBool::new(false),
-                &mut NoWatch,
-            );
+            let result = up(&c, &mut k);
             if k.calls[n - 1].starts_with("modprobe") {
                 result.expect("up goes on when modprobe fails");
                 continue;
@@ -223,13 +211,7 @@ fn a_rule_at_a_full_tunnel_priority_is_refused_before_any_rule_is_added() {
     };
     k.state.rules.insert((Netns::Current, theirs));
     let before = k.state.clone();
-    let err = executor::up(
-        &mut plan::up(&c),
-        &mut k,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap_err();
+    let err = up(&c, &mut k).unwrap_err();
     assert!(
         err.to_string().contains(
             "priority 31821 is taken by another rule (-6 rule priority 31821 lookup 7 with more selectors)"
@@ -243,13 +225,7 @@ fn a_rule_at_a_full_tunnel_priority_is_refused_before_any_rule_is_added() {
 fn a_configured_fwmark_is_the_table_and_stays_on_rollback() {
     let c = cfg("\"0.0.0.0/0\"", "fwmark: \"0x1234\",");
     let mut k = kernel();
-    executor::up(
-        &mut plan::up(&c),
-        &mut k,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap();
+    up(&c, &mut k).unwrap();
     assert!(!k.calls.iter().any(|c| c.starts_with("tables_in_use")));
     assert!(k
         .state
@@ -464,13 +440,7 @@ fn a_configured_fwmark_whose_table_has_a_default_route_is_refused() {
         wg_exec_steps::Route::new("0.0.0.0/0".parse().unwrap(), 100, None),
     ));
     let before = k.state.clone();
-    let err = executor::up(
-        &mut plan::up(&c),
-        &mut k,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap_err();
+    let err = up(&c, &mut k).unwrap_err();
     assert!(
         err.to_string().contains(
             "table 100 already has a route to 0.0.0.0/0: the fwmark names a table in use"
@@ -535,13 +505,7 @@ fn the_kernel_deletes_a_rule_by_few_fields_so_down_checks_them_all() {
 fn a_rule_the_step_could_not_take_back_stays_in_the_journal_for_down() {
     let c = cfg("\"0.0.0.0/0\"", "ipv6_leak_protection: false,");
     let mut probe = kernel();
-    executor::up(
-        &mut plan::up(&c),
-        &mut probe,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap();
+    up(&c, &mut probe).unwrap();
     // The second rule_add fails; the step's own undo of the first (a rule_list, then its
     // rule_del) fails too.
     let second = probe
@@ -602,13 +566,7 @@ fn mtu_auto_is_wg_quicks_rule_in_any_table() {
         "{names:?}"
     );
     let mut k = kernel();
-    executor::up(
-        &mut plan::up(&c),
-        &mut k,
-        &AtomicBool::new(false),
-        &mut NoWatch,
-    )
-    .unwrap();
+    up(&c, &mut k).unwrap();
     assert_eq!(
         k.state.links[&(Netns::Current, "wg0".to_string())].mtu,
         1320
