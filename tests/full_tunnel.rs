@@ -666,3 +666,46 @@ fn dns_is_refused_when_wg_exec_runs_in_a_namespace_other_than_the_hosts() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("other than the host's"), "{err}");
 }
+
+#[test]
+fn full_tunnel_with_the_interface_in_a_namespace_of_its_own() {
+    if !real_environment("full_tunnel_interface_namespace") {
+        return;
+    }
+    // The module's shape: the UDP socket in the underlay's namespace (the client host), the
+    // interface in an otherwise empty one, whose only way out is the tunnel. The policy
+    // routing goes where the interface is; wg-exec runs in the test's own namespace and
+    // touches only the two it is given.
+    let h = Hosts::new();
+    let t = Netns::new("t");
+    let before = (state(&h.client), state(&t));
+    let cfg = h.config(
+        "\"0.0.0.0/0\", \"::/0\"",
+        &format!(
+            "socket_namespace: \"{}\", interface_namespace: \"{}\",",
+            h.client.name, t.name
+        ),
+    );
+    ok(wg_exec(
+        "",
+        &format!("up {} --config {}", h.iface, cfg.display()),
+    ));
+    assert!(
+        t.ip("-4 rule show").contains("31821:"),
+        "rules in the interface's namespace"
+    );
+    assert!(
+        !h.client.ip("-4 rule show").contains("3182"),
+        "none in the socket's"
+    );
+    assert!(
+        t.ping("198.51.100.7"),
+        "IPv4 through the tunnel from the interface's namespace"
+    );
+    assert!(t.ping("2001:db8:100::7"), "IPv6 too");
+    ok(wg_exec(
+        "",
+        &format!("down {} --config {}", h.iface, cfg.display()),
+    ));
+    assert_eq!((state(&h.client), state(&t)), before);
+}
