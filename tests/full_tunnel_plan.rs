@@ -266,8 +266,15 @@ fn the_journal_alone_takes_a_full_tunnel_down_and_finishes_a_killed_up() {
             .unwrap();
         // The configuration is not consulted: a changed one cannot lead down astray.
         let mut down = plan::down_from_journal(&journal, stop.is_none());
+        let from = k.calls.len();
         let failures = executor::down(&mut down, &mut k, &mut NoWatch);
         assert!(failures.is_empty(), "stop {stop:?}: {failures:?}");
+        // The rules are listed once for all of them, not once per rule.
+        let lists = k.calls[from..]
+            .iter()
+            .filter(|c| c.starts_with("rule_list"))
+            .count();
+        assert!(lists <= 1, "stop {stop:?}: {lists} rule dumps");
         assert_eq!(k.state, before, "after up stopped before step {stop:?}");
         // Again, with everything gone: still success.
         let failures = executor::down(

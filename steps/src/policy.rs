@@ -170,32 +170,11 @@ pub fn undo(kernel: &mut dyn Kernel, ns: &Netns, o: &PolicyObject) -> Result<(),
         other => format!(" in {other}"),
     };
     match o {
-        PolicyObject::Rule(r) => {
-            // The kernel's delete compares only some fields (not the invert flag, nor selectors
-            // the request leaves out): delete only when a rule equal to ours in every field
-            // is there, so that another tool's rule at the same priority is never taken.
-            let rules = match kernel.rule_list(ns) {
-                Ok(rules) => rules,
-                Err(e) if gone(&e) => return Ok(()),
-                Err(e) => return Err(StepError::new(format!("list the rules{in_ns}"), e)),
-            };
-            if !rules.iter().any(|x| x == r) {
-                let alike = PolicyRule {
-                    other: true,
-                    ..r.clone()
-                };
-                if rules.contains(&alike) {
-                    log::warn!(
-                        "a rule like {r}{in_ns} is there with more selectors than wg-exec adds: not wg-exec's, left"
-                    );
-                }
-                return Ok(());
-            }
-            match kernel.rule_del(ns, r) {
-                Err(e) if !gone(&e) => Err(StepError::new(format!("delete {r}{in_ns}"), e)),
-                _ => Ok(()),
-            }
-        }
+        PolicyObject::Rule(r) => match kernel.rule_list(ns) {
+            Ok(rules) => undo_rule(kernel, ns, r, &rules),
+            Err(e) if gone(&e) => Ok(()),
+            Err(e) => Err(StepError::new(format!("list the rules{in_ns}"), e)),
+        },
         PolicyObject::Unreachable { dst, table } => {
             match kernel.route_unreachable(ns, dst, *table, false) {
                 Err(e) if !gone(&e) => Err(StepError::new(
@@ -235,13 +214,61 @@ pub fn undo(kernel: &mut dyn Kernel, ns: &Netns, o: &PolicyObject) -> Result<(),
     }
 }
 
-/// Undoes objects in reverse order, collecting failures (each is tried).
+/// Deletes rule `r` when a rule equal to it in every field is among `rules` (the kernel's delete
+/// compares only some fields: not the invert flag, nor selectors the request leaves out), so
+/// that another tool's rule at the same priority is never taken.
+fn undo_rule(
+    kernel: &mut dyn Kernel,
+    ns: &Netns,
+    r: &PolicyRule,
+    rules: &[PolicyRule],
+) -> Result<(), StepError> {
+    let in_ns = match ns {
+        Netns::Current => String::new(),
+        other => format!(" in {other}"),
+    };
+    if !rules.contains(r) {
+        let alike = PolicyRule {
+            other: true,
+            ..r.clone()
+        };
+        if rules.contains(&alike) {
+            log::warn!(
+                "a rule like {r}{in_ns} is there with more selectors than wg-exec adds: not wg-exec's, left"
+            );
+        }
+        return Ok(());
+    }
+    match kernel.rule_del(ns, r) {
+        Err(e) if !(e.is_errno(ENOENT) || e.is_errno(EAFNOSUPPORT)) => {
+            Err(StepError::new(format!("delete {r}{in_ns}"), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Undoes objects in reverse order, collecting failures (each is tried). The rules are listed
+/// once: deleting one of ours changes nothing about the others.
 fn undo_all(kernel: &mut dyn Kernel, ns: &Netns, objects: &[PolicyObject]) -> Vec<StepError> {
-    objects
-        .iter()
-        .rev()
-        .filter_map(|o| undo(kernel, ns, o).err())
-        .collect()
+    let mut rules: Option<Vec<PolicyRule>> = None;
+    let mut failures = Vec::new();
+    for o in objects.iter().rev() {
+        let result = match (o, &rules) {
+            (PolicyObject::Rule(r), Some(listed)) => undo_rule(kernel, ns, r, listed),
+            (PolicyObject::Rule(r), None) => match kernel.rule_list(ns) {
+                Ok(listed) => {
+                    let result = undo_rule(kernel, ns, r, &listed);
+                    rules = Some(listed);
+                    result
+                }
+                // Listing failed: as `undo` says it, one rule at a time.
+                Err(_) => undo(kernel, ns, o),
+            },
+            _ => undo(kernel, ns, o),
+        };
+        failures.extend(result.err());
+    }
+    failures
 }
 
 fn first(errors: Vec<StepError>) -> Result<(), StepError> {
