@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod plan;
 pub mod preflight;
 pub mod privileges;
+pub mod refresh;
 pub mod reload;
 
 /// Shared by the fuzz target (fuzz/) and the test that replays its corpus.

@@ -4,14 +4,18 @@
 //! loop ends when the interface is taken down.
 //!
 //! Each due peer's name is resolved where the UDP socket is (the socket namespace, with its
-//! /etc/netns files). An endpoint is pushed, as an update of that peer and nothing else, only
-//! when it helps: the answer changed since the last one and the live endpoint is not among the
-//! new addresses (a DNS change: followed at once), or the handshake is stale (older than 135 s,
-//! or never) and the live endpoint is not among them. A roamed endpoint and round-robin answers
-//! are left alone. A failed lookup of any kind keeps the endpoint, is logged once per streak and
-//! retried after the restart delay. The device is read only when an answer changed, for a peer
+//! /etc/netns files), and the answer is compared with the baseline: what the name resolved to
+//! when up or a reload set it, or what refresh last pushed, kept in the record of what was
+//! applied (so a change made while no refresh ran is seen by the first pass, `--once` too). The
+//! decision is `crate::refresh::decide`: an answer without the baseline is a DNS change, pushed
+//! (as an update of that peer and nothing else) unless the live endpoint is among the answers;
+//! a live endpoint elsewhere while the answer still has the baseline is a roam, left alone until
+//! its handshake is stale (older than 135 s, or never). Round-robin answers are left alone. A
+//! failed lookup of any kind keeps the endpoint, is logged once per streak and retried after the
+//! restart delay. The device is read only when an answer differs from the baseline, for a peer
 //! without an endpoint, or every 135 s (staleness cannot be seen sooner): unchanged answers
-//! cost no request.
+//! cost no request. A new baseline is written under the interface's lock, taken without waiting
+//! (busy: the next pass).
 
 use super::Session;
 use crate::cli::RefreshArgs;
@@ -20,6 +24,7 @@ use crate::journal::applied::{self, Applied, Refresh};
 use crate::journal::{self, ns_of};
 use crate::lock;
 use crate::outcome::Outcome;
+use crate::refresh::{self, Why};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -45,8 +50,11 @@ struct Tracked {
     endpoint: Endpoint,
     refresh: Refresh,
     due: Instant,
-    /// The last answer, None before the first.
-    previous: Option<Vec<SocketAddr>>,
+    /// What the name resolved to (the record's baseline, then what this refresh pushed or
+    /// adopted); None before it ever resolved.
+    baseline: Option<SocketAddr>,
+    /// The baseline changed and is not in the record yet (the lock was busy).
+    unsaved: bool,
     /// In a failure streak (logged once).
     failing: bool,
 }
@@ -230,12 +238,17 @@ impl Refresher {
                 continue;
             };
             let name = rec.names.get(key).cloned().unwrap_or_else(|| key.clone());
+            let recorded = rec.resolved_endpoints.get(key).copied();
             match self.tracked.iter().position(|t| t.key == k) {
                 Some(i) => {
                     let mut t = self.tracked.swap_remove(i);
                     if t.endpoint != endpoint {
-                        t.previous = None;
+                        // Another name (a reload): its baseline is the record's.
+                        t.baseline = recorded;
+                        t.unsaved = false;
                         t.due = Instant::now();
+                    } else if !t.unsaved {
+                        t.baseline = recorded.or(t.baseline);
                     }
                     t.endpoint = endpoint;
                     t.refresh = refresh;
@@ -248,7 +261,8 @@ impl Refresher {
                     endpoint,
                     refresh,
                     due: Instant::now(),
-                    previous: None,
+                    baseline: recorded,
+                    unsaved: false,
                     failing: false,
                 }),
             }
@@ -301,16 +315,21 @@ impl Refresher {
         for (i, answer) in due.iter().zip(answers) {
             let t = &mut self.tracked[*i];
             match answer {
-                Resolved::Addrs(mut addrs) => {
+                Resolved::Addrs(mut addrs) if !addrs.is_empty() => {
                     if t.failing {
                         log::info!("peer {}: {} resolves again", t.name, t.endpoint);
                         t.failing = false;
                     }
                     addrs.sort();
-                    if t.previous.as_ref().is_some_and(|p| *p != addrs) {
+                    // Compared with the baseline: a change made before this refresh started
+                    // counts as one too.
+                    if t.baseline.is_none_or(|b| !addrs.contains(&b)) {
                         changed = true;
                     }
                     resolved.push((*i, addrs));
+                }
+                Resolved::Addrs(_) => {
+                    t.due = Instant::now() + retry(&t.refresh);
                 }
                 Resolved::Later(why)
                 | Resolved::Failed(wg_exec_steps::KernelError { message: why, .. }) => {
@@ -347,27 +366,31 @@ impl Refresher {
                 return Ok(());
             }
         }
-        let mut pushes: Vec<(usize, PeerUpdate, Option<SocketAddr>)> = Vec::new();
-        for (i, addrs) in &resolved {
-            let t = &self.tracked[*i];
-            let key = t.key.to_base64();
-            let dns_changed = t.previous.as_ref().is_some_and(|p| p != addrs);
-            if read {
-                if let Some(s) = self.seen.get(&key) {
-                    let live = s.peer.endpoint;
-                    let among = live.is_some_and(|e| addrs.contains(&e));
-                    let age = s.peer.handshake_age.map(|a| a + s.at.elapsed().as_secs());
-                    let stale = age.is_none_or(|a| a > STALE);
-                    if !among && (dns_changed || stale) {
-                        let pick = prefer(addrs, live);
-                        pushes.push((*i, update(&s.peer, pick), live));
+        let mut pushes: Vec<(usize, PeerUpdate, Option<SocketAddr>, Why)> = Vec::new();
+        let mut adopted = false;
+        if read {
+            for (i, addrs) in &resolved {
+                let t = &mut self.tracked[*i];
+                let Some(s) = self.seen.get(&t.key.to_base64()) else {
+                    continue;
+                };
+                let live = s.peer.endpoint;
+                let age = s.peer.handshake_age.map(|a| a + s.at.elapsed().as_secs());
+                let stale = age.is_none_or(|a| a > STALE);
+                let d = refresh::decide(t.baseline, addrs, live, stale, t.refresh.period > 0);
+                match d.push {
+                    Some(pick) => pushes.push((*i, update(&s.peer, pick), live, d.why)),
+                    None if d.baseline != t.baseline => {
+                        t.baseline = d.baseline;
+                        t.unsaved = true;
+                        adopted = true;
                     }
+                    None => {}
                 }
             }
         }
-        for (i, addrs) in resolved {
+        for (i, _) in resolved {
             let t = &mut self.tracked[i];
-            t.previous = Some(addrs);
             t.due = Instant::now()
                 + match t.refresh.period {
                     0 => retry(&t.refresh),
@@ -375,51 +398,27 @@ impl Refresher {
                 };
         }
         let pushed = pushes.len();
-        if !pushes.is_empty() {
+        if !pushes.is_empty() || adopted || self.tracked.iter().any(|t| t.unsaved) {
             // The lock only for the moment of the write; busy: next time (never wait on up,
             // down or reload).
             let never = AtomicBool::new(false);
             match lock::acquire(&self.dir, &self.name, Duration::ZERO, &never) {
                 Err(e) => {
-                    log::info!(
-                        "{}: {e}; the endpoints are pushed on the next pass",
-                        self.name
-                    );
-                    for (i, _, _) in &pushes {
-                        self.tracked[*i].previous = None;
+                    if !pushes.is_empty() {
+                        log::info!(
+                            "{}: {e}; the endpoints are pushed on the next pass",
+                            self.name
+                        );
+                    }
+                    for (i, _, _, _) in &pushes {
                         self.tracked[*i].due = Instant::now() + Duration::from_secs(1);
                     }
                 }
                 Ok(_lock) => {
-                    let updates: Vec<PeerUpdate> =
-                        pushes.iter().map(|(_, u, _)| u.clone()).collect();
-                    match kernel.wg_update_peers(&self.link_ns, &self.name, &updates) {
-                        Ok(()) => {
-                            for (i, u, old) in &pushes {
-                                let t = &self.tracked[*i];
-                                log::info!(
-                                    "peer {}: endpoint {} -> {} ({})",
-                                    t.name,
-                                    old.map(|e| e.to_string()).unwrap_or_else(|| "none".into()),
-                                    u.peer.endpoint.map(|e| e.to_string()).unwrap_or_default(),
-                                    t.endpoint
-                                );
-                                if let Some(s) = self.seen.get_mut(&t.key.to_base64()) {
-                                    s.peer.endpoint = u.peer.endpoint;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            log::warn!(
-                                "{}: cannot set endpoints: {e}; trying again on the next pass",
-                                self.name
-                            );
-                            for (i, _, _) in &pushes {
-                                self.tracked[*i].previous = None;
-                                self.tracked[*i].due = Instant::now() + Duration::from_secs(1);
-                            }
-                        }
+                    if !pushes.is_empty() {
+                        self.push(&pushes, kernel);
                     }
+                    self.save();
                 }
             }
         }
@@ -435,6 +434,100 @@ impl Refresher {
         );
         Ok(())
     }
+
+    /// Sends the new endpoints (the caller holds the lock); what went through becomes the
+    /// baseline, what did not is tried again on the next pass.
+    fn push(
+        &mut self,
+        pushes: &[(usize, PeerUpdate, Option<SocketAddr>, Why)],
+        kernel: &mut dyn Kernel,
+    ) {
+        let updates: Vec<PeerUpdate> = pushes.iter().map(|(_, u, _, _)| u.clone()).collect();
+        match kernel.wg_update_peers(&self.link_ns, &self.name, &updates) {
+            Ok(()) => {
+                for (i, u, old, why) in pushes {
+                    let t = &mut self.tracked[*i];
+                    log::info!(
+                        "peer {}: endpoint {} -> {} ({}): {}",
+                        t.name,
+                        old.map(|e| e.to_string()).unwrap_or_else(|| "none".into()),
+                        u.peer.endpoint.map(|e| e.to_string()).unwrap_or_default(),
+                        t.endpoint,
+                        reason(*why)
+                    );
+                    t.baseline = u.peer.endpoint;
+                    t.unsaved = true;
+                    if let Some(s) = self.seen.get_mut(&t.key.to_base64()) {
+                        s.peer.endpoint = u.peer.endpoint;
+                    }
+                }
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: cannot set endpoints: {e}; trying again on the next pass",
+                    self.name
+                );
+                for (i, _, _, _) in pushes {
+                    self.tracked[*i].due = Instant::now() + Duration::from_secs(1);
+                }
+            }
+        }
+    }
+
+    /// Writes the baselines the record does not have yet into it (the caller holds the lock):
+    /// the record as it is on disk, with the new baseline of each peer whose endpoint is still
+    /// the name this refresh resolved; atomically (temporary file, rename).
+    fn save(&mut self) {
+        let apath = applied::path_for(&self.dir, &self.name);
+        let mut rec = match applied::load(&apath) {
+            Ok(Some(r)) => r,
+            // Taken down meanwhile: nothing to keep.
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("{}: {e}; the baselines are written later", self.name);
+                return;
+            }
+        };
+        let mut differs = false;
+        for t in self.tracked.iter().filter(|t| t.unsaved) {
+            let key = t.key.to_base64();
+            let same_name = rec
+                .endpoints
+                .get(&key)
+                .and_then(|e| endpoint_of(e))
+                .as_ref()
+                == Some(&t.endpoint);
+            if let (true, Some(b)) = (same_name, t.baseline) {
+                if rec.resolved_endpoints.get(&key) != Some(&b) {
+                    rec.resolved_endpoints.insert(key, b);
+                    differs = true;
+                }
+            }
+        }
+        if differs {
+            if let Err(e) = applied::save(&apath, &rec) {
+                log::warn!(
+                    "{}: cannot write {}: {e}; trying again on the next pass",
+                    self.name,
+                    apath.display()
+                );
+                return;
+            }
+        }
+        for t in &mut self.tracked {
+            t.unsaved = false;
+        }
+    }
+}
+
+/// Why an endpoint was pushed, for the log.
+fn reason(why: Why) -> &'static str {
+    match why {
+        Why::NoEndpoint => "the peer had no endpoint",
+        Why::DnsChanged => "the name resolves elsewhere now",
+        Why::Stale => "the handshake is stale",
+        Why::Current | Why::Roamed | Why::NotFollowed | Why::Adopted => "",
+    }
 }
 
 /// The delay after a failure: the restart delay, else the period, else a default.
@@ -444,13 +537,6 @@ fn retry(r: &Refresh) -> Duration {
         (0, p) => Duration::from_secs(p),
         (s, _) => Duration::from_secs(s),
     }
-}
-
-/// The address to use: one of the same family as the live endpoint when there is one, else the
-/// first.
-fn prefer(addrs: &[SocketAddr], live: Option<SocketAddr>) -> SocketAddr {
-    live.and_then(|l| addrs.iter().find(|a| a.is_ipv4() == l.is_ipv4()).copied())
-        .unwrap_or(addrs[0])
 }
 
 /// An update of the endpoint alone (the rest as it is, for an implementation that re-adds).
@@ -487,16 +573,5 @@ mod tests {
             endpoint_of("[2001:db8::1]:51820").unwrap().host,
             "2001:db8::1"
         );
-    }
-
-    #[test]
-    fn the_same_family_is_preferred() {
-        let v4: SocketAddr = "203.0.113.5:51820".parse().unwrap();
-        let v6: SocketAddr = "[2001:db8::5]:51820".parse().unwrap();
-        assert_eq!(
-            prefer(&[v6, v4], Some("203.0.113.9:51820".parse().unwrap())),
-            v4
-        );
-        assert_eq!(prefer(&[v6, v4], None), v6);
     }
 }

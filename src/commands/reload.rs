@@ -138,6 +138,8 @@ pub fn run(t: &Target) -> Outcome {
     let mut target = Applied::of(&cfg);
     // The full tunnel's table stays what up chose (its shape cannot change in a reload).
     target.full_tunnel_table = recorded.full_tunnel_table;
+    // What names resolved to stays, for the peers whose endpoint stays (refresh's baseline).
+    target.keep_resolved(&recorded);
     if steps.is_empty() {
         // Nothing for the kernel. The records may still change: hooks, periods, endpoint
         // spellings, or a reload killed after its last change (then this one closes it).
@@ -213,14 +215,20 @@ pub fn run(t: &Target) -> Outcome {
                 .flat_map(|s| s.endpoints_pending())
                 .map(|k| k.to_base64())
                 .collect();
-            if !pending.is_empty() {
+            let set: Vec<_> = steps.iter().flat_map(|s| s.endpoints_set()).collect();
+            if !pending.is_empty() || !set.is_empty() {
                 let mut kept = target.clone();
                 for key in &pending {
                     match recorded.endpoints.get(key) {
                         Some(old) => kept.endpoints.insert(key.clone(), old.clone()),
                         None => kept.endpoints.remove(key),
                     };
+                    match recorded.resolved_endpoints.get(key) {
+                        Some(old) => kept.resolved_endpoints.insert(key.clone(), *old),
+                        None => kept.resolved_endpoints.remove(key),
+                    };
                 }
+                kept.set_resolved(set);
                 if let Err(e) = applied::save(&next, &kept) {
                     log::error!("cannot record the reload in {}: {e}", next.display());
                 }

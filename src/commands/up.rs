@@ -79,6 +79,7 @@ pub fn run(t: &Target) -> Outcome {
             let applied = applied::path_for(dir_of(&jfile.path), &name);
             let mut record = Applied::of(&cfg);
             record.full_tunnel_table = jfile.journal.full_tunnel_table();
+            record.set_resolved(steps.iter().flat_map(|s| s.endpoints_set()));
             if let Err(e) = applied::save(&applied, &record) {
                 log::error!("cannot write {}: {e}", applied.display());
             }

@@ -8,6 +8,7 @@ use super::{ns_name, NsName};
 use crate::config::Config;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use wg_exec_steps::{Backend, SecretSource};
 
@@ -38,6 +39,13 @@ pub struct Applied {
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
     #[serde(default)]
     pub refresh: BTreeMap<String, Refresh>,
+    /// For each peer whose endpoint is a host name, by public key: what the name resolved to
+    /// when up or a reload set it, or the address `wg-exec refresh` last pushed or adopted.
+    /// Refresh compares every answer with it: an answer without it is a DNS change (followed);
+    /// a live endpoint elsewhere while the answer still has it is a roam (left alone). Absent:
+    /// the name has not resolved yet (or an older wg-exec wrote the record).
+    #[serde(default)]
+    pub resolved_endpoints: BTreeMap<String, SocketAddr>,
     /// A full tunnel's shape (families, leak protection, fwmark, addresses), which reload
     /// cannot change; None without one.
     #[serde(default)]
@@ -145,11 +153,37 @@ impl Applied {
                 .iter()
                 .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
                 .collect(),
+            resolved_endpoints: BTreeMap::new(),
             full_tunnel: full_tunnel_shape(cfg),
             full_tunnel_table: None,
             dns: cfg.dns.entries(),
             earlier_routes: Vec::new(),
         }
+    }
+
+    /// Records endpoints that were just resolved and set (by up, a reload or refresh).
+    pub fn set_resolved(
+        &mut self,
+        set: impl IntoIterator<Item = (wg_exec_steps::Key, SocketAddr)>,
+    ) {
+        for (key, addr) in set {
+            self.resolved_endpoints.insert(key.to_base64(), addr);
+        }
+    }
+
+    /// Keeps the baselines of `earlier` for the peers whose configured endpoint is the same
+    /// host name here; the others (a new name, an address, no peer) have none.
+    pub fn keep_resolved(&mut self, earlier: &Applied) {
+        self.resolved_endpoints = earlier
+            .resolved_endpoints
+            .iter()
+            .filter(|(key, _)| {
+                self.refresh.contains_key(*key)
+                    && self.endpoints.get(*key).is_some()
+                    && self.endpoints.get(*key) == earlier.endpoints.get(*key)
+            })
+            .map(|(k, a)| (k.clone(), *a))
+            .collect();
     }
 
     /// The fwmark the device should have: the configured one, else the full tunnel's.
@@ -200,6 +234,9 @@ impl Applied {
             .filter(|(key, ep)| next.endpoints.get(*key).is_none_or(|n| n == *ep))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let endpoints = &u.endpoints;
+        u.resolved_endpoints
+            .retain(|key, _| endpoints.contains_key(key));
         u.fwmark = next.fwmark.or(self.fwmark);
         u.full_tunnel_table = next.full_tunnel_table.or(self.full_tunnel_table);
         u

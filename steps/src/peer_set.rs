@@ -28,6 +28,8 @@ pub struct PeerSet {
     /// back: the undo sends them before removing the new peers.
     pub give_back: Vec<crate::kernel::PeerUpdate>,
     applied: bool,
+    /// Endpoints given by a host name, as resolved and set.
+    set: Vec<(Key, std::net::SocketAddr)>,
 }
 
 impl PeerSet {
@@ -39,6 +41,7 @@ impl PeerSet {
             peers,
             give_back: Vec::new(),
             applied: false,
+            set: Vec::new(),
         }
     }
 
@@ -99,6 +102,13 @@ impl PeerSet {
             })
             .collect())
     }
+}
+
+/// Whether a peer's endpoint is a host name (resolved, and followed by `wg-exec refresh`).
+pub fn by_name(p: &PeerPlan) -> bool {
+    p.endpoint
+        .as_ref()
+        .is_some_and(|ep| ep.host.parse::<std::net::IpAddr>().is_err())
 }
 
 /// The endpoints of `peers` (those that have one), resolved at once in `socket_ns`: the first
@@ -206,8 +216,22 @@ impl Step for PeerSet {
             return Err(err.with_undo(undo));
         }
         self.applied = true;
+        self.set = self
+            .peers
+            .iter()
+            .zip(&settings)
+            .filter(|(p, _)| by_name(p))
+            .filter_map(|(p, s)| s.endpoint.map(|e| (p.public_key.clone(), e)))
+            .collect();
         log::info!("configured {}", self.describe());
         Ok(())
+    }
+
+    fn endpoints_set(&self) -> Vec<(Key, std::net::SocketAddr)> {
+        match self.applied {
+            true => self.set.clone(),
+            false => Vec::new(),
+        }
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {

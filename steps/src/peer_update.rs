@@ -6,7 +6,7 @@
 use crate::kernel::{
     AllowedIpsChange, Kernel, KernelError, LivePeer, Netns, PeerSettings, PeerUpdate,
 };
-use crate::peer_set::{resolve_all, PeerPlan};
+use crate::peer_set::{by_name, resolve_all, PeerPlan};
 use crate::step::{object, Needs, Step, StepError, StepKind};
 use crate::Key;
 
@@ -34,6 +34,8 @@ pub struct PeerUpdates {
     applied: bool,
     /// Peers whose changed endpoint did not resolve (they keep the one they have).
     pending: Vec<Key>,
+    /// Changed endpoints given by a host name, as resolved and sent.
+    set: Vec<(Key, std::net::SocketAddr)>,
 }
 
 impl PeerUpdates {
@@ -53,6 +55,7 @@ impl PeerUpdates {
             give_back: Vec::new(),
             applied: false,
             pending: Vec::new(),
+            set: Vec::new(),
         }
     }
 
@@ -245,6 +248,13 @@ impl Step for PeerUpdates {
             .filter(|(u, f)| u.endpoint && !f.endpoint)
             .map(|(u, _)| u.desired.public_key.clone())
             .collect();
+        self.set = self
+            .updates
+            .iter()
+            .zip(&forward)
+            .filter(|(u, f)| f.endpoint && by_name(&u.desired))
+            .filter_map(|(u, f)| f.peer.endpoint.map(|e| (u.desired.public_key.clone(), e)))
+            .collect();
         if let Err(e) = kernel.wg_update_peers(&self.ns, &self.name, &forward) {
             let err = StepError::new(format!("update {}", self.describe()), e);
             // Messages before the failing one went through: put every peer back.
@@ -261,6 +271,13 @@ impl Step for PeerUpdates {
 
     fn endpoints_pending(&self) -> Vec<Key> {
         self.pending.clone()
+    }
+
+    fn endpoints_set(&self) -> Vec<(Key, std::net::SocketAddr)> {
+        match self.applied {
+            true => self.set.clone(),
+            false => Vec::new(),
+        }
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {

@@ -194,6 +194,11 @@ pub trait Step {
     fn endpoints_pending(&self) -> Vec<crate::Key> {
         Vec::new()
     }
+    /// After `apply`: the endpoints this step resolved from a host name and set, by peer (what
+    /// `wg-exec refresh` compares later answers with, to tell a DNS change from a roam).
+    fn endpoints_set(&self) -> Vec<(crate::Key, std::net::SocketAddr)> {
+        Vec::new()
+    }
 }
 
 /// What a step leaves on the machine, as the journal records it.
