@@ -179,7 +179,7 @@ impl Applied {
             .iter()
             .filter(|(key, _)| {
                 self.refresh.contains_key(*key)
-                    && self.endpoints.get(*key).is_some()
+                    && self.endpoints.contains_key(*key)
                     && self.endpoints.get(*key) == earlier.endpoints.get(*key)
             })
             .map(|(k, a)| (k.clone(), *a))

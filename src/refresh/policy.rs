@@ -97,6 +97,10 @@ pub fn prefer(addrs: &[SocketAddr], live: Option<SocketAddr>) -> SocketAddr {
 mod tests {
     use super::*;
 
+    type Addr = Option<SocketAddr>;
+    /// (baseline, answer, live, stale) -> (push, baseline, why)
+    type Row = (Addr, Vec<SocketAddr>, Addr, bool, Addr, Addr, Why);
+
     fn a(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
@@ -111,7 +115,7 @@ mod tests {
         let other = a("203.0.113.4:51821");
         // (baseline, answer, live, stale) -> (push, baseline, why)
         #[rustfmt::skip]
-        let table: &[(Option<SocketAddr>, Vec<SocketAddr>, Option<SocketAddr>, bool, Option<SocketAddr>, Option<SocketAddr>, Why)] = &[
+        let table: &[Row] = &[
             // Nothing changed.
             (Some(old), vec![old], Some(old), false, None, Some(old), Why::Current),
             (Some(old), vec![old], Some(old), true, None, Some(old), Why::Current),
