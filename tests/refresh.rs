@@ -1225,3 +1225,273 @@ fn a_killed_up_leaves_no_resolver_holding_the_lock() {
     );
     assert_eq!(out.status.code(), Some(0), "{test}: {}", text(&out.stderr));
 }
+
+/// A and B up with B known by the name answering .2, traffic flowing; then B moves to .3 and
+/// its name follows while no refresh runs (issue 20, case 1). Returns the world.
+fn moved_while_no_refresh_ran(test: &str) -> World {
+    let mut w = World::new();
+    w.dns.set(&[(B_NAME, "203.0.113.2")]);
+    w.dns.start();
+    // B learns A's address from A's packets.
+    w.b_up("");
+    let ca = w.a_conf(
+        "a.ron",
+        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    );
+    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
+        "{test}: no traffic before the move"
+    );
+    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
+    w.dns.set(&[(B_NAME, "203.0.113.3")]);
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_millis(1500)).is_none(),
+        "{test}: traffic went on without the endpoint changing (the check would prove nothing)"
+    );
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
+    w
+}
+
+const MOVED_PUSH: &str =
+    "peer b: endpoint 203.0.113.2:51821 -> 203.0.113.3:51821 (b.wg-exec.test:51821): the name resolves elsewhere now";
+
+/// Issue 20, case 1, `--once` (a timer's shape): a name that moved while no refresh ran is
+/// followed by a single pass, although the handshake is fresh; a second `--once` pushes
+/// nothing (the new address is the baseline now).
+#[test]
+fn a_dns_change_before_refresh_once_is_followed() {
+    let test = "refresh: a change before --once";
+    if !ready(test) {
+        return;
+    }
+    let w = moved_while_no_refresh_ran(test);
+    let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
+    assert_eq!(
+        w.endpoint(&w.pb).as_deref(),
+        Some("203.0.113.3:51821"),
+        "{test}: --once did not follow the name: {once}"
+    );
+    assert_eq!(count(&once, MOVED_PUSH), 1, "{test}: {once}");
+    let p = passes(&once);
+    assert_eq!(p.len(), 1, "{test}: {once}");
+    assert!(
+        p[0].contains("answers changed, device read, 1 endpoint pushed"),
+        "{test}: {once}"
+    );
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(7)).is_some(),
+        "{test}: no traffic after the endpoint followed: {once}"
+    );
+    let again = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
+    let p = passes(&again);
+    assert_eq!(p.len(), 1, "{test}: {again}");
+    assert!(
+        p[0].contains("answers unchanged, device read, 0 endpoints pushed"),
+        "{test}: {again}"
+    );
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.3:51821"));
+    w.downs();
+}
+
+/// Issue 20, case 1, a (re)started loop: its first pass follows a name that moved while no
+/// refresh ran, at once rather than when the handshake goes stale (minutes).
+#[test]
+fn a_dns_change_before_the_refresh_loop_starts_is_followed() {
+    let test = "refresh: a change before the loop";
+    if !ready(test) {
+        return;
+    }
+    let w = moved_while_no_refresh_ran(test);
+    let started = Instant::now();
+    let mut refresh = w.refresh("refresh.log");
+    assert!(
+        w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(3)),
+        "{test}: endpoint {:?} {:?} after refresh started: {}",
+        w.endpoint(&w.pb),
+        started.elapsed(),
+        refresh.log()
+    );
+    eprintln!("{test}: followed {:?} after start", started.elapsed());
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(7)).is_some(),
+        "{test}: no traffic after the endpoint followed: {}",
+        refresh.log()
+    );
+    let log = refresh.terminate();
+    assert_eq!(count(&log, MOVED_PUSH), 1, "{test}: {log}");
+    assert!(
+        passes(&log)[0].contains("answers changed, device read, 1 endpoint pushed"),
+        "{test}: the first pass did not push: {log}"
+    );
+    w.downs();
+}
+
+/// Issue 20, case 1: after refresh followed a DNS change, the peer roams (no DNS change): the
+/// running refresh does not push the name's address back, and neither does a restarted one (it
+/// reads back the address it pushed as the baseline, not the one up resolved).
+#[test]
+fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
+    let test = "refresh: a roam after a change";
+    if !ready(test) {
+        return;
+    }
+    let mut w = World::new();
+    w.dns.set(&[(B_NAME, "203.0.113.2")]);
+    w.dns.start();
+    // B knows A by address and keeps talking to it: it can roam A's endpoint for it.
+    w.b_up("endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1");
+    let ca = w.a_conf(
+        "a.ron",
+        vec![w.peer_b("dynamic_endpoint_refresh_seconds: 1")],
+    );
+    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
+        "{test}: no traffic at first"
+    );
+    let mut refresh = w.refresh("refresh.log");
+    refresh.wait_passes(1, Duration::from_secs(5));
+
+    // The name moves with B (B's own packets could roam it too; whichever is first, the
+    // endpoint is .3).
+    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
+    w.dns.set(&[(B_NAME, "203.0.113.3")]);
+    must(&format!(
+        "ip netns exec {} wg set {} listen-port 51821",
+        w.pair.b.name, w.ib
+    ));
+    assert!(
+        w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(5)),
+        "{test}: endpoint {:?} after the name moved: {}",
+        w.endpoint(&w.pb),
+        refresh.log()
+    );
+    // Until a pass has seen the new answer (pushed, or found B already there).
+    refresh.wait_log(Duration::from_secs(5), "a pass with the new answer", |l| {
+        passes(l)
+            .iter()
+            .any(|p| p.contains("answers changed, device read"))
+    });
+
+    // B roams to .4; the name stays .3.
+    move_host(&w.pair.b, "203.0.113.3", "203.0.113.4");
+    must(&format!(
+        "ip netns exec {} wg set {} listen-port 51821",
+        w.pair.b.name, w.ib
+    ));
+    assert!(
+        w.wait_endpoint(&w.pb, "203.0.113.4:51821", Duration::from_secs(5)),
+        "{test}: A did not learn B's new address by roaming: {:?}",
+        w.endpoint(&w.pb)
+    );
+    let roamed = refresh.passes().len();
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(4) {
+        assert_eq!(
+            w.endpoint(&w.pb).as_deref(),
+            Some("203.0.113.4:51821"),
+            "{test}: the roamed endpoint was replaced after {:?}: {}",
+            watch.elapsed(),
+            refresh.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = refresh.terminate();
+    let after: Vec<String> = passes(&log).into_iter().skip(roamed).collect();
+    assert!(after.len() >= 3, "{test}: too few passes: {log}");
+    for p in &after {
+        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
+    }
+    assert!(
+        !log.contains("-> 203.0.113.3:51821 (b.wg-exec.test:51821): the handshake"),
+        "{test}: {log}"
+    );
+
+    // Restarted (a package upgrade, `systemctl restart`): the loop and `--once` both leave the
+    // roam alone.
+    let mut restarted = w.refresh("restarted.log");
+    restarted.wait_passes(3, Duration::from_secs(5));
+    assert_eq!(
+        w.endpoint(&w.pb).as_deref(),
+        Some("203.0.113.4:51821"),
+        "{test}: the restarted refresh replaced the roamed endpoint: {}",
+        restarted.log()
+    );
+    let log = restarted.terminate();
+    assert!(!log.contains("peer b: endpoint"), "{test}: {log}");
+    assert!(
+        passes(&log)[0].contains("answers unchanged, device read, 0 endpoints pushed"),
+        "{test}: {log}"
+    );
+    let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
+    assert!(!once.contains("peer b: endpoint"), "{test}: {once}");
+    assert_eq!(
+        w.endpoint(&w.pb).as_deref(),
+        Some("203.0.113.4:51821"),
+        "{test}: {once}"
+    );
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(3)).is_some(),
+        "{test}: no traffic over the roamed endpoint"
+    );
+    w.downs();
+}
+
+/// Issue 20, case 1, boot without DNS, with a period: the name does not resolve at up; refresh
+/// sets it once DNS answers, and that address is the baseline: a restarted refresh pushes
+/// nothing, and a later move of the name is followed by `--once`.
+#[test]
+fn a_name_set_after_boot_without_dns_is_the_baseline() {
+    let test = "refresh: boot without DNS, then a change";
+    if !ready(test) {
+        return;
+    }
+    let mut w = World::new();
+    w.dns.set(&[(B_NAME, "203.0.113.2")]);
+    w.b_up("");
+    let ca = w.a_conf(
+        "a.ron",
+        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    );
+    let up = ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    assert!(
+        up.contains(&format!("peer b: endpoint {B_ENDPOINT} did not resolve")),
+        "{test}: no warning: {up}"
+    );
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("(none)"));
+    let mut refresh = w.refresh("refresh.log");
+    refresh.wait_log(Duration::from_secs(5), "failure", |l| {
+        l.contains("does not resolve")
+    });
+    w.dns.start();
+    assert!(
+        w.wait_endpoint(&w.pb, "203.0.113.2:51821", Duration::from_secs(3)),
+        "{test}: endpoint {:?} after the server answered: {}",
+        w.endpoint(&w.pb),
+        refresh.log()
+    );
+    let log = refresh.terminate();
+    assert!(
+        log.contains(&format!(
+            "peer b: endpoint none -> 203.0.113.2:51821 ({B_ENDPOINT}): the peer had no endpoint"
+        )),
+        "{test}: {log}"
+    );
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(7)).is_some(),
+        "{test}: no traffic"
+    );
+    let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
+    assert!(
+        passes(&once)[0].contains("answers unchanged, device read, 0 endpoints pushed"),
+        "{test}: {once}"
+    );
+    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
+    w.dns.set(&[(B_NAME, "203.0.113.3")]);
+    let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
+    assert_eq!(count(&once, MOVED_PUSH), 1, "{test}: {once}");
+    assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.3:51821"));
+    w.downs();
+}
