@@ -30,14 +30,21 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
     // module's own tests create their namespace there): then what is missing is said, and the
     // step that needs it fails with the kernel's reason if pre_setup did not make it.
     let later = !cfg.pre_setup.is_empty();
+    let missing = match later {
+        true => Missing::PreSetup,
+        false => Missing::Refused,
+    };
     if let SecretSource::File(path) = &cfg.private_key {
-        let may_be_missing = cfg.generate_private_key_file || later;
-        key_file(&mut p, path, may_be_missing, |m| at("private_key_file", m));
+        let missing = match cfg.generate_private_key_file {
+            true => Missing::Generated,
+            false => missing,
+        };
+        key_file(&mut p, path, missing, |m| at("private_key_file", m));
     }
     for (i, peer) in cfg.peers.iter().enumerate() {
         if let Some(SecretSource::File(path)) = &peer.preshared_key {
             let field = format!("peers[{i}].preshared_key_file");
-            key_file(&mut p, path, later, |m| at(&field, m));
+            key_file(&mut p, path, missing, |m| at(&field, m));
         }
     }
     for (field, ns) in [
@@ -231,16 +238,30 @@ pub fn dns(cfg: &Config, available: Option<wg_exec_steps::DnsBackend>) -> Option
     })
 }
 
-fn key_file(
-    p: &mut Preflight,
-    path: &Path,
-    may_be_missing: bool,
-    at: impl Fn(String) -> ConfigError,
-) {
+/// What a key file that does not exist means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    /// An error.
+    Refused,
+    /// Fine: up generates it (generate_private_key_file).
+    Generated,
+    /// Said, not refused: pre_setup may make it.
+    PreSetup,
+}
+
+fn key_file(p: &mut Preflight, path: &Path, missing: Missing, at: impl Fn(String) -> ConfigError) {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_be_missing => return,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == Missing::Generated => {
+            return
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && missing == Missing::PreSetup => {
+            p.warnings.push(at(format!(
+                "key file {shown} does not exist yet; pre_setup must create it"
+            )));
+            return;
+        }
         Err(e) => {
             p.errors.push(at(format!("key file {shown}: {e}")));
             return;
