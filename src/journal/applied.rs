@@ -290,3 +290,82 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, RouteTables};
+
+    const B: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    const C: &str = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
+
+    fn applied(b_endpoint: &str) -> Applied {
+        let text = format!(
+            "Interface(private_key_file: \"/k\", dynamic_endpoint_refresh_seconds: 5, peers: [
+               Peer(public_key: \"{B}\", allowed_ips: [], endpoint: \"{b_endpoint}\"),
+               Peer(public_key: \"{C}\", allowed_ips: [], endpoint: \"c.example:51820\")])"
+        );
+        let (cfg, _) =
+            config::parse("wg0", Path::new("wg0.ron"), &text, &RouteTables::builtin()).unwrap();
+        Applied::of(&cfg)
+    }
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_baseline_is_typed_and_an_older_record_has_none() {
+        let mut rec = applied("b.example:51820");
+        rec.set_resolved([(
+            wg_exec_steps::Key::from_base64(B, false).unwrap(),
+            a("203.0.113.2:51820"),
+        )]);
+        let text = ron::ser::to_string(&rec).unwrap();
+        let back: Applied = ron::from_str(&text).unwrap();
+        assert_eq!(
+            back.resolved_endpoints,
+            BTreeMap::from([(B.to_string(), a("203.0.113.2:51820"))])
+        );
+        // A record written before the field existed reads with no baseline.
+        let older = text.replace(
+            &format!("resolved_endpoints:{{\"{B}\":\"203.0.113.2:51820\"}},"),
+            "",
+        );
+        assert_ne!(older, text, "the field was not found in {text}");
+        let back: Applied = ron::from_str(&older).unwrap();
+        assert!(back.resolved_endpoints.is_empty());
+    }
+
+    #[test]
+    fn a_reload_keeps_the_baselines_of_unchanged_names_only() {
+        let mut earlier = applied("b.example:51820");
+        earlier.resolved_endpoints = BTreeMap::from([
+            (B.to_string(), a("203.0.113.2:51820")),
+            (C.to_string(), a("198.51.100.3:51820")),
+        ]);
+        // The same configuration: everything stays (a no-op reload writes nothing).
+        let mut same = applied("b.example:51820");
+        same.keep_resolved(&earlier);
+        assert_eq!(same, earlier);
+        // B's endpoint is another name now: its baseline goes, C's stays.
+        let mut moved = applied("b2.example:51820");
+        moved.keep_resolved(&earlier);
+        assert_eq!(
+            moved.resolved_endpoints,
+            BTreeMap::from([(C.to_string(), a("198.51.100.3:51820"))])
+        );
+        // An address instead of a name: no baseline (refresh does not follow it).
+        let mut fixed = applied("203.0.113.9:51820");
+        fixed.keep_resolved(&earlier);
+        assert!(!fixed.resolved_endpoints.contains_key(B));
+        // A killed reload that was changing B's endpoint: B's endpoint and baseline are not
+        // recorded (the next reload sends it again).
+        let mut next = applied("b2.example:51820");
+        next.keep_resolved(&earlier);
+        let u = earlier.union(&next);
+        assert!(!u.endpoints.contains_key(B));
+        assert!(!u.resolved_endpoints.contains_key(B));
+        assert!(u.resolved_endpoints.contains_key(C));
+    }
+}

@@ -242,3 +242,56 @@ impl Step for PeerSet {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeKernel, FakeLink};
+
+    fn plan(byte: u8, host: &str) -> PeerPlan {
+        PeerPlan {
+            name: format!("p{byte}"),
+            public_key: Key::from_bytes([byte; 32], false),
+            preshared_key: None,
+            endpoint: Some(Endpoint {
+                host: host.into(),
+                port: 51820,
+            }),
+            persistent_keepalive: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_endpoints_set_from_names_are_told_after_apply() {
+        let mut k = FakeKernel::new();
+        k.state
+            .links
+            .insert((Netns::Current, "wg0".into()), FakeLink::default());
+        k.hosts
+            .insert("b.example".into(), "203.0.113.2".parse().unwrap());
+        k.later_hosts.insert("c.example".into());
+        let mut s = PeerSet::new(
+            "wg0".into(),
+            Netns::Current,
+            Netns::Current,
+            vec![
+                plan(1, "b.example"),
+                plan(2, "203.0.113.7"),
+                plan(3, "c.example"),
+            ],
+        );
+        assert!(s.endpoints_set().is_empty());
+        s.apply(&mut k).unwrap();
+        // By name and resolved: B. An address is no name; C did not resolve.
+        assert_eq!(
+            s.endpoints_set(),
+            vec![(
+                Key::from_bytes([1; 32], false),
+                "203.0.113.2:51820".parse().unwrap()
+            )]
+        );
+        s.rollback(&mut k).unwrap();
+        assert!(s.endpoints_set().is_empty());
+    }
+}
