@@ -3,5 +3,7 @@
 //! applied) and what the device says. The command (src/commands/refresh.rs) runs the loop.
 
 pub mod policy;
+pub mod tracker;
 
 pub use policy::{decide, Decision, Why};
+pub use tracker::Refresher;

@@ -77,6 +77,8 @@ pub struct FakeKernel {
     pub path_mtu: BTreeMap<IpAddr, u32>,
     /// The DNS backend the host has (systemd-resolved by default; None: neither).
     pub dns_backend: Option<DnsBackend>,
+    /// The age of every peer's last handshake as `wg_get` tells it, in seconds (None: never).
+    pub handshake_age: Option<u64>,
     key_counter: u8,
 }
 
@@ -421,6 +423,7 @@ impl Kernel for FakeKernel {
     fn wg_get(&mut self, ns: &Netns, name: &str) -> Result<LiveDevice, KernelError> {
         self.call(format!("wg_get {} {name}", label(ns)))?;
         let in_place = !self.no_update_in_place;
+        let handshake_age = self.handshake_age;
         let link = self.link(ns, name)?;
         Ok(LiveDevice {
             private_key: link.private_key.clone(),
@@ -436,7 +439,7 @@ impl Kernel for FakeKernel {
                     endpoint: p.endpoint,
                     persistent_keepalive: p.persistent_keepalive.unwrap_or(0),
                     allowed_ips: p.allowed_ips.clone(),
-                    handshake_age: None,
+                    handshake_age,
                     rx_bytes: 0,
                     tx_bytes: 0,
                 })
