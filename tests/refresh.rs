@@ -1495,3 +1495,82 @@ fn a_name_set_after_boot_without_dns_is_the_baseline() {
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.3:51821"));
     w.downs();
 }
+
+/// Issue 20, case 1, as the non-root unit user (uid 65534, ambient CAP_NET_ADMIN, its own
+/// state directory and /run/wireguard): `--once` follows a name that moved while no refresh
+/// ran, and writes the new baseline into the unit user's record (a second `--once` pushes
+/// nothing).
+#[test]
+fn a_dns_change_before_refresh_once_is_followed_as_the_unit_user() {
+    let test = "refresh: a change before --once, unit user";
+    if !ready(test) {
+        return;
+    }
+    let mut w = World::new();
+    w.dns.set(&[(B_NAME, "203.0.113.2")]);
+    w.dns.start();
+    w.b_up("");
+    let ca = w.a_conf(
+        "a.ron",
+        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    );
+    let unit = w.keys.dir.path().join("unit");
+    let (state, sockets) = (unit.join("state"), unit.join("wireguard"));
+    must(&format!(
+        "mkdir -p {} {} && chown -R 65534:65534 {}",
+        state.display(),
+        sockets.display(),
+        w.keys.dir.path().display()
+    ));
+    let bin = unit_bin(w.keys.dir.path());
+    let (a_ns, ia, pb) = (w.a_ns().to_string(), w.ia.clone(), w.pb.clone());
+    let as_unit = |args: &str| {
+        sh(&as_unit_user(
+            &["net_admin"],
+            &sockets,
+            &format!(
+                "ip netns exec {a_ns} env WG_EXEC_STATE_DIR={} {{user}} {bin} {args}",
+                state.display()
+            ),
+        ))
+    };
+    let endpoint = || {
+        wg_dump_in(&a_ns, &ia, Some(&sockets))
+            .into_iter()
+            .skip(1)
+            .find(|f| f[0] == pb)
+            .map(|f| f[2].clone())
+    };
+    ok(as_unit(&format!("up {} --config {}", w.ia, ca.display())));
+    assert_eq!(endpoint().as_deref(), Some("203.0.113.2:51821"));
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
+        "{test}: no traffic before the move"
+    );
+    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
+    w.dns.set(&[(B_NAME, "203.0.113.3")]);
+
+    let once = ok(as_unit(&format!("-vv refresh {} --once", w.ia)));
+    assert_eq!(
+        endpoint().as_deref(),
+        Some("203.0.113.3:51821"),
+        "{test}: {once}"
+    );
+    assert_eq!(count(&once, MOVED_PUSH), 1, "{test}: {once}");
+    assert!(!once.contains("cannot write"), "{test}: {once}");
+    assert!(
+        ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(7)).is_some(),
+        "{test}: no traffic after the endpoint followed: {once}"
+    );
+    let again = ok(as_unit(&format!("-vv refresh {} --once", w.ia)));
+    assert!(
+        passes(&again)[0].contains("answers unchanged, device read, 0 endpoints pushed"),
+        "{test}: {again}"
+    );
+    ok(as_unit(&format!("down {}", w.ia)));
+    assert!(!w.pair.a.has_link(&w.ia), "{test}: link left");
+    ok(wg_exec(
+        &format!("ip netns exec {}", w.pair.b.name),
+        &format!("down {}", w.ib),
+    ));
+}
