@@ -19,6 +19,8 @@ Type=oneshot
 RemainAfterExit=yes
 ExecStart=/bin/sh -c 'wg show wg0 peers > /run/$C.peers; ip -o route show dev wg0 > /run/$C.routes'
 EOF
+    # Info lines in the journal, as for wg-exec@.service (guest.sh's 50-vmtest-log.conf).
+    install -D -m 0644 "$DROPINS/50-vmtest-log.conf" /etc/systemd/system/$M.service.d/50-vmtest-log.conf
     systemctl daemon-reload
     echo "    rendered: $(ls /vmtest/module-units | tr '\n' ' ')"
     check "$L: systemctl cat $M.service runs wg-exec (ExecStart=/usr/sbin/wg-exec up wg0)" \
@@ -68,7 +70,7 @@ EOF
     check "$L: systemctl stop $M.target" systemctl stop $M.target
     check "$L: $M.service stopped with its target (PartOf=)" wait_for 10 state_is $M inactive
     no_trace "$L: after stopping the target"
-    rm -f /etc/systemd/system/$C.service /run/$C.*
+    rm -rf /etc/systemd/system/$C.service /etc/systemd/system/$M.service.d /run/$C.*
     for f in /vmtest/module-units/*; do rm -f "/etc/systemd/system/$(basename "$f")"; done
     systemctl daemon-reload
     systemctl reset-failed $M $C $M.target 2>/dev/null
