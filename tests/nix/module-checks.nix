@@ -247,6 +247,23 @@ let
     (eq "unit names: with a peer known by name the target also wants the refresh (in place of the peer units)" [ "wireguard-wg0.service" "wg-exec-refresh@wg0.service" ] cN.systemd.targets."wireguard-wg0".wants)
     (eq "unit names: stopping or restarting wireguard-wg0.target reaches the interface (PartOf)" [ "wireguard-wg0.target" ] c1.systemd.services."wireguard-wg0".partOf)
     (eq "unit names: two interfaces, two targets" [ "wireguard-wg0" "wireguard-wg1" ] (attrNames (eval (on { wg0 = base; wg1 = base // { listenPort = 51821; }; })).systemd.targets))
+    (
+      let
+        f = import ./unit-files.nix { bin = "/usr/sbin/wg-exec"; };
+        svc = f."wireguard-wg0.service";
+      in
+      check "unit files (what the systemd VM installs): wireguard-wg0.service runs wg-exec up/reload/down, PartOf=wireguard-wg0.target; the target wants it" (
+        attrNames f == [ "wireguard-wg0.service" "wireguard-wg0.target" ]
+        && all (l: hasInfix "\n${l}\n" svc) [
+          "ExecStart=/usr/sbin/wg-exec up wg0"
+          "ExecReload=/usr/sbin/wg-exec reload wg0"
+          "ExecStop=/usr/sbin/wg-exec down wg0"
+          "PartOf=wireguard-wg0.target"
+          "ProtectSystem=strict"
+        ]
+        && hasInfix "\nWants=wireguard-wg0.service\n" f."wireguard-wg0.target"
+      ) (toJSON f)
+    )
     (eq "unit names: the RON says which unit applies it" true (hasInfix "// Applied by wireguard-wg0.service: `systemctl reload wireguard-wg0` after a change." etc1.text))
   ];
 
