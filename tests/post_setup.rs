@@ -249,3 +249,61 @@ fn the_same_hook_as_a_conf_post_up_runs_after_the_routes() {
     assert_eq!(ns.snapshot(), before);
     assert_eq!(wireguard_go_processes(&ia), 0);
 }
+
+/// The same as a non-root unit user with only CAP_NET_ADMIN as an ambient capability (the
+/// package's non-root drop-in): the hook inherits it, adds the route, and the up comes up.
+#[test]
+fn a_ron_post_setup_adding_a_route_equal_to_an_allowed_ip_comes_up_as_a_unit_user() {
+    if !real_environment("post_setup_route_unit_user") {
+        return;
+    }
+    let ns = Netns::new("u");
+    let keys = Keys::new();
+    let ia = iface("u");
+    let _s = SocketGuard(ia.clone());
+    let (ka, _) = keys.private("a");
+    let (_, pb) = keys.private("b");
+    let before = ns.snapshot();
+    let cfg = keys.write(
+        "u.ron",
+        &interface(
+            &["192.0.2.1/24"],
+            &ka,
+            "post_setup: \"ip route add 198.51.100.0/24 dev $DEVICE\",",
+            &[peer(
+                &pb,
+                &["198.51.100.0/24"],
+                "endpoint: \"203.0.113.2:51820\"",
+            )],
+        ),
+    );
+    let unit_dir = keys.dir.path().join("unit");
+    let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
+    must(&format!(
+        "mkdir -p {0} {1} && chown -R 65534:65534 {2}",
+        state.display(),
+        sockets.display(),
+        keys.dir.path().display()
+    ));
+    let run = |op: &str| {
+        sh(&as_unit_user(
+            &["net_admin"],
+            &sockets,
+            &format!(
+                "ip netns exec {} env WG_EXEC_STATE_DIR={} {{user}} {} {op} {ia} --config {}",
+                ns.name,
+                state.display(),
+                unit_bin(keys.dir.path()),
+                cfg.display()
+            ),
+        ))
+    };
+    let out = run("up");
+    assert!(out.status.success(), "up: {}", text(&out.stderr));
+    let routes = ns.ip("-4 route show 198.51.100.0/24");
+    assert!(routes.contains(&format!("dev {ia}")), "{routes}");
+    let out = run("down");
+    assert!(out.status.success(), "down: {}", text(&out.stderr));
+    assert_eq!(ns.snapshot(), before);
+    assert_eq!(wireguard_go_processes(&ia), 0);
+}
