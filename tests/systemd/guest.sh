@@ -13,11 +13,12 @@
 #      none left after stop), a start killed while a hook sleeps (before and after the link
 #      exists: the next start rolls back and comes up), a failing start, a full tunnel (table
 #      "auto": rules, firewall, src_valid_mark under the unit's sandbox; DNS for every query as
-#      root; stop puts it all back). Then DNS (resolved, resolvconf, neither). Then enable wg-exec@wg0
+#      root; stop puts it all back). Then DNS (resolved, resolvconf, neither). Then the NixOS
+#      module's wireguard-wg0.service and .target (tests/systemd/module-units.sh). Then enable wg-exec@wg0
 #      and wg-exec-refresh@wg0 with a peer known by a name only a DNS server started late in
 #      boot resolves, and reboot.
-#   2. as root: up at boot before network.target, not held up by DNS; the refresh unit fills
-#      the endpoint in, follows a DNS change, goes on through a reload of wg-exec@wg0 (and
+#   2. as root: up at boot before network.target, not held up by DNS; the refresh unit (after
+#      network-online.target) fills the endpoint in within one period of DNS answering, follows a DNS change, goes on through a reload of wg-exec@wg0 (and
 #      follows the next change), and stops with the interface's unit. Reboot with the non-root
 #      drop-in.
 #   3. the same as 2 without root (the drop-in is for wg-exec@.service only, as the README
