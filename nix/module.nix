@@ -7,7 +7,7 @@
 # meaning), declared here because this module takes the place of
 # nixos/modules/services/networking/wireguard.nix: with useWgExec = false (the default) that
 # file's script backend runs unchanged; with useWgExec = true wg-exec does, from
-# /etc/wg-exec/NAME.ron and wg-exec@NAME.service.
+# /etc/wg-exec/NAME.ron and wireguard-NAME.service (the script backend's unit name, kept).
 #
 # This file only declares options and hands their values to ./render.nix (builtins only).
 {
@@ -199,6 +199,7 @@ let
           description = ''
             Routing table for the routes of the peers' allowed IPs (policy routing with
             `ip rule`, VRFs): a number or a name from /etc/iproute2/rt_tables. Default "main".
+            "off": no routes at all (wg-quick's meaning; the same as allowedIPsAsRoutes = false).
           '';
         };
         peers = mkOption {
@@ -310,6 +311,12 @@ let
       };
     };
 
+  # Whether some interface may use the kernel's WireGuard (backend "auto" or "kernel").
+  usingKernel = builtins.any (i: i.backend != "userspace") (builtins.attrValues cfg.interfaces);
+  # NixOS's kernel packages (absent outside NixOS, e.g. a bare lib.evalModules).
+  kernelPackages = config.boot.kernelPackages or null;
+  oldKernel = kernelPackages != null && builtins.compareVersions kernelPackages.kernel.version "5.6" < 0;
+
   rendered = render.all {
     inherit (cfg) interfaces;
     bin = "${cfg.wgExecPackage}/bin/wg-exec";
@@ -358,10 +365,14 @@ in
       default = false;
       description = ''
         Run the interfaces with wg-exec instead of the script backend: one unit
-        wg-exec@NAME.service per interface, configured from /etc/wg-exec/NAME.ron (0600),
-        brought up as one transaction (rolled back on failure), changed in place by
-        `systemctl reload` (which nixos-rebuild switch uses for a change that reload can
-        apply, e.g. the peers), and wg-exec-refresh@NAME.service for peers known by host name.
+        wireguard-NAME.service per interface (the script backend's name, and its
+        wireguard-NAME.target, are kept, so units ordered after them keep working), running
+        `wg-exec up/reload/down NAME` on /etc/wg-exec/NAME.ron (0600), brought up as one
+        transaction (rolled back on failure), changed in place by `systemctl reload` (which
+        nixos-rebuild switch uses for a change that reload can apply, e.g. the peers), and
+        wg-exec-refresh@NAME.service for peers known by host name. The per-peer units
+        (wireguard-NAME-peer-PEER[-refresh].service) do not exist: order after
+        wireguard-NAME.service or wireguard-NAME.target instead.
       '';
     };
     wgExecPackage = mkOption {
@@ -382,11 +393,16 @@ in
     warnings = rendered.warnings;
     environment.etc = rendered.etc;
     systemd.services = rendered.services;
+    systemd.targets = rendered.targets;
     environment.systemPackages = [
       cfg.wgExecPackage
       pkgs.wireguard-tools
     ];
     # Loaded at boot, as the module does: wg-exec's own modprobe step tolerates failure.
-    boot.kernelModules = lib.optional (builtins.any (i: i.backend != "userspace") (builtins.attrValues cfg.interfaces)) "wireguard";
+    boot.kernelModules = lib.optional usingKernel "wireguard";
+    # Kernels before 5.6 have no WireGuard of their own: the out-of-tree module, as nixpkgs'
+    # module adds it (without it the module fails to load at boot and backend "auto" would
+    # fall back to userspace without a word).
+    boot.extraModulePackages = lib.optional (usingKernel && oldKernel) kernelPackages.wireguard;
   };
 }

@@ -3,7 +3,7 @@
 //! takes its addresses, peers and routes with it. What a plan needs from the process comes from
 //! its steps ([`needs`]).
 
-use crate::config::Config;
+use crate::config::{Config, PostSetupAt};
 use crate::journal::{Journal, What};
 use wg_exec_steps::addresses::Addresses;
 use wg_exec_steps::dns::{Dns, DnsRevert};
@@ -124,6 +124,15 @@ pub fn up(cfg: &Config) -> Plan {
         name: name.clone(),
         ns: iface.clone(),
     }));
+    // 9b. post_setup (`post_setup_at: LinkUp`, RON's default) runs here, where the NixOS
+    //     module runs postSetup:
+    //     the link is up with its addresses and key, no peer or route exists yet (the module's
+    //     peers are units of their own, started after the interface's). A postSetup written
+    //     for the module (a route equal to an allowed IP, a rule, a firewall change) keeps
+    //     working; its failure rolls back what was done so far.
+    if cfg.post_setup_at == PostSetupAt::LinkUp {
+        plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
+    }
     // 10. Peers once the device is complete; endpoints resolve in the socket namespace.
     if !cfg.peers.is_empty() {
         let peers = cfg.peers.iter().map(peer_plan).collect();
@@ -174,8 +183,12 @@ pub fn up(cfg: &Config) -> Plan {
             plan.push(Box::new(SrcValidMark::new(ft)));
         }
     }
-    // 12. post_setup sees the finished interface; its failure rolls everything back.
-    plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
+    // 12. Or (`post_setup_at: Last`: a wg-quick .conf's PostUp, and what `convert` writes for
+    //     it) it sees the finished interface, where wg-quick runs it; its failure rolls
+    //     everything back.
+    if cfg.post_setup_at == PostSetupAt::Last {
+        plan.extend(hook(&cfg.name, Phase::PostSetup, &cfg.post_setup));
+    }
     plan
 }
 

@@ -207,7 +207,7 @@ fn a_failure_after_the_dns_step_reverts_it_and_the_machine_is_as_before() {
         k.dns_backend = Some(backend);
         let before = k.state.clone();
         let mut up = plan::up(&dns_config());
-        // Fail the post_setup hook, the last step.
+        // Fail the routes step, the one after DNS (a RON post_setup runs before the peers).
         let mut probe = FakeKernel::new();
         probe.dns_backend = Some(backend);
         executor::up(
@@ -217,16 +217,16 @@ fn a_failure_after_the_dns_step_reverts_it_and_the_machine_is_as_before() {
             &mut NoWatch,
         )
         .unwrap();
-        let hook = probe
+        let route = probe
             .calls
             .iter()
-            .position(|c| c.starts_with("run_hook"))
+            .position(|c| c.starts_with("route_replace"))
             .unwrap();
-        k.fail_call(hook + 1, KernelError::new("exit 1"));
+        k.fail_call(route + 1, KernelError::new("EINVAL"));
         let err = executor::up(&mut up, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
         assert!(
             err.to_string()
-                .contains("rolled back: route, dns, peer set, up"),
+                .contains("rolled back: dns, peer set, up, key"),
             "{err}"
         );
         assert!(!err.incomplete());

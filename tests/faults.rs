@@ -18,9 +18,9 @@ const UP_STEPS: &[&str] = &[
     "addresses",
     "key",
     "up",
+    "post_setup",
     "peer set",
     "route",
-    "post_setup",
 ];
 
 /// A host in `a` whose interface moves to `t`, with everything that leaves traces.

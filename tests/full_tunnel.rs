@@ -399,6 +399,7 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
         "addresses",
         "key",
         "up",
+        "post_setup",
         "peer set",
         "auto mtu",
         "route",
@@ -407,7 +408,6 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
         "default route",
         "firewall",
         "sysctl",
-        "post_setup",
     ] {
         let out = wg_exec(
             &format!("WG_EXEC_FAULT='{step}' ip netns exec {}", h.client.name),
@@ -437,7 +437,7 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
         "ip netns exec {} nft delete table ip {theirs}",
         h.client.name
     ));
-    // SIGKILL after the sysctl step (everything applied, post_setup not run): the journal
+    // SIGKILL after the sysctl step (everything applied): the journal
     // alone takes it all back, by down, or by the next up before it starts over.
     let killed_after_sysctl = || {
         let mut child = std::process::Command::new("ip")

@@ -94,6 +94,13 @@ fn expected_steps() -> Vec<Expect> {
             rollback: vec!["link_set_up tunnel wg0 down"],
             partial: none,
         },
+        // post_setup where the NixOS module runs postSetup: right after the link is up.
+        Expect {
+            step: "post_setup",
+            forward: vec!["run_hook wg0 \"echo post\\ntrue\""],
+            rollback: vec![],
+            partial: none,
+        },
         Expect {
             step: "peer set",
             forward: vec![
@@ -113,12 +120,6 @@ fn expected_steps() -> Vec<Expect> {
             rollback: vec!["route_del tunnel wg0 4"],
             // A failed batch deletes all its routes: which went in is not always known.
             partial: |_| vec!["route_del tunnel wg0 4"],
-        },
-        Expect {
-            step: "post_setup",
-            forward: vec!["run_hook wg0 \"echo post\\ntrue\""],
-            rollback: vec![],
-            partial: none,
         },
     ]
 }
@@ -212,12 +213,12 @@ fn failing_at_every_call_leaves_the_machine_as_it_was() {
 fn a_failing_rollback_is_reported_and_marks_the_result_incomplete() {
     let cfg = rich();
     let mut k = fresh_kernel();
-    // Fail the route step (call 17), then the rollback of the link add (the 9th undo call).
-    k.fail_call(17, KernelError::from_errno(22, Some("injected")));
-    k.fail_call(26, KernelError::from_errno(16, None));
+    // Fail the route step (call 18), then the rollback of the link add (the 9th undo call).
+    k.fail_call(18, KernelError::from_errno(22, Some("injected")));
+    k.fail_call(27, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
     let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
-    assert_eq!(k.calls[25], "link_del underlay wg0");
+    assert_eq!(k.calls[26], "link_del underlay wg0");
     assert!(err.incomplete());
     assert_eq!(
         err.to_string(),
@@ -232,13 +233,13 @@ fn a_link_that_cannot_move_back_is_deleted_where_it_is() {
     let cfg = rich();
     let mut k = fresh_kernel();
     let before = k.state.clone();
-    k.fail_call(17, KernelError::from_errno(22, Some("injected")));
-    k.fail_call(25, KernelError::from_errno(16, None));
+    k.fail_call(18, KernelError::from_errno(22, Some("injected")));
+    k.fail_call(26, KernelError::from_errno(16, None));
     let mut steps = plan::up(&cfg);
     let err = executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
     assert!(!err.incomplete(), "{err}");
     assert_eq!(
-        &k.calls[24..],
+        &k.calls[25..],
         [
             "link_set_netns tunnel wg0 underlay",
             "link_del tunnel wg0",

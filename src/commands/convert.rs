@@ -105,6 +105,10 @@ pub fn run(a: &ConvertArgs) -> Outcome {
             field(k, list(&lines.0));
         }
     }
+    // PostUp keeps wg-quick's place (a RON post_setup runs right after the link is up).
+    if !r.post_setup.0.is_empty() && r.post_setup_at == config::PostSetupAt::Last {
+        field("post_setup_at", "Last".into());
+    }
     o.push_str("    peers: [\n");
     for p in &r.peers {
         o.push_str("        Peer(\n");

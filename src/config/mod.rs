@@ -8,7 +8,7 @@ mod validate;
 pub mod wgquick;
 
 pub use locate::{Locations, Pos, SourceMap};
-pub use raw::BackendChoice;
+pub use raw::{BackendChoice, PostSetupAt};
 pub use validate::{
     check_interface_name, parse_allowed_ip, parse_endpoint, parse_fwmark, RouteTables,
 };
@@ -30,6 +30,8 @@ pub struct Config {
     pub listen_port: Option<u16>,
     pub pre_setup: Vec<String>,
     pub post_setup: Vec<String>,
+    /// Where `post_setup` runs: see [`PostSetupAt`].
+    pub post_setup_at: PostSetupAt,
     pub pre_shutdown: Vec<String>,
     pub post_shutdown: Vec<String>,
     pub table: Table,

@@ -53,6 +53,9 @@ pub struct RawInterface {
     pub dns: Vec<String>,
     #[serde(default = "yes")]
     pub ipv6_leak_protection: bool,
+    /// Where post_setup runs; the wg-quick reader sets `Last` for `PostUp`.
+    #[serde(default)]
+    pub post_setup_at: PostSetupAt,
 }
 
 pub const INTERFACE_FIELDS: &[&str] = &[
@@ -78,6 +81,7 @@ pub const INTERFACE_FIELDS: &[&str] = &[
     "userspace_implementation",
     "dns",
     "ipv6_leak_protection",
+    "post_setup_at",
 ];
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +103,19 @@ pub struct RawPeer {
     pub dynamic_endpoint_refresh_restart_seconds: Option<i64>,
     #[serde(default)]
     pub persistent_keepalive: Option<i64>,
+}
+
+/// Where an up runs `post_setup`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PostSetupAt {
+    /// Right after the link is up, before any peer or route: where the NixOS module runs
+    /// postSetup (its peers are units started after the interface's), so a postSetup written
+    /// for the module (a route equal to an allowed IP, say) works unchanged. RON's default.
+    #[default]
+    LinkUp,
+    /// After everything (peers, DNS, routes, a full tunnel's policy): where wg-quick runs
+    /// `PostUp`. A `.conf` always; `wg-exec convert` writes it into the RON it makes.
+    Last,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -507,6 +507,12 @@ pub fn validate_with(
 
     let dns = check_dns(&mut c, &raw);
     let table = match &raw.table {
+        // wg-quick's `Table = off`: no routes at all, as allowed_ips_as_routes: false (below).
+        StrOrInt::Str(s) if s.eq_ignore_ascii_case("off") => Ok(Table {
+            id: 254,
+            label: "off".into(),
+            auto: false,
+        }),
         // wg-quick's: routes in main, and a /0 makes a full tunnel with its own table.
         StrOrInt::Str(s) if s.eq_ignore_ascii_case("auto") => Ok(Table {
             id: 254,
@@ -528,6 +534,8 @@ pub fn validate_with(
         },
     };
     let table = table.map_err(|m| c.error("table", m)).ok();
+    let allowed_ips_as_routes =
+        raw.allowed_ips_as_routes && table.as_ref().is_none_or(|t| t.label != "off");
 
     for (field, ns) in [
         ("socket_namespace", &raw.socket_namespace),
@@ -573,7 +581,7 @@ pub fn validate_with(
                 format!("{m} is table {name}: a full tunnel's fwmark is also its table, whose default route it replaces; choose another, or leave it unset for a free table"),
             );
         }
-        if raw.allowed_ips_as_routes && t.id == 254 && !t.auto {
+        if allowed_ips_as_routes && t.id == 254 && !t.auto {
             for (i, p) in peers.iter().enumerate() {
                 for (j, a) in p.allowed_ips.iter().enumerate() {
                     if a.prefix_len() == 0 {
@@ -612,11 +620,12 @@ pub fn validate_with(
         listen_port,
         pre_setup: raw.pre_setup.0,
         post_setup: raw.post_setup.0,
+        post_setup_at: raw.post_setup_at,
         pre_shutdown: raw.pre_shutdown.0,
         post_shutdown: raw.post_shutdown.0,
         table: table.expect("checked above"),
         peers,
-        allowed_ips_as_routes: raw.allowed_ips_as_routes,
+        allowed_ips_as_routes,
         socket_namespace: raw.socket_namespace,
         interface_namespace: raw.interface_namespace,
         fwmark,

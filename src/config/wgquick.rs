@@ -11,7 +11,7 @@
 //! an error that says so; an unknown key is an error, as `wg` makes it.
 
 use super::locate::{Pos, SourceMap};
-use super::raw::{Lines, RawInterface, RawPeer, StrOrInt};
+use super::raw::{Lines, PostSetupAt, RawInterface, RawPeer, StrOrInt};
 use super::{ConfigError, ConfigErrors, Warning};
 use std::collections::HashMap;
 use std::path::Path;
@@ -148,6 +148,8 @@ pub fn read(iface: &str, path: &Path, text: &str) -> Result<Read, ConfigErrors> 
         userspace_implementation: "wireguard-go".into(),
         dns: Vec::new(),
         ipv6_leak_protection: true,
+        // PostUp after everything, where wg-quick runs it.
+        post_setup_at: PostSetupAt::Last,
     };
     r.place(String::new(), Pos { line: 1, col: 1 }, "[Interface]".into());
     let mut section = Section::None;

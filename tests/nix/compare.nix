@@ -2,7 +2,7 @@
 #
 # Both sides go through the same spelling normalization (N1-N6 in differences.md: equivalent
 # ways of writing one command); the script backend's list is then put in wg-exec's order and
-# shape by the documented behavioural differences (D1-D3, D7). Anything else is a failure.
+# shape by the documented behavioural differences (D1, D3, D7). Anything else is a failure.
 let
   inherit (builtins)
     concatMap
@@ -104,18 +104,18 @@ let
     if hit == null then [ l ] else concatMap normalize hit;
   normalizeAll = concatMap normalize;
 
-  # The script backend's commands in wg-exec's order:
-  #   D2: postSetup runs after the peers and their routes (the module's peer units start after
-  #       the interface unit, i.e. after postSetup);
+  # The script backend's commands in wg-exec's order: postSetup where the module runs it, at
+  # the end of the interface's unit (after `ip link set up`, before any peer or route: the
+  # peers are units started after it), then
   #   D3: all peers (in configuration order), then all routes, instead of one unit per peer
   #       (peer, then its routes) started in parallel.
   expectedUp =
     script:
     script.keygen
     ++ script.interface
+    ++ script.postSetup
     ++ map (p: p.set) script.peers
-    ++ concatMap (p: p.routes) script.peers
-    ++ script.postSetup;
+    ++ concatMap (p: p.routes) script.peers;
 
   # D7: no per-peer `wg set ... remove` and route deletion at down: deleting the link removes
   # the peers and the routes with it.
@@ -159,7 +159,7 @@ let
   linesAt =
     name: whole: start: want:
     let
-      got = if start + length want <= length whole then genList (i: elemAt whole (start + i)) (length want) else [ ];
+      got = if start >= 0 && start + length want <= length whole then genList (i: elemAt whole (start + i)) (length want) else [ ];
     in
     {
       inherit name;

@@ -41,6 +41,12 @@ let
       n = prefix: "${s.id}: ${prefix}";
       # pre_setup comes after key generation (one line in wg-exec's print) and modprobe.
       preAt = (if cfg.generatePrivateKeyFile then 1 else 0) + 1;
+      # post_setup comes right after `ip [-n NS] link set dev NAME up` (-1: no such line).
+      linkUpAt =
+        let
+          at = filter (x: builtins.match "ip( -n [^ ]+)? link set dev ${s.iface} up" (builtins.elemAt up x) != null) (builtins.genList (x: x) (length up));
+        in
+        if at == [ ] then -1 else builtins.head at + 1;
     in
     (
       if s.check == "valid" then
@@ -109,7 +115,7 @@ let
       if s.check != "invalid" && s.check != "later" && (pre != [ ] || post != [ ] || preDown != [ ] || postDown != [ ]) then
         [
           (cmp.linesAt (n "up --print shows pre_setup exactly") up preAt pre)
-          (cmp.linesAt (n "up --print shows post_setup exactly, last") up (length up - length post) post)
+          (cmp.linesAt (n "up --print shows post_setup exactly, right after the link is up (where the module runs postSetup)") up linkUpAt post)
           (cmp.linesAt (n "down --print shows pre_shutdown exactly, first") down 0 preDown)
           (cmp.linesAt (n "down --print shows post_shutdown exactly, last") down (length down - length postDown) postDown)
         ]

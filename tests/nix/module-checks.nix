@@ -141,7 +141,7 @@ let
   # ---- the files and units for one interface ----
   c1 = eval (on { wg0 = base; });
   etc1 = c1.environment.etc."wg-exec/wg0.ron";
-  u1 = c1.systemd.services."wg-exec@wg0";
+  u1 = c1.systemd.services."wireguard-wg0";
   sc1 = u1.serviceConfig;
   unitChecks = [
     (eq "files: /etc/wg-exec/wg0.ron is the rendered RON, mode 0600" {
@@ -149,7 +149,7 @@ let
       mode = "0600";
     } etc1)
     (check "files: no key material in the RON when keys are files" (!(hasInfix k.a.priv etc1.text) && hasInfix "private_key_file: \"${k.a.file}\"," etc1.text) etc1.text)
-    (eq "units: wg-exec@wg0 runs up / reload / down, oneshot, remains after exit" {
+    (eq "units: wireguard-wg0 runs up / reload / down, oneshot, remains after exit" {
       Type = "oneshot";
       RemainAfterExit = true;
       ExecStart = "${bin} up wg0";
@@ -175,13 +175,13 @@ let
     } { inherit (sc1) StateDirectory ProtectSystem ProtectHome ReadWritePaths CapabilityBoundingSet; })
     (
       let
-        sc = (eval (on { wg0 = base // { postSetup = "ip route add 192.0.2.0/24 dev wg0"; }; })).systemd.services."wg-exec@wg0".serviceConfig;
+        sc = (eval (on { wg0 = base // { postSetup = "ip route add 192.0.2.0/24 dev wg0"; }; })).systemd.services."wireguard-wg0".serviceConfig;
       in
       check "units: with hooks no sandbox (hooks could do anything under the script backend)" (!(sc ? ProtectSystem) && !(sc ? CapabilityBoundingSet) && sc.StateDirectory == "wg-exec") (toJSON sc)
     )
     (
       let
-        sc = (eval (on { wg0 = base // { privateKeyFile = "/etc/wireguard/private"; generatePrivateKeyFile = true; }; })).systemd.services."wg-exec@wg0".serviceConfig;
+        sc = (eval (on { wg0 = base // { privateKeyFile = "/etc/wireguard/private"; generatePrivateKeyFile = true; }; })).systemd.services."wireguard-wg0".serviceConfig;
       in
       eq "units: generatePrivateKeyFile makes the key's directory (0755) and lets wg-exec write there" {
         ReadWritePaths = [ "-/etc/wg-exec" "-\"/etc/wireguard\"" ];
@@ -198,13 +198,13 @@ let
         c = eval (on { wg0 = base // { dynamicEndpointRefreshSeconds = 30; peers = [ ((builtins.head base.peers) // { endpoint = "vpn.example.org:51820"; }) ]; }; });
         r = c.systemd.services."wg-exec-refresh@wg0";
       in
-      eq "units: wg-exec-refresh@wg0 for a peer known by name: refresh loop bound to wg-exec@wg0" {
+      eq "units: wg-exec-refresh@wg0 for a peer known by name: refresh loop bound to wireguard-wg0" {
         ExecStart = "${bin} refresh wg0";
         Type = "simple";
         Restart = "on-failure";
-        bindsTo = [ "wg-exec@wg0.service" ];
-        wantedBy = [ "wg-exec@wg0.service" ];
-        after = [ "wg-exec@wg0.service" "network-online.target" ];
+        bindsTo = [ "wireguard-wg0.service" ];
+        wantedBy = [ "wireguard-wg0.service" ];
+        after = [ "wireguard-wg0.service" "network-online.target" ];
       } {
         inherit (r.serviceConfig) ExecStart Type Restart;
         inherit (r) bindsTo wantedBy after;
@@ -220,17 +220,97 @@ let
       let
         c = eval (on { wg0 = base; wg1 = base // { listenPort = 51821; }; });
       in
-      eq "units: two interfaces, two units and two files" [ [ "wg-exec@wg0" "wg-exec@wg1" ] [ "wg-exec/wg0.ron" "wg-exec/wg1.ron" ] ] [
+      eq "units: two interfaces, two units and two files" [ [ "wireguard-wg0" "wireguard-wg1" ] [ "wg-exec/wg0.ron" "wg-exec/wg1.ron" ] ] [
         (attrNames c.systemd.services)
         (attrNames c.environment.etc)
       ]
     )
   ];
 
+  # ---- the script backend's unit names, kept (configurations order themselves after them) ----
+  named = peers: eval (on { wg0 = base // { inherit peers; }; });
+  cN = named [ ((builtins.head base.peers) // { endpoint = "vpn.example.org:51820"; }) ];
+  unitNameChecks = [
+    (eq "unit names: the interface's unit is wireguard-wg0.service, the script backend's name (useWgExec = false makes the same)" [
+      (attrNames off.config.systemd.services)
+      [ "wireguard-wg0" ]
+    ] [
+      (attrNames (removeAttrs onN.config.systemd.services [ "wg-exec-refresh@wg0" ]))
+      (attrNames c1.systemd.services)
+    ])
+    (check "unit names: no wg-exec@wg0 unit besides it (two units would run one interface)" (!(c1.systemd.services ? "wg-exec@wg0") && !(cN.systemd.services ? "wg-exec@wg0")) (toJSON (attrNames cN.systemd.services)))
+    (eq "unit names: wireguard-wg0.target as in the script backend: wanted by multi-user, wants and is after the interface" {
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "wireguard-wg0.service" ];
+      after = [ "wireguard-wg0.service" ];
+    } { inherit (c1.systemd.targets."wireguard-wg0") wantedBy wants after; })
+    (eq "unit names: with a peer known by name the target also wants the refresh (in place of the peer units)" [ "wireguard-wg0.service" "wg-exec-refresh@wg0.service" ] cN.systemd.targets."wireguard-wg0".wants)
+    (eq "unit names: stopping or restarting wireguard-wg0.target reaches the interface (PartOf)" [ "wireguard-wg0.target" ] c1.systemd.services."wireguard-wg0".partOf)
+    (eq "unit names: two interfaces, two targets" [ "wireguard-wg0" "wireguard-wg1" ] (attrNames (eval (on { wg0 = base; wg1 = base // { listenPort = 51821; }; })).systemd.targets))
+    (
+      let
+        f = import ./unit-files.nix { bin = "/usr/sbin/wg-exec"; };
+        svc = f."wireguard-wg0.service";
+      in
+      check "unit files (what the systemd VM installs): wireguard-wg0.service runs wg-exec up/reload/down, PartOf=wireguard-wg0.target; the target wants it" (
+        attrNames f == [ "wireguard-wg0.service" "wireguard-wg0.target" ]
+        && all (l: hasInfix "\n${l}\n" svc) [
+          "ExecStart=/usr/sbin/wg-exec up wg0"
+          "ExecReload=/usr/sbin/wg-exec reload wg0"
+          "ExecStop=/usr/sbin/wg-exec down wg0"
+          "PartOf=wireguard-wg0.target"
+          "ProtectSystem=strict"
+        ]
+        && hasInfix "\nWants=wireguard-wg0.service\n" f."wireguard-wg0.target"
+      ) (toJSON f)
+    )
+    (eq "unit names: the RON says which unit applies it" true (hasInfix "// Applied by wireguard-wg0.service: `systemctl reload wireguard-wg0` after a change." etc1.text))
+  ];
+
+  # ---- kernels before 5.6: the out-of-tree module, as nixpkgs' module adds it ----
+  kernelPackages = version: {
+    kernel = { inherit version; };
+    wireguard = "/nix/store/66666666666666666666666666666666-wireguard-${version}";
+  };
+  onKernel =
+    version: ifc:
+    (evalWith {
+      wireguard = on { wg0 = ifc; };
+      modules = [ { config.boot.kernelPackages = kernelPackages version; } ];
+    }).config.boot;
+  kernelChecks = [
+    (eq "kernel 5.4: boot.extraModulePackages has the kernel's wireguard package, boot.kernelModules wireguard" [
+      [ (kernelPackages "5.4.190").wireguard ]
+      [ "wireguard" ]
+    ] [
+      (onKernel "5.4.190" base).extraModulePackages
+      (onKernel "5.4.190" base).kernelModules
+    ])
+    (eq "kernel 4.19 with backend kernel: the out-of-tree module" [ (kernelPackages "4.19.300").wireguard ] (onKernel "4.19.300" (base // { backend = "kernel"; })).extraModulePackages)
+    (eq "kernel 5.6 and 6.1: no extra module package (WireGuard is in the kernel)" [ [ ] [ ] ] [
+      (onKernel "5.6.0" base).extraModulePackages
+      (onKernel "6.1.55" base).extraModulePackages
+    ])
+    (eq "kernel 5.4 with backend userspace only: neither the module nor its package" [ [ ] [ ] ] [
+      (onKernel "5.4.190" (base // { backend = "userspace"; })).extraModulePackages
+      (onKernel "5.4.190" (base // { backend = "userspace"; })).kernelModules
+    ])
+  ];
+
+  # ---- table "off": wg-quick's meaning (no routes), rendered as written ----
+  tOff = eval (on { wg0 = base // { table = "off"; peers = [ (peer // { allowedIPs = [ "0.0.0.0/0" ]; }) ]; }; });
+  tableOffChecks = [
+    (check "table off: the RON says table: \"off\" (wg-exec reads it as no routes)" (hasInfix "table: \"off\"," tOff.environment.etc."wg-exec/wg0.ron".text) tOff.environment.etc."wg-exec/wg0.ron".text)
+    (eq "table off: no assertion fails, and no warning about a /0 route in table main" [ [ ] [ ] ] [
+      (map (a: a.message) (filter (a: !a.assertion) tOff.assertions))
+      tOff.warnings
+    ])
+  ];
+
   # ---- nixos-rebuild switch: reload or restart ----
   # switch-to-configuration reloads a unit whose file differs only in X-Reload-Triggers and
   # restarts it when anything else differs (nixos/doc/manual/development/unit-handling).
-  unitOf = ifc: (eval (on { wg0 = ifc; })).systemd.services."wg-exec@wg0";
+  unitOf = ifc: (eval (on { wg0 = ifc; })).systemd.services."wireguard-wg0";
   decide =
     old: new:
     let
@@ -331,8 +411,9 @@ let
       (attrNames off.config.systemd.services)
       off.config.environment
     ])
-    (eq "backend switch: useWgExec = true: wg-exec's unit and file, none of the script backend's" [ [ "wg-exec@wg0" ] [ "wg-exec/wg0.ron" ] ] [
+    (eq "backend switch: useWgExec = true: wg-exec's unit (under the script backend's name, running wg-exec) and file" [ [ "wireguard-wg0" ] "${bin} up wg0" [ "wg-exec/wg0.ron" ] ] [
       (attrNames onN.config.systemd.services)
+      onN.config.systemd.services."wireguard-wg0".serviceConfig.ExecStart
       (attrNames onN.config.environment.etc)
     ])
     (eq "backend switch: enable = false: nothing at all" [ { } { } ] [
@@ -341,4 +422,4 @@ let
     ])
   ];
 in
-optionChecks ++ unitChecks ++ switchChecks ++ assertionChecks ++ switchBackendChecks
+optionChecks ++ unitChecks ++ unitNameChecks ++ kernelChecks ++ tableOffChecks ++ switchChecks ++ assertionChecks ++ switchBackendChecks

@@ -36,8 +36,16 @@ let
           type = lib.types.attrsOf lib.types.anything;
           default = { };
         };
+        systemd.targets = lib.mkOption {
+          type = lib.types.attrsOf lib.types.anything;
+          default = { };
+        };
         boot.kernelModules = lib.mkOption {
           type = lib.types.listOf lib.types.str;
+          default = [ ];
+        };
+        boot.extraModulePackages = lib.mkOption {
+          type = lib.types.listOf lib.types.anything;
           default = [ ];
         };
       };
@@ -76,6 +84,8 @@ in
   ron = c.environment.etc."wg-exec/wg0.ron".text;
   mode = c.environment.etc."wg-exec/wg0.ron".mode;
   units = lib.mapAttrs (_: u: removeAttrs u [ "path" ]) c.systemd.services;
+  inherit (c.systemd) targets;
+  inherit (c.boot) extraModulePackages;
   failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) c.assertions);
   inherit (c) warnings;
   # The defaults, as the real module system computes them.

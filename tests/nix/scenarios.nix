@@ -414,6 +414,31 @@ in
     };
   }
 
+  # ---- table = "off": wg-quick's meaning, no routes (tests/nix/table-off.ron says it with
+  # allowed_ips_as_routes: false); wg-exec check accepts it ----
+  {
+    id = "table-off";
+    iface = "wg0";
+    stage = 1;
+    check = "valid";
+    sameAs = "tests/nix/table-off.ron";
+    cfg = {
+      ips = [ "192.0.2.1/24" ];
+      privateKey = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+      table = "off";
+      peers = [
+        {
+          publicKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+          allowedIPs = [
+            "192.0.2.0/25"
+            "0.0.0.0/0"
+          ];
+          endpoint = "198.51.100.2:51820";
+        }
+      ];
+    };
+  }
+
   # ---- the README's example (examples/wg0.ron), as module options ----
   {
     id = "readme-example";

@@ -13,11 +13,12 @@
 #      none left after stop), a start killed while a hook sleeps (before and after the link
 #      exists: the next start rolls back and comes up), a failing start, a full tunnel (table
 #      "auto": rules, firewall, src_valid_mark under the unit's sandbox; DNS for every query as
-#      root; stop puts it all back). Then DNS (resolved, resolvconf, neither). Then enable wg-exec@wg0
+#      root; stop puts it all back). Then DNS (resolved, resolvconf, neither). Then the NixOS
+#      module's wireguard-wg0.service and .target (tests/systemd/module-units.sh). Then enable wg-exec@wg0
 #      and wg-exec-refresh@wg0 with a peer known by a name only a DNS server started late in
 #      boot resolves, and reboot.
-#   2. as root: up at boot before network.target, not held up by DNS; the refresh unit fills
-#      the endpoint in, follows a DNS change, goes on through a reload of wg-exec@wg0 (and
+#   2. as root: up at boot before network.target, not held up by DNS; the refresh unit (after
+#      network-online.target) fills the endpoint in within one period of DNS answering, follows a DNS change, goes on through a reload of wg-exec@wg0 (and
 #      follows the next change), and stops with the interface's unit. Reboot with the non-root
 #      drop-in.
 #   3. the same as 2 without root (the drop-in is for wg-exec@.service only, as the README
@@ -56,6 +57,10 @@ wait_for() { # seconds, command...
     "$@"
 }
 not() { ! "$@"; }
+# The monotonic time (seconds) of UNIT's first journal line containing TEXT, empty if none.
+mono_s() { # unit, text
+    journalctl -q --no-pager -b -o short-monotonic -u "$1" | grep -F -- "$2" | head -n 1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p'
+}
 eq() { [ "$1" = "$2" ] || { echo "    expected '$2', got '$1'"; return 1; }; }
 prop() { systemctl show -p "$2" --value "$1"; }
 active() { [ "$(systemctl is-active "$1")" = active ]; }
@@ -316,6 +321,18 @@ case_boot() { # label
     check "$L: $R is active" wait_for 20 active "$R"
     check "$L: $R fills the endpoint in once the name resolves: 203.0.113.2:51820" wait_for 60 endpoint_is 203.0.113.2:51820
     check "$L: journalctl -u $R shows the change" rjhas "endpoint none -> 203.0.113.2:51820"
+    # Waiting for the network: the interface's unit does not wait for network-online.target
+    # (above: up before network.target, not held up by the name); the refresh unit is ordered
+    # after it, and fills the endpoint in within one refresh period (2 s; 1 s more for the pass
+    # itself under emulation) of the DNS server answering, which it does only after
+    # network-online.target (vmtest-dns.service).
+    t_answer=$(mono_s vmtest-dns.service "started, version")
+    t_fill=$(mono_s "$R" "endpoint none -> 203.0.113.2:51820")
+    gap=$(awk -v a="$t_answer" -v b="$t_fill" 'BEGIN { if (a == "" || b == "") print "none"; else printf "%d", (b - a) * 1000 }')
+    echo "    the DNS server answered at ${t_answer:-?} s, the refresh filled the endpoint in at ${t_fill:-?} s"
+    check "$L: $R filled the endpoint in within one refresh period of DNS answering (${gap} ms <= 3000)" \
+        test "$gap" != none -a "${gap#-}" = "$gap" -a "${gap/none/99999}" -le 3000
+    check "$L: $R is ordered after network-online.target" sh -c "systemctl show -p After --value $R | grep -qw network-online.target"
     check "$L: ping through the tunnel" ping_peer
     # Case 4: the DNS answer changes (dnsmasq re-reads its hosts file on SIGHUP).
     echo "203.0.113.3 peer.vmtest.test" > "$S/dns-hosts"
@@ -392,9 +409,10 @@ case_dns() {
     check "$L: ... saying why" grep -q "dns: wg-exec runs in a network namespace other than the host's" <<< "$out"
     check "$L: ... and made no link there" not ip -n vmtest-dnsns link show wg0
     ip netns del vmtest-dnsns
-    # An up that fails after the DNS step: rolled back, DNS included.
+    # An up that fails after the DNS step: rolled back, DNS included (post_setup_at: Last runs
+    # post_setup after everything, as wg-quick runs PostUp; by default it runs before the peers).
     CUR=$(cursor)
-    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1",' PEER_EXTRA="" write_config
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1", post_setup_at: Last,' PEER_EXTRA="" write_config
     check "$L: a start whose post_setup fails fails" not systemctl start "$U"
     check "$L: failing start: the DNS step was rolled back" jhas "rolled back: .*dns"
     no_trace "$L: failing start"
@@ -415,7 +433,7 @@ case_dns() {
     sed 's/^/    /' "$F"
     # An up that fails after the DNS step: resolvconf -d as its rollback.
     : > "$F"
-    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1",' PEER_EXTRA="" write_config
+    BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2="" HOOKS='post_setup: "exit 1", post_setup_at: Last,' PEER_EXTRA="" write_config
     check "$L: resolvconf: an up whose post_setup fails fails" not wg-exec up wg0
     check "$L: resolvconf: its rollback called resolvconf -d wg0 -f" grep -qx "args: -d wg0 -f" "$F"
     no_trace "$L: resolvconf: failing up"
@@ -502,6 +520,9 @@ case_full_tunnel() { # label (root|non-root)
     DNS=""
 }
 
+# The NixOS module's units: a block of its own.
+. /vmtest/module-units.sh
+
 echo "# boot $(cat "$S/boots" 2>/dev/null), phase $phase ($mode mode) at $(uptime_s) s"
 case $phase in
 1)
@@ -539,6 +560,8 @@ case $phase in
     done
     as_user root
     case_dns
+    # The NixOS module's unit names (tests/systemd/module-units.sh).
+    case_module_units
     # For the next boot: the units enabled, the peer known by name, the name unknown until
     # the DNS server starts (after network-online.target).
     as_user root
