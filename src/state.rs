@@ -145,28 +145,26 @@ impl StateDir {
         let io = |what: &str, e: nix::errno::Errno| {
             StateError::Io(format!("cannot {what} {}: {}", path.display(), errno_io(e)))
         };
-        match open_dir_fd(path) {
-            Err(nix::errno::Errno::ENOENT) => {
-                let parent = path
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
-                let name = path.file_name().ok_or_else(|| {
-                    StateError::Io(format!("{} names no directory", path.display()))
+        // Anything but a missing directory (a link, a file, no permission) is for `open` to
+        // name.
+        if let Err(nix::errno::Errno::ENOENT) = open_dir_fd(path) {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .ok_or_else(|| StateError::Io(format!("{} names no directory", path.display())))?;
+            if !parent.is_dir() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    StateError::Io(format!("cannot create {}: {e}", parent.display()))
                 })?;
-                if !parent.is_dir() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StateError::Io(format!("cannot create {}: {e}", parent.display()))
-                    })?;
-                }
-                let pfd = open_dir_fd(parent).map_err(|e| io("open the parent of", e))?;
-                match mkdirat(&pfd, name, Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-                    Err(e) => return Err(io("create", e)),
-                }
             }
-            Err(e) => return Err(io("open", e)),
-            Ok(_) => {}
+            let pfd = open_dir_fd(parent).map_err(|e| io("open the parent of", e))?;
+            match mkdirat(&pfd, name, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(io("create", e)),
+            }
         }
         let dir = StateDir::open(path, Access::Change)?
             .ok_or_else(|| StateError::Io(format!("{} vanished", path.display())))?;
@@ -446,6 +444,21 @@ mod tests {
         assert_eq!(dir.read("wg0.ron").unwrap().unwrap(), b"x");
         // No temporary is left.
         assert_eq!(std::fs::read_dir(&path).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_state_directory_that_is_a_symlink_is_refused() {
+        let base = tempfile::tempdir().unwrap();
+        let real = base.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = base.path().join("state");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let e = StateDir::create(&link).unwrap_err();
+        assert!(
+            matches!(&e, StateError::Untrusted(m) if m.contains("is a symbolic link")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
     }
 
     #[test]
