@@ -629,6 +629,22 @@ mod tests {
             .starts_with(&format!("not a journal of version {VERSION}")));
     }
 
+    /// Nesting, however deep, is an error and not a stack overflow (ron's recursion limit),
+    /// in an unknown field as in a known one, in the journal as in the record.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for open in ["[", "(", "Some(", "{\"a\":"] {
+            let deep = open.repeat(200_000);
+            let text = format!("Journal(version: 2, interface: \"wg0\", extra: {deep}");
+            assert!(parse(&text).is_err());
+            let text = format!("Journal(version: 2, interface: \"wg0\", records: {deep}");
+            assert!(parse(&text).is_err());
+            let text = format!("(version: 1, addresses: {deep}");
+            assert!(applied::parse(text.as_bytes()).is_err());
+            crate::fuzzing::journal_and_record(text.as_bytes());
+        }
+    }
+
     #[test]
     fn a_journal_from_an_earlier_boot_is_dropped_with_its_records() {
         let dir = tempfile::tempdir().unwrap();

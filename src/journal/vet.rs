@@ -214,11 +214,18 @@ fn generated_key(path: &Path) -> Result<(), String> {
         return not(&format!("is not uid {me}'s with mode 0600"));
     }
     let mut text = String::new();
+    // The file checked above, not one put in its place since.
     let read = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .and_then(|f| f.take(64).read_to_string(&mut text));
+        .and_then(|f| {
+            let now = f.metadata()?;
+            match (now.ino(), now.dev()) == (meta.ino(), meta.dev()) {
+                true => f.take(64).read_to_string(&mut text),
+                false => Err(std::io::Error::other("replaced while read")),
+            }
+        });
     let key = read
         .ok()
         .and_then(|_| wg_exec_steps::Key::from_base64(&text, true).ok());
