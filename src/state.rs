@@ -387,6 +387,12 @@ impl StateDir {
         if let Some(why) = distrust(&path, &st, false) {
             return Err(why);
         }
+        // 0600 whatever the umask (it holds only a pid, but nothing here is for others).
+        if st.st_mode & 0o7777 != 0o600 {
+            fchmod(&file, Mode::from_bits_truncate(0o600)).map_err(|e| {
+                format!("cannot set the mode of {}: {}", path.display(), errno_io(e))
+            })?;
+        }
         Ok(file)
     }
 
