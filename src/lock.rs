@@ -1,8 +1,10 @@
 //! One operation per interface at a time: an exclusive flock on STATE_DIR/IFACE.lock, waited
 //! for a bounded time. Different interfaces have different locks and never block each other.
+//! The lock is opened through the state directory's handle, never following a link.
 
+use crate::state::{Access, StateDir};
 use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,47 +15,45 @@ use std::time::{Duration, Instant};
 /// file notices (its inode is no longer the path's) and opens the path again.
 pub struct Lock {
     file: Option<Flock<File>>,
-    path: std::path::PathBuf,
+    dir: StateDir,
+    name: String,
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.dir.remove(&self.name);
         drop(self.file.take());
     }
 }
 
-/// Whether `file` is still the file at `path`.
-fn is_current(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-        _ => false,
-    }
-}
-
+/// [`acquire_in`] the state directory at `dir` (which must exist and be trusted).
 pub fn acquire(
     dir: &Path,
     iface: &str,
     wait: Duration,
     interrupted: &AtomicBool,
 ) -> Result<Lock, String> {
-    let path = dir.join(format!("{iface}.lock"));
+    let handle = StateDir::open(dir, Access::Change)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("there is no state directory {}", dir.display()))?;
+    acquire_in(&handle, iface, wait, interrupted)
+}
+
+pub fn acquire_in(
+    dir: &StateDir,
+    iface: &str,
+    wait: Duration,
+    interrupted: &AtomicBool,
+) -> Result<Lock, String> {
+    let name = format!("{iface}.lock");
+    let path = dir.path().join(&name);
     let deadline = Instant::now() + wait;
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| format!("cannot open lock {}: {e}", path.display()))
-    };
+    let open = || dir.open_lock(&name);
     let mut file = open()?;
     let mut announced = false;
     loop {
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(locked) if !is_current(&locked, &path) => {
+            Ok(locked) if !dir.is_current(&*locked, &name) => {
                 // The holder removed it as we got it: take the new one.
                 drop(locked);
                 file = open()?;
@@ -63,16 +63,20 @@ pub fn acquire(
                 let _ = locked.set_len(0);
                 let _ = locked.rewind();
                 let _ = write!(locked, "{}", std::process::id());
+                let dir = dir
+                    .try_clone()
+                    .map_err(|e| format!("cannot keep {} open: {e}", dir.path().display()))?;
                 return Ok(Lock {
                     file: Some(locked),
-                    path,
+                    dir,
+                    name,
                 });
             }
             Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                 file = f;
                 let mut holder = String::new();
                 let _ = file.rewind();
-                let _ = file.read_to_string(&mut holder);
+                let _ = (&mut file).take(32).read_to_string(&mut holder);
                 let holder = holder.trim();
                 if Instant::now() >= deadline {
                     return Err(format!(

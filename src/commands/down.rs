@@ -11,6 +11,7 @@ use crate::journal::recovery::expect_userspace;
 use crate::journal::{self, applied, JournalFile, Unusable};
 use crate::outcome::Outcome;
 use crate::plan::DownSource;
+use crate::state;
 use std::path::Path;
 use std::time::Duration;
 use wg_exec_steps::step::StepKind;
@@ -28,6 +29,8 @@ pub fn choose(
             Box::new(load(&t.iface, t.config.as_deref())?),
             None,
         )),
+        // Not wg-exec's: neither followed nor set aside, whatever the configuration says.
+        Err(u) if u.refused => Err(Outcome::Refused(u.to_string())),
         Err(u) => match load(&t.iface, t.config.as_deref()) {
             Ok(cfg) => Ok(DownSource::Config(Box::new(cfg), Some(u))),
             Err(Outcome::Invalid(mut errors)) => {
@@ -41,12 +44,12 @@ pub fn choose(
 
 pub fn run(t: &Target) -> Outcome {
     let name = t.iface.as_str();
-    if let Err(m) = config::check_interface_name(name) {
+    if let Err(m) = config::check_interface_name(name).and_then(|_| state::check_name(name)) {
         return Outcome::Invalid(vec![format!("interface name (command line): {m}")]);
     }
     if t.print {
         let path = journal::path_for(&journal::state_dir(), name);
-        let source = match choose(t, journal::peek(&path)) {
+        let source = match choose(t, journal::peek_read_only(&path)) {
             Ok(s) => s,
             Err(o) => return o,
         };
@@ -133,7 +136,7 @@ pub fn execute(
     if teardown.is_none() {
         let iface = match source {
             DownSource::Journal(j) => {
-                if let Err(e) = std::fs::remove_file(journal_path) {
+                if let Err(e) = JournalFile::remove_path(journal_path) {
                     log::error!("cannot remove journal {}: {e}", journal_path.display());
                 }
                 j.interface.clone()

@@ -17,6 +17,7 @@ use crate::linux::LinuxKernel;
 use crate::lock::{self, Lock};
 use crate::outcome::Outcome;
 use crate::plan::{self, Plan};
+use crate::state::{self, StateDir};
 use crate::{preflight, privileges};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -81,20 +82,6 @@ fn signals() -> Arc<AtomicBool> {
     flag
 }
 
-/// The state directory, created if missing.
-fn state_dir() -> Result<PathBuf, String> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = journal::state_dir();
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    Ok(dir)
-}
-
 /// A command's hold on one interface: the lock is held until it is dropped.
 pub struct Session {
     pub iface: String,
@@ -108,14 +95,18 @@ impl Session {
     /// Watches signals, creates the state directory and takes the interface's lock, waiting
     /// at most `wait` (a signal ends the wait when `interruptible`).
     pub fn open(iface: &str, wait: Duration, interruptible: bool) -> Result<Session, Outcome> {
+        state::check_name(iface).map_err(|m| Outcome::Invalid(vec![m]))?;
         let signalled = signals();
-        let dir = state_dir().map_err(Outcome::Refused)?;
+        // Created 0700 when missing; one that is not this user's, or that others may write,
+        // is refused before anything is read from it.
+        let dir =
+            StateDir::create(&journal::state_dir()).map_err(|e| Outcome::Refused(e.to_string()))?;
         let never = Arc::new(AtomicBool::new(false));
         let stop_waiting = if interruptible { &signalled } else { &never };
-        let lock = lock::acquire(&dir, iface, wait, stop_waiting).map_err(Outcome::Refused)?;
+        let lock = lock::acquire_in(&dir, iface, wait, stop_waiting).map_err(Outcome::Refused)?;
         Ok(Session {
             iface: iface.to_string(),
-            journal_path: journal::path_for(&dir, iface),
+            journal_path: journal::path_for(dir.path(), iface),
             signalled,
             _lock: Some(lock),
         })
@@ -123,6 +114,7 @@ impl Session {
 
     /// A session that only reads (status): signals noted, no state directory created, no lock.
     pub fn open_unlocked(iface: &str) -> Result<Session, Outcome> {
+        state::check_name(iface).map_err(|m| Outcome::Invalid(vec![m]))?;
         Ok(Session {
             iface: iface.to_string(),
             journal_path: journal::path_for(&journal::state_dir(), iface),

@@ -69,6 +69,7 @@ pub fn run(t: &Target) -> Outcome {
                 session.journal_path.display()
             ))
         }
+        Err(u) if u.refused => return Outcome::Refused(u.to_string()),
         Err(u) => {
             return Outcome::Refused(format!(
                 "{u}; `wg-exec down {name}` sets it aside and takes the interface down"
@@ -233,7 +234,7 @@ pub fn run(t: &Target) -> Outcome {
                     log::error!("cannot record the reload in {}: {e}", next.display());
                 }
             }
-            if let Err(e) = std::fs::rename(&next, applied::path_for(&dir, &name)) {
+            if let Err(e) = applied::promote(&next, &applied::path_for(&dir, &name)) {
                 log::error!("cannot record the reload in {}: {e}", next.display());
             }
             jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();

@@ -13,6 +13,7 @@ use crate::journal::{self, ns_of, Journal, What};
 use crate::outcome::Outcome;
 use crate::plan::{self, interface_ns, socket_ns};
 use crate::reload::{self, Live};
+use crate::state;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -330,12 +331,15 @@ fn text(s: &Status) -> String {
 
 pub fn run(a: &StatusArgs) -> Outcome {
     let name = a.iface.as_str();
-    if let Err(m) = config::check_interface_name(name) {
+    if let Err(m) = config::check_interface_name(name).and_then(|_| state::check_name(name)) {
         return Outcome::Invalid(vec![format!("interface name (command line): {m}")]);
     }
     let dir = journal::state_dir();
     let jpath = journal::path_for(&dir, name);
-    let journal = match journal::peek(&jpath) {
+    // Status only reads: an untrusted state directory is read with a warning, but the
+    // configuration file its journal names is not followed.
+    let trusted = state::StateDir::open(&dir, state::Access::Change).is_ok();
+    let journal = match journal::peek_read_only(&jpath) {
         Ok(Some(j)) if j.is_up() => j,
         Ok(Some(_)) => return Outcome::NotUp("an up did not finish; it is not up".into()),
         Ok(None) => {
@@ -343,7 +347,7 @@ pub fn run(a: &StatusArgs) -> Outcome {
         }
         Err(u) => return Outcome::Unknown(format!("{u}")),
     };
-    let recorded = match applied::load(&applied::path_for(&dir, name)) {
+    let recorded = match applied::load_read_only(&applied::path_for(&dir, name)) {
         Ok(Some(r)) => r,
         Ok(None) => {
             return Outcome::Unknown(format!(
@@ -354,7 +358,10 @@ pub fn run(a: &StatusArgs) -> Outcome {
         Err(e) => return Outcome::Unknown(e),
     };
     // The configuration, when it loads; its problems are shown as drift, not as a failure.
-    let file = a.config.clone().or_else(|| Some(journal.config.clone()));
+    let file = a
+        .config
+        .clone()
+        .or_else(|| trusted.then(|| journal.config.clone()));
     let cfg = load(name, file.as_deref()).ok();
     let link_ns = ns_of(&recorded.interface_namespace);
     let mut needs = Needs::namespaces([&link_ns]);

@@ -36,6 +36,7 @@ pub fn run(t: &Target) -> Outcome {
     };
     let recorded = match session.journal() {
         Ok(j) => j,
+        Err(u) if u.refused => return Outcome::Refused(u.to_string()),
         Err(u) => {
             return Outcome::Refused(format!(
                 "{u}; `wg-exec down {name}` sets it aside and takes the interface down"
@@ -112,7 +113,7 @@ fn dir_of(path: &Path) -> &Path {
 
 /// Drops the journal of an interface and the records beside it.
 fn forget(jpath: &Path) {
-    let _ = std::fs::remove_file(jpath);
+    let _ = JournalFile::remove_path(jpath);
     if let Some(name) = jpath.file_stem().and_then(|s| s.to_str()) {
         let _ = applied::remove(&applied::path_for(dir_of(jpath), name));
         let _ = applied::remove(&applied::next_path_for(dir_of(jpath), name));

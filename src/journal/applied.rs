@@ -6,6 +6,7 @@
 
 use super::{ns_name, NsName};
 use crate::config::Config;
+use crate::state::{Access, StateDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -252,43 +253,70 @@ pub fn next_path_for(dir: &Path, iface: &str) -> PathBuf {
     dir.join(format!("{iface}.applied-next.ron"))
 }
 
+/// Reads a record for a command that acts on it: in a directory or file wg-exec does not trust,
+/// it is refused; at most [`crate::state::MAX_FILE`] bytes are read.
 pub fn load(path: &Path) -> Result<Option<Applied>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => ron::from_str::<Applied>(&text)
-            .map_err(|e| format!("{} is unreadable: {e}", path.display()))
-            .and_then(|a| match a.version {
-                VERSION => Ok(Some(a)),
-                v => Err(format!(
-                    "{} has format version {v}; this wg-exec reads version {VERSION}",
-                    path.display()
-                )),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    load_as(path, Access::Change)
+}
+
+/// [`load`] for a command that only shows it (status): an untrusted one is read with a warning.
+pub fn load_read_only(path: &Path) -> Result<Option<Applied>, String> {
+    load_as(path, Access::Read)
+}
+
+fn load_as(path: &Path, access: Access) -> Result<Option<Applied>, String> {
+    let read = StateDir::of_file(path, access).and_then(|d| match d {
+        Some((dir, name)) => dir.read(&name),
+        None => Ok(None),
+    });
+    match read {
+        Ok(Some(bytes)) => parse(&bytes)
+            .map(Some)
+            .map_err(|e| format!("{} {e}", path.display())),
+        Ok(None) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-/// Writes atomically (temporary file, fsync, rename).
+/// The bytes of a record; the error follows the file's name ("is unreadable: …").
+pub fn parse(bytes: &[u8]) -> Result<Applied, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("is unreadable: {e}"))?;
+    ron::from_str::<Applied>(text)
+        .map_err(|e| format!("is unreadable: {e}"))
+        .and_then(|a| match a.version {
+            VERSION => Ok(a),
+            v => Err(format!(
+                "has format version {v}; this wg-exec reads version {VERSION}"
+            )),
+        })
+}
+
+/// Writes atomically (temporary file made O_EXCL and 0600, fsync, rename) through the state
+/// directory.
 pub fn save(path: &Path, applied: &Applied) -> std::io::Result<()> {
-    use std::io::Write;
     let text = ron::ser::to_string_pretty(applied, ron::ser::PrettyConfig::default())
         .map_err(std::io::Error::other)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let (dir, name) = super::open_for_change(path)?;
+    dir.write_atomic(&name, text.as_bytes())
 }
 
 /// Removes a record; a missing one is fine.
 pub fn remove(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    match super::open_for_change(path) {
+        Ok((dir, name)) => dir.remove(&name),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
+}
+
+/// Renames the record a reload applied (`from`) to the current one (`to`), in one directory.
+pub fn promote(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (dir, from) = super::open_for_change(from)?;
+    let to = to
+        .file_name()
+        .and_then(|f| f.to_str())
+        .ok_or_else(|| std::io::Error::other(format!("{} names no file", to.display())))?;
+    dir.rename(&from, to)
 }
 
 #[cfg(test)]

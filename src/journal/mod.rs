@@ -7,9 +7,10 @@
 pub mod applied;
 pub mod checkpoint;
 pub mod recovery;
+pub mod vet;
 
+use crate::state::{Access, StateDir, StateError};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use wg_exec_steps::policy::PolicyObject;
 use wg_exec_steps::{Netns, NftTable, PolicyRule};
@@ -363,16 +364,27 @@ pub fn recorded_config(iface: &str) -> Option<PathBuf> {
 pub struct Unusable {
     pub path: PathBuf,
     pub reason: String,
+    /// Not one wg-exec wrote, or in a file or directory it does not trust: nothing in it is
+    /// acted on, and it is not set aside either (a person looks at it first).
+    pub refused: bool,
 }
 
 impl std::fmt::Display for Unusable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "the journal {} is unusable ({})",
-            self.path.display(),
-            self.reason
-        )
+        match self.refused {
+            false => write!(
+                f,
+                "the journal {} is unusable ({})",
+                self.path.display(),
+                self.reason
+            ),
+            true => write!(
+                f,
+                "the journal {} is refused ({}); nothing in it was acted on: check it, remove it, and run the command again (down then follows the configuration)",
+                self.path.display(),
+                self.reason
+            ),
+        }
     }
 }
 
@@ -382,21 +394,28 @@ pub fn path_for(dir: &Path, iface: &str) -> PathBuf {
 
 /// Reads a journal; None when there is none, or when it is from an earlier boot (then it is
 /// removed, with the records beside it, and said). Truncated, edited or of another version:
-/// unusable.
+/// unusable. In a directory or file wg-exec does not trust, or with records wg-exec could not
+/// have written for this interface ([`vet::vet`]): refused.
 pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
-    let j = load_any(path)?;
+    let j = load_any(path, Access::Change)?;
     match j {
         Some(j) if j.from_an_earlier_boot() => {
             log::warn!(
                 "the journal {} is from an earlier boot: what it records went with that boot; removing it",
                 path.display()
             );
-            let _ = std::fs::remove_file(path);
-            if let (Some(dir), Some(name)) =
-                (path.parent(), path.file_stem().and_then(|s| s.to_str()))
-            {
-                let _ = applied::remove(&applied::path_for(dir, name));
-                let _ = applied::remove(&applied::next_path_for(dir, name));
+            if let Ok(Some((dir, file))) = StateDir::of_file(path, Access::Change) {
+                let _ = dir.remove(&file);
+                if let Some(name) = file.strip_suffix(".ron") {
+                    for p in [
+                        applied::path_for(dir.path(), name),
+                        applied::next_path_for(dir.path(), name),
+                    ] {
+                        if let Some(f) = p.file_name().and_then(|f| f.to_str()) {
+                            let _ = dir.remove(f);
+                        }
+                    }
+                }
             }
             Ok(None)
         }
@@ -404,26 +423,46 @@ pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
     }
 }
 
-/// [`load`] for commands that hold no lock (status, refresh, `down --print`, finding the
-/// recorded configuration): a journal from an earlier boot is None too, but is left for a
-/// command under the lock to remove. Removing it here could remove the journal an `up` has
-/// just written in its place.
+/// [`load`] for commands that hold no lock (refresh, finding the recorded configuration): a
+/// journal from an earlier boot is None too, but is left for a command under the lock to
+/// remove. Removing it here could remove the journal an `up` has just written in its place.
 pub fn peek(path: &Path) -> Result<Option<Journal>, Unusable> {
-    Ok(load_any(path)?.filter(|j| !j.from_an_earlier_boot()))
+    Ok(load_any(path, Access::Change)?.filter(|j| !j.from_an_earlier_boot()))
+}
+
+/// [`peek`] for commands that only show it (status, `down --print`): a directory or file that
+/// wg-exec does not trust is read with a warning (its records are still checked).
+pub fn peek_read_only(path: &Path) -> Result<Option<Journal>, Unusable> {
+    Ok(load_any(path, Access::Read)?.filter(|j| !j.from_an_earlier_boot()))
 }
 
 /// [`load`] without the boot check.
-fn load_any(path: &Path) -> Result<Option<Journal>, Unusable> {
-    let unusable = |reason: String| Unusable {
+fn load_any(path: &Path, access: Access) -> Result<Option<Journal>, Unusable> {
+    let unusable = |reason: String, refused: bool| Unusable {
         path: path.to_path_buf(),
         reason,
+        refused,
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(unusable(format!("cannot read it: {e}"))),
+    let read = StateDir::of_file(path, access).and_then(|d| match d {
+        Some((dir, name)) => dir.read(&name),
+        None => Ok(None),
+    });
+    let bytes = match read {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Ok(None),
+        Err(StateError::Untrusted(m)) => return Err(unusable(m, true)),
+        Err(StateError::Io(m)) => return Err(unusable(m, false)),
     };
-    parse(&text).map(Some).map_err(unusable)
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| unusable(format!("not a journal: not UTF-8 text ({e})"), false))?;
+    let journal = parse(text).map_err(|m| unusable(m, false))?;
+    let iface = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .and_then(|f| f.strip_suffix(".ron"))
+        .unwrap_or_default();
+    vet::vet(&journal, iface).map_err(|m| unusable(m, true))?;
+    Ok(Some(journal))
 }
 
 /// The text of a journal; the version is checked before the rest, so that another version is
@@ -460,11 +499,26 @@ pub fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut aside = path.as_os_str().to_owned();
-    aside.push(format!(".unusable-{secs}"));
-    let aside = PathBuf::from(aside);
-    std::fs::rename(path, &aside)?;
-    Ok(aside)
+    let (dir, name) = open_for_change(path)?;
+    let aside = format!("{name}.unusable-{secs}");
+    dir.rename(&name, &aside)?;
+    Ok(dir.path().join(aside))
+}
+
+/// The state directory of `path` (a journal's or a record's), for writing: it must exist and
+/// be trusted.
+pub(crate) fn open_for_change(path: &Path) -> std::io::Result<(StateDir, String)> {
+    match StateDir::of_file(path, Access::Change) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("there is no state directory for {}", path.display()),
+        )),
+        Err(e) => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            e.to_string(),
+        )),
+    }
 }
 
 /// A journal and the file it lives in.
@@ -481,27 +535,18 @@ impl JournalFile {
         self.journal.pid = std::process::id();
         let text = ron::ser::to_string_pretty(&self.journal, ron::ser::PrettyConfig::default())
             .map_err(std::io::Error::other)?;
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            self.path
-                .file_name()
-                .and_then(|f| f.to_str())
-                .unwrap_or("journal"),
-            std::process::id()
-        ));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, &self.path)
+        let (dir, name) = open_for_change(&self.path)?;
+        dir.write_atomic(&name, text.as_bytes())
     }
 
     pub fn remove(&self) -> std::io::Result<()> {
-        match std::fs::remove_file(&self.path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        JournalFile::remove_path(&self.path)
+    }
+
+    /// Removes the journal at `path` through its state directory; a missing one is fine.
+    pub fn remove_path(path: &Path) -> std::io::Result<()> {
+        let (dir, name) = open_for_change(path)?;
+        dir.remove(&name)
     }
 
     pub fn set_state(&mut self, state: State) -> std::io::Result<()> {
@@ -582,6 +627,22 @@ mod tests {
         assert!(parse(&edited)
             .unwrap_err()
             .starts_with(&format!("not a journal of version {VERSION}")));
+    }
+
+    /// Nesting, however deep, is an error and not a stack overflow (ron's recursion limit),
+    /// in an unknown field as in a known one, in the journal as in the record.
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        for open in ["[", "(", "Some(", "{\"a\":"] {
+            let deep = open.repeat(200_000);
+            let text = format!("Journal(version: 2, interface: \"wg0\", extra: {deep}");
+            assert!(parse(&text).is_err());
+            let text = format!("Journal(version: 2, interface: \"wg0\", records: {deep}");
+            assert!(parse(&text).is_err());
+            let text = format!("(version: 1, addresses: {deep}");
+            assert!(applied::parse(text.as_bytes()).is_err());
+            crate::fuzzing::journal_and_record(text.as_bytes());
+        }
     }
 
     #[test]

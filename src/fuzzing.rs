@@ -1,0 +1,41 @@
+//! Shared by the fuzz targets (fuzz/) and the test that replays their corpora: each function
+//! takes arbitrary bytes and must never panic.
+
+use crate::config::{self, RouteTables};
+use std::path::Path;
+
+/// Parses bytes as a configuration and, when valid, builds both plans and prints them.
+pub fn load_and_plan(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let tables = RouteTables::builtin();
+    if let Ok((cfg, _warnings)) = config::parse("wg0", Path::new("fuzz.ron"), text, &tables) {
+        let _ = crate::executor::print(&crate::plan::up(&cfg));
+        let _ = crate::executor::print(&crate::plan::down_from_config(&cfg));
+    }
+}
+
+/// Parses bytes as a journal and as a record of what was applied, as `down`, `status` and
+/// `reload` read them (bounded by [`crate::state::MAX_FILE`]); a journal that passes the check
+/// of its records gives its down plan, printed, and its accessors are exercised.
+pub fn journal_and_record(data: &[u8]) {
+    if data.len() as u64 > crate::state::MAX_FILE {
+        return;
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(j) = crate::journal::parse(text) {
+            let _ = j.links();
+            let _ = j.dns();
+            let _ = j.full_tunnel_table();
+            if crate::journal::vet::vet(&j, "wg0").is_ok() {
+                let _ = crate::executor::print(&crate::plan::down_from_journal(&j, true));
+            }
+        }
+    }
+    if let Ok(a) = crate::journal::applied::parse(data) {
+        let _ = a.route_list();
+        let _ = a.device_fwmark();
+        let _ = a.union(&a);
+    }
+}

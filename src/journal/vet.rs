@@ -1,0 +1,433 @@
+//! The check of a journal against what wg-exec itself could have written for its interface,
+//! before anything in it runs: `down` follows the journal with wg-exec's capabilities, so a
+//! journal that names another link, another sysctl, a value no kernel takes, a file that is not
+//! a key wg-exec generated, or a namespace path that leaves /run/netns is refused as a whole
+//! (its hooks with it), never followed in part.
+
+use super::{Journal, NsName, PolicyRecord, What};
+use std::path::{Component, Path};
+use wg_exec_steps::policy::{nft_table_name, FWMARK_PRIORITY, SRC_VALID_MARK, SUPPRESS_PRIORITY};
+
+/// The routing tables a full tunnel never uses: unspec, default, main, local.
+const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
+
+/// Why `j`, read from `iface`'s journal, is not one wg-exec wrote; Ok when every record is.
+pub fn vet(j: &Journal, iface: &str) -> Result<(), String> {
+    if j.interface != iface {
+        return Err(format!(
+            "it is the journal of `{}`, not of `{iface}`",
+            j.interface
+        ));
+    }
+    let table = j.full_tunnel_table();
+    for (i, r) in j.records.iter().enumerate() {
+        let at = |m: String| format!("record {} ({}): {m}", i + 1, r.step);
+        record(&r.what, iface, table, &j.records).map_err(at)?;
+    }
+    Ok(())
+}
+
+fn netns(ns: &NsName) -> Result<(), String> {
+    match ns.as_deref() {
+        None => Ok(()),
+        Some(n)
+            if n.is_empty()
+                || n.contains('/')
+                || n.contains('\0')
+                || n == "."
+                || n == ".."
+                || n.len() > 255 =>
+        {
+            Err(format!("{n:?} is not a namespace name"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn link_name(name: &str, iface: &str) -> Result<(), String> {
+    match name == iface {
+        true => Ok(()),
+        false => Err(format!("it names the link `{name}`, not `{iface}`")),
+    }
+}
+
+fn record(
+    what: &What,
+    iface: &str,
+    table: Option<u32>,
+    all: &[super::Record],
+) -> Result<(), String> {
+    match what {
+        What::Link {
+            name,
+            netns: ns,
+            userspace_pids,
+        } => {
+            link_name(name, iface)?;
+            netns(ns)?;
+            if let Some(p) = userspace_pids.iter().find(|p| **p <= 1) {
+                return Err(format!("{p} is no userspace process wg-exec started"));
+            }
+            Ok(())
+        }
+        What::Move { name, from, to } => {
+            link_name(name, iface)?;
+            netns(from)?;
+            netns(to)
+        }
+        What::KeyFile { path, existed } => key_file(path, *existed, all),
+        What::Addresses { netns: ns, .. } | What::Routes { netns: ns, .. } => netns(ns),
+        What::Policy { netns: ns, objects } => {
+            netns(ns)?;
+            objects.iter().try_for_each(|o| policy(o, iface, table))
+        }
+        What::Dns {
+            name,
+            netns: ns,
+            backend,
+        } => {
+            link_name(name, iface)?;
+            netns(ns)?;
+            match backend.as_str() {
+                "" | "systemd-resolved" | "resolvconf" => Ok(()),
+                other => Err(format!("{other:?} is no DNS backend")),
+            }
+        }
+        What::Nothing => Ok(()),
+    }
+}
+
+fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), String> {
+    match o {
+        PolicyRecord::Rule {
+            priority,
+            table: t,
+            fwmark,
+            invert,
+            suppress_prefixlength,
+            ..
+        } => {
+            let suppress = *priority == SUPPRESS_PRIORITY
+                && *t == 254
+                && fwmark.is_none()
+                && !invert
+                && *suppress_prefixlength == Some(0);
+            let mark = *priority == FWMARK_PRIORITY
+                && *fwmark == Some(*t)
+                && *invert
+                && suppress_prefixlength.is_none()
+                && !RESERVED_TABLES.contains(t);
+            match suppress || mark {
+                true => Ok(()),
+                false => Err(format!(
+                    "the rule priority {priority} table {t} is not one of a full tunnel's"
+                )),
+            }
+        }
+        PolicyRecord::Unreachable { dst, table: t } => {
+            if dst != "::/0" && dst != "0.0.0.0/0" {
+                return Err(format!(
+                    "the unreachable route {dst} is not a default route"
+                ));
+            }
+            if RESERVED_TABLES.contains(t) || table.is_some_and(|ft| ft != *t) {
+                return Err(format!(
+                    "the unreachable route's table {t} is not the full tunnel's"
+                ));
+            }
+            Ok(())
+        }
+        PolicyRecord::Nft { family, name } => {
+            let mine = nft_table_name(iface);
+            match (family.as_str(), name == &mine) {
+                ("ip" | "ip6", true) => Ok(()),
+                _ => Err(format!(
+                    "the nftables table {family} {name} is not {mine}, the one of `{iface}`"
+                )),
+            }
+        }
+        PolicyRecord::Sysctl { path, old } => {
+            if path != SRC_VALID_MARK {
+                return Err(format!(
+                    "the sysctl {path:?} is not {SRC_VALID_MARK}, the one wg-exec sets"
+                ));
+            }
+            match old.as_str() {
+                "0" | "1" => Ok(()),
+                _ => Err(format!("{old:?} is not a value of {SRC_VALID_MARK}")),
+            }
+        }
+    }
+}
+
+/// A key file record. One that existed before is never touched; one wg-exec generated is
+/// removed by a recovery, so it must be an absolute, plain path, and when it is there it must be
+/// what wg-exec writes: a regular file of the effective user, 0600, holding one key.
+fn key_file(path: &Path, existed: bool, all: &[super::Record]) -> Result<(), String> {
+    let plain = path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !plain {
+        return Err(format!(
+            "the key file {} is not an absolute path without `.` or `..`",
+            path.display()
+        ));
+    }
+    let key_files = all
+        .iter()
+        .filter(|r| matches!(r.what, What::KeyFile { .. }))
+        .count();
+    if key_files > 1 {
+        return Err(format!(
+            "{key_files} key file records; an up generates one key at most"
+        ));
+    }
+    if existed {
+        return Ok(());
+    }
+    generated_key(path)
+}
+
+/// Whether the file at `path` (when there is one) looks like a key wg-exec generated.
+fn generated_key(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read the key file {}: {e}", path.display())),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let not = |what: &str| {
+        Err(format!(
+            "the key file {} (owner uid {}, mode {:04o}) {what}: it is not a key wg-exec generated",
+            path.display(),
+            meta.uid(),
+            meta.mode() & 0o7777
+        ))
+    };
+    if !meta.file_type().is_file() || meta.nlink() != 1 {
+        return not("is not a regular file with one name");
+    }
+    if meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return not(&format!("is not uid {me}'s with mode 0600"));
+    }
+    let mut text = String::new();
+    // The file checked above, not one put in its place since.
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| {
+            let now = f.metadata()?;
+            match (now.ino(), now.dev()) == (meta.ino(), meta.dev()) {
+                true => f.take(64).read_to_string(&mut text),
+                false => Err(std::io::Error::other("replaced while read")),
+            }
+        });
+    let key = read
+        .ok()
+        .and_then(|_| wg_exec_steps::Key::from_base64(&text, true).ok());
+    zeroize::Zeroize::zeroize(&mut text);
+    match key {
+        Some(_) => Ok(()),
+        None => not("does not hold one WireGuard key"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Record, State, Status, VERSION};
+    use super::*;
+
+    fn journal(what: Vec<What>) -> Journal {
+        Journal {
+            version: VERSION,
+            interface: "wg0".into(),
+            state: State::Incomplete,
+            pid: 1,
+            config: "/etc/wg-exec/wg0.ron".into(),
+            pre_shutdown: Vec::new(),
+            post_shutdown: Vec::new(),
+            records: what
+                .into_iter()
+                .map(|what| Record {
+                    step: "s".into(),
+                    status: Status::Done,
+                    what,
+                })
+                .collect(),
+            reload_step: None,
+            boot_id: String::new(),
+        }
+    }
+
+    fn refused(what: What) -> String {
+        vet(&journal(vec![what]), "wg0").unwrap_err()
+    }
+
+    #[test]
+    fn what_wg_exec_writes_passes() {
+        let j = journal(vec![
+            What::Link {
+                name: "wg0".into(),
+                netns: Some("a".into()),
+                userspace_pids: vec![4242],
+            },
+            What::Move {
+                name: "wg0".into(),
+                from: Some("a".into()),
+                to: Some("init".into()),
+            },
+            What::KeyFile {
+                path: "/nonexistent/wg0.key".into(),
+                existed: false,
+            },
+            What::Policy {
+                netns: None,
+                objects: vec![
+                    PolicyRecord::Rule {
+                        v6: false,
+                        priority: SUPPRESS_PRIORITY,
+                        table: 254,
+                        fwmark: None,
+                        invert: false,
+                        suppress_prefixlength: Some(0),
+                    },
+                    PolicyRecord::Rule {
+                        v6: false,
+                        priority: FWMARK_PRIORITY,
+                        table: 51820,
+                        fwmark: Some(51820),
+                        invert: true,
+                        suppress_prefixlength: None,
+                    },
+                    PolicyRecord::Unreachable {
+                        dst: "::/0".into(),
+                        table: 51820,
+                    },
+                    PolicyRecord::Nft {
+                        family: "ip".into(),
+                        name: nft_table_name("wg0"),
+                    },
+                    PolicyRecord::Sysctl {
+                        path: SRC_VALID_MARK.into(),
+                        old: "0".into(),
+                    },
+                ],
+            },
+            What::Dns {
+                name: "wg0".into(),
+                netns: None,
+                backend: "resolvconf".into(),
+            },
+        ]);
+        vet(&j, "wg0").unwrap();
+    }
+
+    #[test]
+    fn what_wg_exec_never_writes_is_refused_with_the_reason() {
+        assert_eq!(
+            vet(&journal(Vec::new()), "wg1").unwrap_err(),
+            "it is the journal of `wg0`, not of `wg1`"
+        );
+        let e = refused(What::Policy {
+            netns: None,
+            objects: vec![PolicyRecord::Sysctl {
+                path: "../../../etc/passwd".into(),
+                old: "0".into(),
+            }],
+        });
+        assert!(e.contains("is not net/ipv4/conf/all/src_valid_mark"), "{e}");
+        let e = refused(What::Policy {
+            netns: None,
+            objects: vec![PolicyRecord::Sysctl {
+                path: SRC_VALID_MARK.into(),
+                old: "PWNED".into(),
+            }],
+        });
+        assert!(e.contains("\"PWNED\" is not a value"), "{e}");
+        let e = refused(What::Link {
+            name: "eth0".into(),
+            netns: None,
+            userspace_pids: Vec::new(),
+        });
+        assert_eq!(e, "record 1 (s): it names the link `eth0`, not `wg0`");
+        assert!(refused(What::Link {
+            name: "wg0".into(),
+            netns: None,
+            userspace_pids: vec![1],
+        })
+        .contains("1 is no userspace process"));
+        assert!(refused(What::Move {
+            name: "wg0".into(),
+            from: Some("../../proc/1/ns/net".into()),
+            to: None,
+        })
+        .contains("is not a namespace name"));
+        assert!(refused(What::KeyFile {
+            path: "/etc/../etc/shadow".into(),
+            existed: false,
+        })
+        .contains("without `.` or `..`"));
+        assert!(refused(What::Policy {
+            netns: None,
+            objects: vec![PolicyRecord::Rule {
+                v6: false,
+                priority: 32766,
+                table: 254,
+                fwmark: None,
+                invert: false,
+                suppress_prefixlength: None,
+            }],
+        })
+        .contains("not one of a full tunnel's"));
+        assert!(refused(What::Policy {
+            netns: None,
+            objects: vec![PolicyRecord::Nft {
+                family: "inet".into(),
+                name: "filter".into(),
+            }],
+        })
+        .contains("is not wg-exec-wg0"));
+        assert!(refused(What::Dns {
+            name: "wg0".into(),
+            netns: None,
+            backend: "/bin/sh".into(),
+        })
+        .contains("no DNS backend"));
+    }
+
+    #[test]
+    fn a_generated_key_file_must_look_like_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = dir.path().join("precious");
+        std::fs::write(&other, "1\n").unwrap();
+        let e = refused(What::KeyFile {
+            path: other.clone(),
+            existed: false,
+        });
+        assert!(e.contains("it is not a key wg-exec generated"), "{e}");
+        let key = dir.path().join("wg0.key");
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&key)
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n")
+                .unwrap();
+        }
+        vet(
+            &journal(vec![What::KeyFile {
+                path: key,
+                existed: false,
+            }]),
+            "wg0",
+        )
+        .unwrap();
+    }
+}
