@@ -59,6 +59,47 @@ fn commands(md: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The text of a `# TITLE` section (without its heading).
+fn section(md: &str, title: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in md.lines() {
+        if let Some(h) = line.strip_prefix("# ") {
+            inside = h.trim() == title;
+            continue;
+        }
+        if inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The bullet items of a section, each with the flags it names (`**--name**`, `**-x**`).
+fn flag_items(text: &str) -> Vec<(Vec<String>, String)> {
+    let mut items: Vec<(Vec<String>, String)> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("- ") {
+            items.push((Vec::new(), String::new()));
+        } else if !line.starts_with("  ") {
+            continue;
+        }
+        if let Some((_, item)) = items.last_mut() {
+            item.push_str(line);
+            item.push('\n');
+        }
+    }
+    for (flags, item) in &mut items {
+        for (i, span) in item.split("**").enumerate() {
+            if i % 2 == 1 && span.starts_with('-') {
+                flags.push(span.to_string());
+            }
+        }
+    }
+    items
+}
+
 fn main() -> std::io::Result<()> {
     println!("cargo:rerun-if-changed=src/cli.rs");
     println!("cargo:rerun-if-changed=src/exit-codes.txt");
@@ -105,10 +146,39 @@ fn main() -> std::io::Result<()> {
     )?;
 
     // A page for each command: its one-line help from clap, its synopsis (the first paragraph
-    // of its section) and the rest of its section. Every command clap knows has a section.
+    // of its section), the rest of its section, the items of OPTIONS that name its flags (as
+    // clap has them, --help and the global ones included) and EXIT STATUS. Every command clap
+    // knows has a section, and every flag an item.
     let mut cmd = cli::Cli::command();
+    let mut built = cmd.clone();
+    built.build();
     let sections = commands(&main_md);
-    for sub in cmd.get_subcommands() {
+    let options = flag_items(&section(&main_md, "OPTIONS"));
+    let exit_status = section(&main_md, "EXIT STATUS");
+    // (clap's own `help` subcommand, made by build(), is not one of ours.)
+    let ours: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+    for sub in built
+        .get_subcommands()
+        .filter(|c| ours.contains(&c.get_name()))
+    {
+        let mut flags = Vec::new();
+        for arg in sub.get_arguments().filter(|a| !a.is_positional()) {
+            flags.extend(arg.get_long().map(|l| format!("--{l}")));
+            flags.extend(arg.get_short().map(|s| format!("-{s}")));
+        }
+        let mut items = String::new();
+        for flag in &flags {
+            assert!(
+                options.iter().any(|(f, _)| f.contains(flag)),
+                "man/wg-exec.8.md: no item under \"# OPTIONS\" names **{flag}** (wg-exec {})",
+                sub.get_name()
+            );
+        }
+        for (f, item) in &options {
+            if f.iter().any(|f| flags.contains(f)) {
+                items.push_str(item);
+            }
+        }
         let name = sub.get_name();
         let (_, text) = sections
             .iter()
@@ -132,7 +202,8 @@ fn main() -> std::io::Result<()> {
             .join("\n");
         let md = format!(
             "# NAME\n\nwg-exec-{name} - {about}\n\n# SYNOPSIS\n\n{synopsis}\n\n\
-             # DESCRIPTION\n\n{rest}\n\n# SEE ALSO\n\n**wg-exec**(8), **wg-exec.ron**(5)\n"
+             # DESCRIPTION\n\n{rest}\n\n# OPTIONS\n\n{items}\n# EXIT STATUS\n{exit_status}\n\
+             # SEE ALSO\n\n**wg-exec**(8), **wg-exec.ron**(5)\n"
         );
         let upper = format!("WG-EXEC-{}", name.to_uppercase());
         write(

@@ -149,7 +149,11 @@ impl Writer {
                 Event::Text(t) => code.push_str(&t),
                 Event::End(TagEnd::CodeBlock) => {
                     let code = self.code.take().unwrap_or_default();
-                    let p = if self.list.is_some() { ".IP \"\" 4" } else { ".PP" };
+                    let p = if self.list.is_some() {
+                        ".IP \"\" 4"
+                    } else {
+                        ".PP"
+                    };
                     if !(self.after_heading && p == ".PP") {
                         self.macro_line(p);
                     }
@@ -185,7 +189,11 @@ impl Writer {
                 let title = std::mem::take(&mut self.text);
                 match level {
                     HeadingLevel::H1 | HeadingLevel::H2 => {
-                        let m = if level == HeadingLevel::H1 { ".SH" } else { ".SS" };
+                        let m = if level == HeadingLevel::H1 {
+                            ".SH"
+                        } else {
+                            ".SS"
+                        };
                         let title = title.replace('"', "\\(dq");
                         self.macro_line(&format!("{m} \"{title}\""));
                         self.pending = None;
