@@ -207,11 +207,7 @@ impl Writer {
                     }
                 }
             }
-            Event::Start(Tag::Paragraph) => {
-                if self.table.is_none() {
-                    self.paragraph_start();
-                }
-            }
+            Event::Start(Tag::Paragraph) if self.table.is_none() => self.paragraph_start(),
             Event::End(TagEnd::Paragraph) => self.flush_text(),
             Event::Start(Tag::List(first)) => {
                 self.flush_text();
