@@ -334,6 +334,8 @@ pub fn page(markdown: &str, h: &Header) -> String {
         ".TH \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
         h.name, h.section, h.date, h.source, h.manual
     ));
+    // No hyphenation: paths, options and field names must stay whole to be copied.
+    w.macro_line(".nh");
     let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES);
     for ev in parser {
         w.event(ev);
