@@ -70,23 +70,28 @@ pub struct Target {
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
+    /// Interface name (1-15 bytes).
     pub iface: String,
+    /// Read this file instead of /etc/wg-exec/IFACE.ron.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
+    /// Interface name (1-15 bytes).
     pub iface: String,
+    /// Compare with this configuration instead of /etc/wg-exec/IFACE.ron.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// One JSON document instead of text (field names in the README).
+    /// One JSON document instead of text (its fields: wg-exec-status(8)).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(clap::Args)]
 pub struct RefreshArgs {
+    /// Interface name (1-15 bytes).
     pub iface: String,
     /// Take the refresh periods from this configuration instead of what up applied.
     #[arg(long, value_name = "FILE")]

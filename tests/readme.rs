@@ -1,8 +1,10 @@
 //! The README and the shipped systemd units, exercised as written. The test reads README.md at
 //! run time and takes from it the ```ron block under "## Example" (with the command list
-//! `--print` is said to show); the units are the files in `systemd/` (`wg-exec@.service`, the
-//! drop-in `non-root.conf` applied to it, `wg-exec-refresh@.service`), which the README must
-//! name, so an edited README or unit file is what gets tested. There is no systemd here: the
+//! `--print` is said to show) and the install commands under "## Install"; the units are the
+//! files in `systemd/` (`wg-exec@.service`, the drop-in `non-root.conf` applied to it,
+//! `wg-exec-refresh@.service`), which docs/systemd.md, the guide to them, must name and whose
+//! settings table must be the unit's, so an edited README, guide or unit file is what gets
+//! tested. There is no systemd here: the
 //! units' [Service] settings that matter to wg-exec are carried out by the emulation under
 //! "systemd, emulated" below, for interface units (Type=oneshot, RemainAfterExit=yes: ExecStart
 //! run to its end, ExecStop later) and service units (Type=simple: ExecStart is the main
@@ -126,6 +128,13 @@ fn readme() -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
+/// The guide to the units, docs/systemd.md (its units and settings are checked against
+/// systemd/).
+fn systemd_guide() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/systemd.md");
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
 /// A fenced code block: its language, the `## ` section it stands in, its text (byte for byte,
 /// each line with its newline) and the line number of its closing fence.
 struct Block {
@@ -234,7 +243,7 @@ fn ron_string(config: &str, field: &str) -> String {
     panic!("the README's example has no {field}");
 }
 
-/// The text of a `## ` section of the README, without its heading.
+/// The text of a `## ` section of a Markdown file, without its heading.
 fn section(md: &str, title: &str) -> String {
     let mut out = String::new();
     let mut inside = false;
@@ -248,7 +257,7 @@ fn section(md: &str, title: &str) -> String {
             out.push('\n');
         }
     }
-    assert!(!out.is_empty(), "README.md: no \"## {title}\" section");
+    assert!(!out.is_empty(), "no \"## {title}\" section");
     out
 }
 
@@ -1511,14 +1520,15 @@ impl ExampleWorld {
 // ------------------------------------------------------------------------------------------
 // The tests.
 
-/// The README and the files in systemd/ agree (no root needed): the example and its
-/// `--print` list are there, the README names every unit and drop-in the tests run, its
-/// settings table is the interface unit's, the units run the program where "## Install" puts
-/// it and keep wg-exec's state in their StateDirectory=.
+/// The README, docs/systemd.md and the files in systemd/ agree (no root needed): the example
+/// and its `--print` list are in the README, docs/systemd.md names every unit and drop-in the
+/// tests run and its settings table is the interface unit's, the units run the program where
+/// the README's "## Install" puts it and keep wg-exec's state in their StateDirectory=.
 #[test]
 fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
-    let md = readme();
-    let ex = example(&md);
+    let readme = readme();
+    let ex = example(&readme);
+    let md = systemd_guide();
     assert!(ex.config.contains("Interface("), "{}", ex.config);
     assert!(ex.print.len() >= 5, "{:?}", ex.print);
 
@@ -1533,16 +1543,16 @@ fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
     for f in shipped {
         assert!(
             md.contains(&format!("systemd/{f}")),
-            "README.md does not name systemd/{f}"
+            "docs/systemd.md does not name systemd/{f}"
         );
     }
     assert!(
         md.contains(&format!("{INTERFACE_UNIT}.d/")),
-        "README.md does not say that {NON_ROOT_DROPIN} is a drop-in of {INTERFACE_UNIT}"
+        "docs/systemd.md does not say that {NON_ROOT_DROPIN} is a drop-in of {INTERFACE_UNIT}"
     );
     assert!(
         md.contains(&format!("{REFRESH_UNIT}.d/")),
-        "README.md does not say that {NON_ROOT_REFRESH_DROPIN} is a drop-in of {REFRESH_UNIT}"
+        "docs/systemd.md does not say that {NON_ROOT_REFRESH_DROPIN} is a drop-in of {REFRESH_UNIT}"
     );
     let mut files: Vec<String> = std::fs::read_dir(SYSTEMD_DIR)
         .unwrap_or_else(|e| panic!("{SYSTEMD_DIR}: {e}"))
@@ -1573,7 +1583,7 @@ fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
         refresh.title
     );
 
-    // What the README's table under "## systemd" says of the interface unit's settings is
+    // What docs/systemd.md's table under "## systemd" says of the interface unit's settings is
     // what the file says.
     let systemd = section(&md, "systemd");
     let (_, unit_text) = systemd_file(INTERFACE_UNIT);
@@ -1584,8 +1594,8 @@ fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
             if i % 2 == 1 && span.contains('=') && !span.ends_with('=') {
                 assert!(
                     lines.contains(&span),
-                    "README.md's \"## systemd\" table says `{span}`, systemd/{INTERFACE_UNIT} \
-                     has no such line"
+                    "docs/systemd.md's \"## systemd\" table says `{span}`, \
+                     systemd/{INTERFACE_UNIT} has no such line"
                 );
                 claimed += 1;
             }
@@ -1593,13 +1603,13 @@ fn readme_has_the_example_its_print_output_and_names_the_shipped_units() {
     }
     assert!(
         claimed >= 10,
-        "README.md: the settings table under \"## systemd\""
+        "docs/systemd.md: the settings table under \"## systemd\""
     );
 
     // Every unit runs the program where "## Install" puts it, and keeps its state where
     // its StateDirectory= is (which no stop, failure or kill removes); the interface and the
     // refresh unit share it.
-    let install = section(&md, "Install");
+    let install = section(&readme, "Install");
     for unit in [&root, &non_root, &refresh] {
         for line in unit.start.iter().chain(&unit.reload).chain(&unit.stop) {
             let program = &exec_argv(line)[0];

@@ -16,6 +16,11 @@ check() { # iface, N
     [ "$peers" = "$2" ] && [ "$routes" = $(($2 * 2)) ] || { echo "FAIL: $1 has $peers peers, $routes routes"; exit 1; }
 }
 modprobe wireguard
+# The table goes into BENCHMARKS.md's vm block: scripts/vm-test --bench | python3 scripts/bench-record
+# (a failed check exits before the end marker, so an incomplete block is never recorded).
+echo "<!-- bench:vm begin -->"
+echo "Written by \`scripts/vm-test --bench\` on $(date -u '+%Y-%m-%d %H:%M UTC') (kernel $(uname -r), TCG), medians of 3."
+echo
 echo "| N | batched up | wg-exec up | ratio | ip link del | wg-exec down | ratio |"
 echo "|---|---|---|---|---|---|---|"
 for n in 1000 5000; do
@@ -34,3 +39,4 @@ for n in 1000 5000; do
     mbu=$(median3 $bu); meu=$(median3 $eu); mbd=$(median3 $bd); med=$(median3 $ed)
     echo "| $n | $mbu s | $meu s | $(echo "$meu $mbu" | awk '{printf "%.2f", $1 / $2}') | $mbd s | $med s | $(echo "$med $mbd" | awk '{ if ($2 > 0) printf "%.2f", $1 / $2; else print "-" }') |"
 done
+echo "<!-- bench:vm end -->"
