@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod faults;
+pub mod fuzzing;
 pub mod journal;
 pub mod journald;
 pub mod keys;
@@ -17,21 +18,3 @@ pub mod plan;
 pub mod preflight;
 pub mod privileges;
 pub mod reload;
-
-/// Shared by the fuzz target (fuzz/) and the test that replays its corpus.
-pub mod fuzzing {
-    use crate::config::{self, RouteTables};
-    use std::path::Path;
-
-    /// Parses bytes as a configuration and, when valid, builds both plans and prints them.
-    pub fn load_and_plan(data: &[u8]) {
-        let Ok(text) = std::str::from_utf8(data) else {
-            return;
-        };
-        let tables = RouteTables::builtin();
-        if let Ok((cfg, _warnings)) = config::parse("wg0", Path::new("fuzz.ron"), text, &tables) {
-            let _ = crate::executor::print(&crate::plan::up(&cfg));
-            let _ = crate::executor::print(&crate::plan::down_from_config(&cfg));
-        }
-    }
-}

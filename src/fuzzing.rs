@@ -1,0 +1,30 @@
+//! Entry points shared by the fuzz targets (fuzz/fuzz_targets/) and the tests that replay their
+//! corpora (tests/fuzz_corpus.rs): each takes any bytes and must never panic.
+
+use crate::config::{self, RouteTables};
+use std::path::Path;
+
+/// Parses bytes as a configuration and, when valid, builds both plans and prints them.
+pub fn load_and_plan(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let tables = RouteTables::builtin();
+    if let Ok((cfg, _warnings)) = config::parse("wg0", Path::new("fuzz.ron"), text, &tables) {
+        let _ = crate::executor::print(&crate::plan::up(&cfg));
+        let _ = crate::executor::print(&crate::plan::down_from_config(&cfg));
+    }
+}
+
+// --- Replies from peers (issue 19, finding 5): the UAPI answer and the D-Bus reader. ---
+
+/// Reads bytes as a userspace implementation's answer to `get=1` (what precedes `errno=`).
+pub fn uapi_get_answer(data: &[u8]) {
+    let _ = crate::linux::uapi::parse_get(data);
+}
+
+/// Reads bytes as one D-Bus message from the bus (header fields, then the body by its
+/// signature); bytes beyond the first message's length are ignored.
+pub fn dbus_message(data: &[u8]) {
+    let _ = crate::linux::dbus::read_message(data);
+}
