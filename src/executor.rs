@@ -2,9 +2,10 @@
 //! applied step is rolled back in reverse. Down: every step runs, failures are collected.
 //!
 //! A panic in a step (a bug, say on a reply no one foresaw) is caught here and is that step's
-//! failure: the step may have done part of its work, so it is rolled back with the others (a
-//! rollback tolerates what is not there), and the command exits 1 (or 3 when the rollback is
-//! incomplete), never 101 with half an interface.
+//! failure: once its apply began, the step may have done part of its work, so it is rolled back
+//! with the others (should its rollback fail on what was never made, that is reported as left
+//! behind: the journal keeps it for `down`); the command exits 1, or 3 when the rollback is
+//! incomplete, never 101 with half an interface.
 
 use std::any::Any;
 use std::fmt;
@@ -162,10 +163,13 @@ pub fn up(
         }
         log::debug!("{}: {}", step.name(), step.describe());
         let started = std::time::Instant::now();
+        // Whether the step's apply began: a panic before it (in the journal's or a test's hook)
+        // leaves nothing of this step to undo.
+        let mut began = false;
         let result = catch_unwind(AssertUnwindSafe(|| {
-            watch
-                .before(i, step.as_ref(), kernel)
-                .and_then(|()| step.apply(kernel))?;
+            watch.before(i, step.as_ref(), kernel)?;
+            began = true;
+            step.apply(kernel)?;
             watch.after(i, step.as_ref(), kernel);
             Ok::<(), StepError>(())
         }));
@@ -197,7 +201,11 @@ pub fn up(
                     error,
                 }));
                 // Part of its work may be done: rolled back with the steps before it.
-                applied += 1;
+                if began {
+                    applied += 1;
+                } else {
+                    watch.undone(i, step.as_ref());
+                }
                 break;
             }
         }
