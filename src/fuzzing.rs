@@ -18,13 +18,15 @@ pub fn load_and_plan(data: &[u8]) {
 
 // --- Replies from peers (issue 19, finding 5): the UAPI answer and the D-Bus reader. ---
 
-/// Reads bytes as a userspace implementation's answer to `get=1` (what precedes `errno=`).
-pub fn uapi_get_answer(data: &[u8]) {
-    let _ = crate::linux::uapi::parse_get(data);
+/// Reads bytes as a userspace implementation's answer to `get=1` (what precedes `errno=`);
+/// true when they read as a device.
+pub fn uapi_get_answer(data: &[u8]) -> bool {
+    crate::linux::uapi::parse_get(data).is_ok()
 }
 
 /// Reads bytes as one D-Bus message from the bus (header fields, then the body by its
-/// signature); bytes beyond the first message's length are ignored.
-pub fn dbus_message(data: &[u8]) {
-    let _ = crate::linux::dbus::read_message(data);
+/// signature); bytes beyond the first message's length are ignored. True when they read as a
+/// message.
+pub fn dbus_message(data: &[u8]) -> bool {
+    crate::linux::dbus::read_message(data).is_ok()
 }

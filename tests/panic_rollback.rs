@@ -75,12 +75,20 @@ fn a_panic_at_a_step_of_up_rolls_everything_back_and_exits_1() {
     }
     let h = Host::new();
     let _keys = &h.keys;
-    for (fault, step) in [
-        ("panic:link add", "link add"),
-        ("panic-after:link add", "link add"),
-        ("panic:key", "key"),
-        ("panic-after:peer set", "peer set"),
-        ("panic-after:route", "route"),
+    for (fault, step, undone) in [
+        ("panic:link add", "link add", "nothing had been changed yet"),
+        ("panic-after:link add", "link add", "rolled back: link add"),
+        ("panic:key", "key", "rolled back: addresses and link add"),
+        (
+            "panic-after:peer set",
+            "peer set",
+            "rolled back: peer set, ",
+        ),
+        (
+            "panic-after:route",
+            "route",
+            "rolled back: route, peer set, ",
+        ),
     ] {
         let out = h.run(&format!("WG_EXEC_FAULT='{fault}'"), "up");
         let err = text(&out.stderr);
@@ -93,7 +101,7 @@ fn a_panic_at_a_step_of_up_rolls_everything_back_and_exits_1() {
             err.contains("internal error: panicked at src/faults.rs:"),
             "{fault}: {err}"
         );
-        assert!(err.contains("rolled back: "), "{fault}: {err}");
+        assert!(err.contains(undone), "{fault}: {err}");
         assert!(
             !err.contains(&h.private),
             "{fault}: the private key in {err}"
