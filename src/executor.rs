@@ -1,10 +1,60 @@
 //! Runs a plan as a transaction. Up: on the first failure (or a signal between steps) every
 //! applied step is rolled back in reverse. Down: every step runs, failures are collected.
+//!
+//! A panic in a step (a bug, say on a reply no one foresaw) is caught here and is that step's
+//! failure: once its apply began, the step may have done part of its work, so it is rolled back
+//! with the others (should its rollback fail on what was never made, that is reported as left
+//! behind: the journal keeps it for `down`); the command exits 1, or 3 when the rollback is
+//! incomplete, never 101 with half an interface.
 
+use std::any::Any;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use wg_exec_steps::step::join_human;
-use wg_exec_steps::{Kernel, Step, StepError, StepKind};
+use wg_exec_steps::{Kernel, KernelError, Step, StepError, StepKind};
+
+/// Where the last panic happened, as [`install_panic_hook`]'s hook recorded it.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Replaces the default panic message (which prints the payload: a formatted payload may hold
+/// what was being parsed, a key included) by the place of the panic, and records it for the
+/// error that names the step. A payload is shown only when it is a literal (`&'static str`),
+/// which cannot hold input.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let mut text = match info.location() {
+            Some(l) => format!("panicked at {l}"),
+            None => "panicked".to_string(),
+        };
+        if let Some(s) = info.payload().downcast_ref::<&'static str>() {
+            text = format!("{text}: {s}");
+        }
+        log::error!("internal error: {text}");
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(text);
+        }
+    }));
+}
+
+/// What a caught panic says: the place the hook recorded (else the literal payload, if any).
+pub fn panic_text(payload: &(dyn Any + Send)) -> String {
+    let recorded = LAST_PANIC.lock().ok().and_then(|mut l| l.take());
+    match (recorded, payload.downcast_ref::<&'static str>()) {
+        (Some(text), _) => format!("internal error: {text}"),
+        (None, Some(s)) => format!("internal error: panicked: {s}"),
+        (None, None) => "internal error: panicked".to_string(),
+    }
+}
+
+/// A panic in `step` as its error.
+fn panicked(step: &dyn Step, payload: &(dyn Any + Send)) -> StepError {
+    StepError::new(
+        format!("{} {}", step.name(), step.describe()),
+        KernelError::new(panic_text(payload)),
+    )
+}
 
 /// A step that failed: its kind, its object and what went wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,16 +163,22 @@ pub fn up(
         }
         log::debug!("{}: {}", step.name(), step.describe());
         let started = std::time::Instant::now();
-        let result = watch
-            .before(i, step.as_ref(), kernel)
-            .and_then(|()| step.apply(kernel));
+        // Whether the step's apply began: a panic before it (in the journal's or a test's hook)
+        // leaves nothing of this step to undo.
+        let mut began = false;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            watch.before(i, step.as_ref(), kernel)?;
+            began = true;
+            step.apply(kernel)?;
+            watch.after(i, step.as_ref(), kernel);
+            Ok::<(), StepError>(())
+        }));
         match result {
-            Ok(()) => {
-                watch.after(i, step.as_ref(), kernel);
+            Ok(Ok(())) => {
                 log::debug!("{} took {:.1?}", step.name(), started.elapsed());
                 applied += 1
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 // Undone only when the step's own cleanup of its partial work succeeded: else
                 // the journal keeps the record, for down to finish.
                 if error.undo_failures.is_empty() {
@@ -134,6 +190,22 @@ pub fn up(
                     object: step.describe(),
                     error,
                 }));
+                break;
+            }
+            Err(payload) => {
+                let error = panicked(step.as_ref(), payload.as_ref());
+                log::error!("step '{}' failed: {error}", step.name());
+                cause = Some(Cause::Step(Failure {
+                    step: step.kind(),
+                    object: step.describe(),
+                    error,
+                }));
+                // Part of its work may be done: rolled back with the steps before it.
+                if began {
+                    applied += 1;
+                } else {
+                    watch.undone(i, step.as_ref());
+                }
                 break;
             }
         }
@@ -164,7 +236,9 @@ pub fn rollback(
     for (i, step) in applied.iter_mut().enumerate().rev() {
         log::debug!("rolling back {}: {}", step.name(), step.describe());
         let noop = step.rollback_is_noop();
-        match step.rollback(kernel) {
+        let result = catch_unwind(AssertUnwindSafe(|| step.rollback(kernel)))
+            .unwrap_or_else(|payload| Err(panicked(step.as_ref(), payload.as_ref())));
+        match result {
             Ok(()) => {
                 watch.undone(i, step.as_ref());
                 if !noop {
@@ -193,9 +267,12 @@ pub fn down(
     let mut failures = Vec::new();
     for (i, step) in plan.iter_mut().enumerate() {
         log::debug!("{}: {}", step.name(), step.describe());
-        let result = watch
-            .before(i, step.as_ref(), kernel)
-            .and_then(|()| step.apply(kernel));
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            watch
+                .before(i, step.as_ref(), kernel)
+                .and_then(|()| step.apply(kernel))
+        }))
+        .unwrap_or_else(|payload| Err(panicked(step.as_ref(), payload.as_ref())));
         if let Err(error) = result {
             log::error!("step '{}' failed: {error}; going on", step.name());
             failures.push(Failure {

@@ -1,6 +1,7 @@
 //! Test-build switches (cargo feature `fault-injection`, never in a release build): make a step
 //! fail, or pause before or after a step so that a test can signal or kill wg-exec exactly
-//! there. Read from WG_EXEC_FAULT=STEP and WG_EXEC_PAUSE=STEP or after:STEP.
+//! there, or panic at a step (the executor must still roll back and exit 1). Read from
+//! WG_EXEC_FAULT=STEP, panic:STEP or panic-after:STEP, and WG_EXEC_PAUSE=STEP or after:STEP.
 
 use crate::executor::Watch;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +19,8 @@ enum Pause {
 #[derive(Default)]
 pub struct Faults {
     fault: Option<StepKind>,
+    /// Panic before the step is applied, or once it is (its work done).
+    panic: Option<Pause>,
     pause: Option<Pause>,
     interrupted: Arc<AtomicBool>,
 }
@@ -30,8 +33,20 @@ impl Faults {
         let kind = |k: &str, name: &str| {
             StepKind::from_name(name).unwrap_or_else(|| panic!("{k}={name}: no step has this name"))
         };
+        let fault = var("WG_EXEC_FAULT");
+        let panic = fault.as_deref().and_then(|v| {
+            if let Some(name) = v.strip_prefix("panic:") {
+                return Some(Pause::Before(kind("WG_EXEC_FAULT", name)));
+            }
+            let name = v.strip_prefix("panic-after:")?;
+            Some(Pause::After(kind("WG_EXEC_FAULT", name)))
+        });
         Faults {
-            fault: var("WG_EXEC_FAULT").map(|v| kind("WG_EXEC_FAULT", &v)),
+            fault: match panic {
+                Some(_) => None,
+                None => fault.map(|v| kind("WG_EXEC_FAULT", &v)),
+            },
+            panic,
             pause: var("WG_EXEC_PAUSE").map(|v| match v.strip_prefix("after:") {
                 Some(name) => Pause::After(kind("WG_EXEC_PAUSE", name)),
                 None => Pause::Before(kind("WG_EXEC_PAUSE", &v)),
@@ -61,6 +76,9 @@ impl Faults {
         if self.pause == Some(Pause::Before(step.kind())) {
             self.pause(&format!("before {}", step.name()));
         }
+        if self.panic == Some(Pause::Before(step.kind())) {
+            panic!("injected panic (WG_EXEC_FAULT=panic:STEP)");
+        }
         if self.fault == Some(step.kind()) {
             return Err(StepError::new(
                 format!("{} {}", step.name(), step.describe()),
@@ -73,6 +91,9 @@ impl Faults {
     fn after(&self, step: &dyn Step) {
         if self.pause == Some(Pause::After(step.kind())) {
             self.pause(&format!("after {}", step.name()));
+        }
+        if self.panic == Some(Pause::After(step.kind())) {
+            panic!("injected panic (WG_EXEC_FAULT=panic-after:STEP)");
         }
     }
 }

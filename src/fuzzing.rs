@@ -1,5 +1,5 @@
-//! Shared by the fuzz targets (fuzz/) and the test that replays their corpora: each function
-//! takes arbitrary bytes and must never panic.
+//! Entry points shared by the fuzz targets (fuzz/fuzz_targets/) and the tests that replay their
+//! corpora (tests/fuzz_corpus.rs): each takes any bytes and must never panic.
 
 use crate::config::{self, RouteTables};
 use std::path::Path;
@@ -38,4 +38,19 @@ pub fn journal_and_record(data: &[u8]) {
         let _ = a.device_fwmark();
         let _ = a.union(&a);
     }
+}
+
+// --- Replies from peers (issue 19, finding 5): the UAPI answer and the D-Bus reader. ---
+
+/// Reads bytes as a userspace implementation's answer to `get=1` (what precedes `errno=`);
+/// true when they read as a device.
+pub fn uapi_get_answer(data: &[u8]) -> bool {
+    crate::linux::uapi::parse_get(data).is_ok()
+}
+
+/// Reads bytes as one D-Bus message from the bus (header fields, then the body by its
+/// signature); bytes beyond the first message's length are ignored. True when they read as a
+/// message.
+pub fn dbus_message(data: &[u8]) -> bool {
+    crate::linux::dbus::read_message(data).is_ok()
 }

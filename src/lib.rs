@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod executor;
 pub mod faults;
+pub mod fuzzing;
 pub mod journal;
 pub mod journald;
 pub mod keys;
@@ -19,5 +20,3 @@ pub mod privileges;
 pub mod refresh;
 pub mod reload;
 pub mod state;
-
-pub mod fuzzing;

@@ -48,7 +48,11 @@ fn main() -> ExitCode {
     init_logging(cli.verbose.max(quiet));
     let (op, iface) = cli.command.what();
     let (op, iface) = (op, iface.to_string());
-    let outcome = match &cli.command {
+    // A panic in a step is caught by the executor (rolled back, exit 1); one outside any step
+    // ends here: exit 3 (4 for status: it cannot tell), never 101 (the journal keeps what was
+    // done, for `down`).
+    wg_exec::executor::install_panic_hook();
+    let run = std::panic::catch_unwind(|| match &cli.command {
         Command::Up(t) => commands::up::run(t),
         Command::Down(t) => commands::down::run(t),
         Command::Reload(t) => commands::reload::run(t),
@@ -56,7 +60,17 @@ fn main() -> ExitCode {
         Command::Refresh(a) => commands::refresh::run(a),
         Command::Convert(a) => commands::convert::run(a),
         Command::Check(a) => commands::check::run(a),
-    };
+    });
+    let outcome = run.unwrap_or_else(|payload| {
+        use wg_exec::outcome::Outcome;
+        let text = wg_exec::executor::panic_text(payload.as_ref());
+        match &cli.command {
+            Command::Status(_) => Outcome::Unknown(text),
+            _ => Outcome::LeftBehind(vec![format!(
+                "{text} outside any step; what was done is in the journal, if any: `wg-exec down {iface}` undoes it"
+            )]),
+        }
+    });
     for line in outcome.lines(op, &iface) {
         journald::line(outcome.priority(), &line);
     }

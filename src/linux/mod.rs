@@ -3,7 +3,7 @@
 
 mod child;
 mod daemon;
-mod dbus;
+pub(crate) mod dbus;
 mod dns;
 mod genl;
 mod keyfile;
@@ -11,7 +11,7 @@ mod netns;
 mod nl;
 mod resolve;
 mod rtnl;
-mod uapi;
+pub(crate) mod uapi;
 
 pub use dns::available as dns_available;
 pub use netns::is_current as is_current_netns;

@@ -4,16 +4,16 @@
 //!
 //! No maintained crate speaks it without pulling in an async runtime; it is a few lines of text.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wg_exec_steps::{
     AllowedIpsChange, DeviceSettings, KernelError, Key, LiveDevice, LivePeer, PeerSettings,
     PeerUpdate,
 };
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 pub const SOCKET_DIR: &str = "/var/run/wireguard";
 
@@ -149,26 +149,65 @@ pub fn update_peers(updates: &[PeerUpdate]) -> String {
 /// handshake times; boringtun-cli reports `own_public_key`, handshake ages, and cannot update a
 /// peer in place.
 pub fn get(name: &str) -> Result<LiveDevice, KernelError> {
-    let mut text = exchange(&socket_path(name), "get=1\n\n")?;
-    let dev = parse_get(&text);
-    text.zeroize();
-    dev
+    let text = exchange(&socket_path(name), "get=1\n\n", DEADLINE)?;
+    parse_get(&text)
 }
 
-fn parse_get(text: &str) -> Result<LiveDevice, KernelError> {
-    let bad = |line: &str| KernelError::new(format!("UAPI get: cannot read `{line}`"));
-    let key = |v: &str, secret: bool, line: &str| {
-        let mut b = [0u8; 32];
-        if v.len() != 64 {
-            return Err(bad(line));
+/// At most this much of an answer is shown in an error (never a key: those lines are named).
+const SHOWN: usize = 80;
+
+/// A line of an answer for an error message: lossy UTF-8, shortened, control characters escaped.
+fn shown(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+    let mut out: String = text.chars().flat_map(char::escape_debug).collect();
+    if line.len() > SHOWN {
+        out.push('…');
+    }
+    out
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// 64 hex digits as a key, read per byte as wg(8) does (no text slicing, no panic).
+fn hex_key(v: &[u8], secret: bool) -> Option<Key> {
+    if v.len() != 64 {
+        return None;
+    }
+    let mut b = [0u8; 32];
+    for (byte, pair) in b.iter_mut().zip(v.chunks_exact(2)) {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(hi), Some(lo)) => *byte = hi << 4 | lo,
+            _ => {
+                b.zeroize();
+                return None;
+            }
         }
-        for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&v[2 * i..2 * i + 2], 16).map_err(|_| bad(line))?;
-        }
-        let k = Key::from_bytes(b, secret);
-        b.zeroize();
-        Ok(k)
-    };
+    }
+    let k = Key::from_bytes(b, secret);
+    b.zeroize();
+    Some(k)
+}
+
+fn number<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+fn all_zero(v: &[u8]) -> bool {
+    v.len() == 64 && v.iter().all(|&c| c == b'0')
+}
+
+/// Reads a `get=1` answer (without its `errno=` line). Bytes, not text: any byte sequence gives
+/// a device or an error naming the line, never a panic.
+pub(crate) fn parse_get(text: &[u8]) -> Result<LiveDevice, KernelError> {
+    let bad = |line: &[u8]| KernelError::new(format!("UAPI get: cannot read `{}`", shown(line)));
+    let secret = |name: &str| KernelError::new(format!("UAPI get: cannot read `{name}=…`"));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -179,25 +218,26 @@ fn parse_get(text: &str) -> Result<LiveDevice, KernelError> {
     };
     let mut boringtun = false;
     let mut handshakes: Vec<u64> = Vec::new();
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once('=') else {
+    for line in text.split(|&c| c == b'\n') {
+        let Some(eq) = line.iter().position(|&c| c == b'=') else {
             continue;
         };
+        let (k, v) = (&line[..eq], &line[eq + 1..]);
         match k {
-            "private_key" => {
-                if v != "0".repeat(64) {
-                    dev.private_key = Some(key(v, true, "private_key=…")?);
+            b"private_key" => {
+                if !all_zero(v) {
+                    dev.private_key = Some(hex_key(v, true).ok_or_else(|| secret("private_key"))?);
                 }
             }
-            "own_public_key" => {
+            b"own_public_key" => {
                 boringtun = true;
-                dev.public_key = Some(key(v, false, line)?);
+                dev.public_key = Some(hex_key(v, false).ok_or_else(|| bad(line))?);
             }
-            "listen_port" => dev.listen_port = v.parse().map_err(|_| bad(line))?,
-            "fwmark" => dev.fwmark = v.parse().map_err(|_| bad(line))?,
-            "public_key" => {
+            b"listen_port" => dev.listen_port = number(v).ok_or_else(|| bad(line))?,
+            b"fwmark" => dev.fwmark = number(v).ok_or_else(|| bad(line))?,
+            b"public_key" => {
                 dev.peers.push(LivePeer {
-                    public_key: key(v, false, line)?,
+                    public_key: hex_key(v, false).ok_or_else(|| bad(line))?,
                     preshared_key: None,
                     endpoint: None,
                     persistent_keepalive: 0,
@@ -209,26 +249,27 @@ fn parse_get(text: &str) -> Result<LiveDevice, KernelError> {
                 handshakes.push(0);
             }
             _ => {
-                let Some(p) = dev.peers.last_mut() else {
+                let (Some(p), Some(handshake)) = (dev.peers.last_mut(), handshakes.last_mut())
+                else {
                     continue;
                 };
                 match k {
-                    "preshared_key" if v != "0".repeat(64) => {
-                        p.preshared_key = Some(key(v, true, "preshared_key=…")?);
+                    b"preshared_key" if !all_zero(v) => {
+                        p.preshared_key =
+                            Some(hex_key(v, true).ok_or_else(|| secret("preshared_key"))?);
                     }
-                    "endpoint" => p.endpoint = v.parse().ok(),
-                    "persistent_keepalive_interval" => {
-                        p.persistent_keepalive = v.parse().map_err(|_| bad(line))?
+                    b"endpoint" => p.endpoint = number(v),
+                    b"persistent_keepalive_interval" => {
+                        p.persistent_keepalive = number(v).ok_or_else(|| bad(line))?
                     }
-                    "allowed_ip" => p
+                    b"allowed_ip" => p
                         .allowed_ips
-                        .push(v.parse::<ipnet::IpNet>().map_err(|_| bad(line))?.trunc()),
-                    "last_handshake_time_sec" => {
-                        *handshakes.last_mut().expect("pushed with the peer") =
-                            v.parse().map_err(|_| bad(line))?
+                        .push(number::<ipnet::IpNet>(v).ok_or_else(|| bad(line))?.trunc()),
+                    b"last_handshake_time_sec" => {
+                        *handshake = number(v).ok_or_else(|| bad(line))?
                     }
-                    "rx_bytes" => p.rx_bytes = v.parse().map_err(|_| bad(line))?,
-                    "tx_bytes" => p.tx_bytes = v.parse().map_err(|_| bad(line))?,
+                    b"rx_bytes" => p.rx_bytes = number(v).ok_or_else(|| bad(line))?,
+                    b"tx_bytes" => p.tx_bytes = number(v).ok_or_else(|| bad(line))?,
                     _ => {}
                 }
             }
@@ -272,56 +313,119 @@ fn send(name: &str, text: &str) -> Result<(), KernelError> {
     send_to(&socket_path(name), text)
 }
 
+/// The largest answer read. wireguard-go 0.0.20220316 answered `get=1` for 10,000 peers, each
+/// with a preshared key, an endpoint, a keepalive and 4 allowed IPs (2 IPv4, 2 IPv6), in
+/// 4,148,684 bytes (about 415 per peer, some 32 per allowed IP; measured in a test namespace).
+/// 64 MiB is 16 times that: 10,000 peers with some 200 allowed IPs each, or 100,000 peers with
+/// 4. A longer answer is refused rather than read without end.
+pub const MAX_ANSWER: usize = 64 << 20;
+
+/// How long one exchange may take, in all (a daemon that trickles bytes does not reset it).
+const DEADLINE: Duration = Duration::from_secs(60);
+
 /// Sends a request and returns the whole answer (what `get=1` reports; nothing for a `set`),
-/// checking its errno.
-fn exchange(path: &std::path::Path, text: &str) -> Result<String, KernelError> {
+/// checking its errno. The answer is bounded in size ([`MAX_ANSWER`]) and time (`deadline`),
+/// and wiped when dropped (it holds the private key).
+fn exchange(
+    path: &std::path::Path,
+    text: &str,
+    deadline: Duration,
+) -> Result<Zeroizing<Vec<u8>>, KernelError> {
+    exchange_capped(path, text, deadline, MAX_ANSWER)
+}
+
+fn exchange_capped(
+    path: &std::path::Path,
+    text: &str,
+    deadline: Duration,
+    cap: usize,
+) -> Result<Zeroizing<Vec<u8>>, KernelError> {
     let io = |what: &str, e: std::io::Error| {
         KernelError::new(format!("UAPI {what} {}: {e}", path.display()))
     };
+    let until = Instant::now() + deadline;
+    let left = || {
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| {
+                KernelError::new(format!(
+                    "UAPI {}: no complete answer within {} s",
+                    path.display(),
+                    deadline.as_secs_f32()
+                ))
+            })
+    };
     let mut stream = UnixStream::connect(path).map_err(|e| io("connect to", e))?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
+        .set_write_timeout(Some(left()?))
         .map_err(|e| io("timeout on", e))?;
     stream
         .write_all(text.as_bytes())
         .map_err(|e| io("write to", e))?;
     count(text);
-    let mut reader = BufReader::new(stream);
-    let mut answer = String::new();
-    let mut line = String::new();
+    // Reserved once, so that the key is not left behind in buffers given up by growing.
+    let mut answer = Zeroizing::new(Vec::with_capacity(64 << 10));
+    let mut chunk = Zeroizing::new([0u8; 16 << 10]);
+    // Where the first line not yet looked at starts.
+    let mut line_start = 0;
     loop {
-        line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .map_err(|e| io("read from", e))?;
+        stream
+            .set_read_timeout(Some(left()?))
+            .map_err(|e| io("timeout on", e))?;
+        let n = match stream.read(&mut chunk[..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                left()?;
+                return Err(io("read from", e));
+            }
+            Err(e) => return Err(io("read from", e)),
+        };
         if n == 0 {
-            answer.zeroize();
             return Err(KernelError::new(format!(
                 "UAPI {}: closed without an answer",
                 path.display()
             )));
         }
-        if let Some(code) = line.trim_end().strip_prefix("errno=") {
-            let code: i32 = code.parse().unwrap_or(-libc::EPROTO);
-            line.zeroize();
-            return match code {
-                0 => Ok(answer),
-                c => {
-                    answer.zeroize();
-                    let what = match text.starts_with("get=") {
-                        true => "UAPI get",
-                        false => "UAPI set",
-                    };
-                    Err(KernelError::from_errno(c.abs(), Some(what)))
-                }
-            };
+        if answer.len() + n > cap {
+            return Err(KernelError::new(format!(
+                "UAPI {}: an answer longer than {cap} bytes, refused",
+                path.display()
+            )));
         }
-        answer.push_str(&line);
+        if answer.len() + n > answer.capacity() {
+            // Grow by hand: copy into a new zeroizing buffer, the old one is wiped on drop.
+            let mut bigger = Zeroizing::new(Vec::with_capacity(
+                (answer.capacity() * 2).max(answer.len() + n).min(cap),
+            ));
+            bigger.extend_from_slice(&answer);
+            answer = bigger;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        while let Some(nl) = answer[line_start..].iter().position(|&c| c == b'\n') {
+            let line = &answer[line_start..line_start + nl];
+            if let Some(code) = line.strip_prefix(b"errno=") {
+                let code: i32 = number(code).unwrap_or(-libc::EPROTO);
+                answer.truncate(line_start);
+                return match code {
+                    0 => Ok(answer),
+                    c => {
+                        let what = match text.starts_with("get=") {
+                            true => "UAPI get",
+                            false => "UAPI set",
+                        };
+                        Err(KernelError::from_errno(c.saturating_abs(), Some(what)))
+                    }
+                };
+            }
+            line_start += nl + 1;
+        }
     }
 }
 
 fn send_to(path: &std::path::Path, text: &str) -> Result<(), KernelError> {
-    exchange(path, text).map(|mut answer| answer.zeroize())
+    exchange(path, text, DEADLINE).map(drop)
 }
 
 #[cfg(test)]
@@ -336,7 +440,7 @@ mod tests {
             "01".repeat(32),
             "0".repeat(64)
         );
-        let d = parse_get(&go).unwrap();
+        let d = parse_get(go.as_bytes()).unwrap();
         assert!(d.updates_in_place);
         assert_eq!((d.listen_port, d.fwmark), (51820, 119));
         assert_eq!(d.private_key, Some(Key::from_bytes([0x11; 32], true)));
@@ -355,10 +459,119 @@ mod tests {
             "22".repeat(32),
             "01".repeat(32)
         );
-        let d = parse_get(&boring).unwrap();
+        let d = parse_get(boring.as_bytes()).unwrap();
         assert!(!d.updates_in_place);
         assert_eq!(d.public_key, Some(Key::from_bytes([0x22; 32], false)));
         assert_eq!(d.peers[0].handshake_age, Some(7));
+    }
+
+    #[test]
+    fn hostile_answers_are_errors_not_panics() {
+        // 64 bytes, but "é" straddles the second hex pair: a text slice there panicked.
+        let key = format!("a{}a", "é".repeat(31));
+        assert_eq!(key.len(), 64);
+        for (line, said) in [
+            (format!("public_key={key}"), format!("`public_key={key}`")),
+            (
+                format!("own_public_key={}", "zz".repeat(32)),
+                "`own_public_key=zzzz".into(),
+            ),
+            (format!("private_key={key}"), "`private_key=…`".into()),
+            (
+                format!("preshared_key={}", "1".repeat(65)),
+                "`preshared_key=…`".into(),
+            ),
+            ("listen_port=ÿþ".into(), "`listen_port=ÿþ`".into()),
+        ] {
+            let text = match line.starts_with("preshared") {
+                // A peer's secret is read only after its public key.
+                true => format!("public_key={}\n{line}\n", "01".repeat(32)),
+                false => line.clone(),
+            };
+            let e = parse_get(text.as_bytes()).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("UAPI get: cannot read {said}")),
+                "{e}"
+            );
+        }
+        // Bytes that are not UTF-8 at all, and a peer's line before any peer: ignored or refused.
+        assert!(parse_get(b"listen_port=\xff\xfe\n").is_err());
+        assert!(parse_get(b"allowed_ip=192.0.2.0/24\nrx_bytes=x\n").is_ok());
+        assert!(parse_get(b"\xff=\xff\n=\n==\n\n").is_ok());
+    }
+
+    /// A stand-in daemon on a socket in a fresh directory that answers `get` with `answer`.
+    fn stand_in(answer: impl FnOnce(UnixStream) + Send + 'static) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wg0.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut request = [0u8; 7];
+            s.read_exact(&mut request).unwrap();
+            answer(s);
+        });
+        (dir, path)
+    }
+
+    #[test]
+    fn an_endless_answer_stops_at_the_cap() {
+        let (_dir, path) = stand_in(|mut s| {
+            let line = b"allowed_ip=192.0.2.0/24\n".repeat(1000);
+            while s.write_all(&line).is_ok() {}
+        });
+        let started = Instant::now();
+        let e = exchange_capped(&path, "get=1\n\n", Duration::from_secs(20), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("an answer longer than 1048576 bytes, refused"),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_silent_or_trickling_daemon_meets_the_deadline() {
+        let (_dir, path) = stand_in(|s| {
+            std::thread::sleep(Duration::from_secs(3));
+            drop(s)
+        });
+        let started = Instant::now();
+        let e = exchange(&path, "get=1\n\n", Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no complete answer within 0.3 s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+
+        // One byte every 50 ms never ends a line: the deadline counts the whole exchange.
+        let (_dir, path) = stand_in(|mut s| {
+            while s.write_all(b"x").is_ok() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let started = Instant::now();
+        let e = exchange(&path, "get=1\n\n", Duration::from_millis(500))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no complete answer within 0.5 s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_answer_ends_at_its_errno_line() {
+        let (_dir, path) = stand_in(|mut s| {
+            s.write_all(b"listen_port=7\nerrno=0\n\n").unwrap();
+            std::thread::sleep(Duration::from_secs(1));
+        });
+        let answer = exchange(&path, "get=1\n\n", Duration::from_secs(5)).unwrap();
+        assert_eq!(answer.as_slice(), b"listen_port=7\n");
+        let (_dir, path) = stand_in(|mut s| s.write_all(b"errno=-22\n\n").unwrap());
+        let e = exchange(&path, "get=1\n\n", Duration::from_secs(5)).unwrap_err();
+        assert!(e.to_string().contains("UAPI get"), "{e}");
+        let (_dir, path) = stand_in(|mut s| s.write_all(b"listen_port=7\n").unwrap());
+        let e = exchange(&path, "get=1\n\n", Duration::from_secs(5)).unwrap_err();
+        assert!(e.to_string().ends_with("closed without an answer"), "{e}");
     }
 
     #[test]
