@@ -2,7 +2,7 @@
 //! the current one), found by its UAPI socket, stopped when its link is gone.
 #![allow(unsafe_code)] // prctl(PR_SET_CHILD_SUBREAPER)
 
-use super::child::command;
+use super::child::{command, mask, Grant};
 use super::netns::Entered;
 use std::fs::File;
 use std::path::Path;
@@ -26,7 +26,12 @@ pub fn start_userspace(
             socket.display()
         )));
     }
-    let mut cmd = command(program);
+    // It parses packets from the Internet: CAP_NET_ADMIN for its TUN device (and
+    // CAP_NET_BIND_SERVICE for a port below 1024), nothing else wg-exec holds.
+    let mut cmd = command(
+        program,
+        Grant::Only(mask(&crate::privileges::daemon_caps())),
+    );
     // boringtun-cli drops privileges to the login user, and there is none under systemd (it
     // fails with "NULL from getlogin"); WG_SUDO=true keeps them, as wg-quick users set it.
     // wireguard-go ignores it.

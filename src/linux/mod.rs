@@ -234,11 +234,16 @@ impl Kernel for LinuxKernel {
     }
 
     fn modprobe(&mut self, module: &str) -> Result<(), KernelError> {
-        if Path::new("/sys/module").join(module).exists() {
-            log::debug!("module {module} is already loaded");
-            return Ok(());
-        }
-        child::modprobe(module)
+        let result = match Path::new("/sys/module").join(module).exists() {
+            true => {
+                log::debug!("module {module} is already loaded");
+                Ok(())
+            }
+            false => child::modprobe(module),
+        };
+        // No later step loads a module: the capability goes with the step.
+        crate::privileges::give_up(caps::Capability::CAP_SYS_MODULE);
+        result
     }
 
     fn run_hook(&mut self, device: &str, script: &str) -> Result<(), KernelError> {
