@@ -155,3 +155,82 @@ fn daemon_holds_net_admin_only_as_the_unit_user() {
 fn daemon_holds_net_admin_only_as_the_unit_user_with_a_hook() {
     daemon_caps(Who::UnitUser, true);
 }
+
+/// A userspace program that creates the link and a socket file it never serves: `up` fails
+/// (exit 1, "rolled back") and nothing is left: no link, no socket file, no process of its.
+/// `foreground`: it never exits either (wireguard-go forks and exits).
+fn hostile_program_leaves_nothing(foreground: bool) {
+    let test = format!("hostile userspace program, foreground={foreground}");
+    if !real_environment(&test) {
+        return;
+    }
+    let ns = Netns::new("h");
+    let keys = Keys::new();
+    let name = iface("h");
+    let _s = SocketGuard(name.clone());
+    let (key, _) = keys.private("a");
+    let pid_file = keys.dir.path().join("pid");
+    let last = match foreground {
+        true => format!("echo $$ > {0}; exec sleep 1000", pid_file.display()),
+        false => format!(
+            "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}",
+            pid_file.display()
+        ),
+    };
+    let program = keys.write(
+        "stand-in",
+        &format!(
+            "#!/bin/sh\nset -e\nip tuntap add dev \"$1\" mode tun\nmkdir -p /var/run/wireguard\n\
+             /usr/bin/python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' /var/run/wireguard/$1.sock\n{last}\n"
+        ),
+    );
+    must(&format!("chmod 0755 {}", program.display()));
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with(format!(
+                "backend: Userspace, userspace_implementation: \"{}\"",
+                program.display()
+            ))
+            .render(),
+    );
+    let state = keys.dir.path().join("state");
+    let started = std::time::Instant::now();
+    let out = sh(&format!(
+        "ip netns exec {} env WG_EXEC_STATE_DIR={} {} up {name} --config {}",
+        ns.name,
+        state.display(),
+        wg_exec_bin(),
+        config.display()
+    ));
+    let log = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{test}: {log}");
+    // The link add is the first step: "nothing had been changed yet" is its "rolled back".
+    assert!(
+        log.contains("nothing had been changed yet") || log.contains("rolled back"),
+        "{test}: {log}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{test}: took {:?}",
+        started.elapsed()
+    );
+    assert!(!ns.has_link(&name), "{test}: link {name} left: {log}");
+    assert!(!socket_exists(&name), "{test}: socket file left: {log}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false);
+    assert!(!alive, "{test}: its process {pid} still runs: {log}");
+}
+
+#[test]
+fn a_userspace_program_that_never_serves_leaves_nothing() {
+    hostile_program_leaves_nothing(false);
+}
+
+#[test]
+fn a_userspace_program_that_never_returns_leaves_nothing() {
+    hostile_program_leaves_nothing(true);
+}

@@ -10,22 +10,49 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use wg_exec_steps::KernelError;
 
+/// What a userspace start left behind when it failed: the processes it left running (ended
+/// already) and the error. The caller removes the link and socket file the program made.
+pub struct FailedStart {
+    pub error: KernelError,
+    pub pids: Vec<i32>,
+}
+
+/// How long the program may take to exit (wireguard-go forks its daemon and exits in 12-33 ms)
+/// and then to serve its socket.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
 /// Starts a userspace implementation for `name` in the namespace `target` (None: the current
-/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of what it left running (wireguard-go forks a
-/// daemon and exits), when they can be known cheaply.
+/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of
+/// what it left running (wireguard-go forks a daemon and exits), when they can be known
+/// cheaply. On failure every process it left is killed (and reaped) before returning.
 pub fn start_userspace(
     program: &str,
     name: &str,
     target: Option<&File>,
     home: &File,
     socket: &Path,
-) -> Result<Option<Vec<i32>>, KernelError> {
+) -> Result<Option<Vec<i32>>, FailedStart> {
+    let fail = |error: KernelError| FailedStart {
+        error,
+        pids: Vec::new(),
+    };
     if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(KernelError::new(format!(
+        return Err(fail(KernelError::new(format!(
             "{} is in use: another userspace WireGuard serves {name}",
             socket.display()
-        )));
+        ))));
     }
+    // Its words go to an anonymous file, not a pipe: a program that leaves a process holding
+    // the pipe open (or never exits) cannot make wg-exec wait for ever.
+    let said_file =
+        nix::sys::memfd::memfd_create(c"wg-exec-userspace", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| fail(KernelError::new(format!("memfd_create: {e}"))))?;
+    let said_file = File::from(said_file);
+    let out = |f: &File| {
+        f.try_clone()
+            .map(Stdio::from)
+            .map_err(|e| fail(KernelError::from_io(&e)))
+    };
     // It parses packets from the Internet: CAP_NET_ADMIN for its TUN device (and
     // CAP_NET_BIND_SERVICE for a port below 1024), nothing else wg-exec holds.
     let mut cmd = command(
@@ -37,8 +64,8 @@ pub fn start_userspace(
     // wireguard-go ignores it.
     cmd.arg(name)
         .env("WG_SUDO", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(out(&said_file)?)
+        .stderr(out(&said_file)?);
     // boringtun-cli (0.7.1) opens a connected UDP socket per peer after the first handshake,
     // without the device's fwmark: its route is looked up unmarked, and in a full tunnel that
     // is the tunnel itself (the socket binds to the tunnel's own address and every packet after
@@ -54,50 +81,107 @@ pub fn start_userspace(
     // program forks before exiting, and finds its pid in its own children list instead of
     // scanning /proc. (It is reparented to init again when wg-exec exits.)
     let subreaper = set_child_subreaper(true);
-    let output = {
+    let spawned = {
         // The child inherits the namespace of the thread that forks it.
         let _inside = match target {
-            Some(t) => Entered::enter(t, home)?,
+            Some(t) => Entered::enter(t, home).map_err(fail)?,
             None => None,
         };
-        cmd.output()
+        cmd.spawn()
             .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))
     };
+    let deadline = Instant::now() + START_LIMIT;
+    let status = spawned.map(|mut child| wait_until(&mut child, deadline));
     let daemons = match subreaper {
         true => {
+            let daemons = children();
             set_child_subreaper(false);
-            children()
+            daemons
         }
         false => None,
     };
-    let output = output?;
+    let ended = |error: KernelError| {
+        let pids = daemons.clone().unwrap_or_default();
+        end(&pids);
+        FailedStart { error, pids }
+    };
+    let status = status.map_err(fail)?;
     // Its own words (wireguard-go prints a banner) go to the debug log, or into the error.
-    let said = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
+    let said = read_said(&said_file);
     let said: Vec<&str> = said
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with(['│', '┌', '└']))
         .collect();
     log::debug!("{program} {name}: {}", said.join(" / "));
-    if !output.status.success() {
-        return Err(KernelError::new(format!(
-            "{program} {name} failed ({}): {}",
-            output.status,
-            said.join(" / ")
-        )));
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => {
+            return Err(ended(KernelError::new(format!(
+                "{program} {name} failed ({s}): {}",
+                said.join(" / ")
+            ))))
+        }
+        None => {
+            return Err(ended(KernelError::new(format!(
+                "{program} {name} did not return within {} s (killed)",
+                START_LIMIT.as_secs()
+            ))))
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if super::uapi::ready(socket) {
             return Ok(daemons);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(KernelError::new(format!(
-        "{program} did not open {} within 10 s",
-        socket.display()
-    )))
+    Err(ended(KernelError::new(format!(
+        "{program} did not serve {} within {} s",
+        socket.display(),
+        START_LIMIT.as_secs()
+    ))))
+}
+
+/// Waits for `child` until `deadline`; past it, kills and reaps it (None).
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// What the program wrote, at most 64 KiB of it.
+fn read_said(file: &File) -> String {
+    use std::io::{Read, Seek};
+    let mut file = file;
+    let mut bytes = Vec::new();
+    let _ = file.rewind();
+    let _ = file.take(64 * 1024).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// SIGKILL to `pids` (processes a failed start left running, just collected as this process's
+/// children, so not reused), and a wait until they are gone.
+fn end(pids: &[i32]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for p in pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    let left = wait_exited(pids, Duration::from_secs(5));
+    if !left.is_empty() {
+        log::error!("processes {left:?} left by a failed userspace start do not exit");
+    }
 }
 
 fn set_child_subreaper(on: bool) -> bool {
