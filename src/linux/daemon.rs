@@ -91,12 +91,15 @@ pub fn start_userspace(
             .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))
     };
     let deadline = Instant::now() + START_LIMIT;
+    let starter = spawned.as_ref().map(|c| c.id() as i32).ok();
     let status = spawned.map(|mut child| wait_until(&mut child, deadline));
     let daemons = match subreaper {
         true => {
             let daemons = children();
             set_child_subreaper(false);
-            daemons
+            // The program itself first: wireguard-go listens on the socket before it forks its
+            // daemon and exits, so the socket's SO_PEERCRED names it, not the daemon.
+            daemons.map(|d| starter.into_iter().chain(d).collect::<Vec<i32>>())
         }
         false => None,
     };
@@ -181,6 +184,80 @@ fn end(pids: &[i32]) {
     let left = wait_exited(pids, Duration::from_secs(5));
     if !left.is_empty() {
         log::error!("processes {left:?} left by a failed userspace start do not exit");
+    }
+}
+
+/// What a UAPI socket turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Socket {
+    /// None there (or a stale one, now removed as wg(8) removes it).
+    Absent,
+    /// Served by this process, the daemon wg-exec started (or, when nothing is known, a
+    /// process named for the interface that holds the socket).
+    Served(i32),
+    /// Something else: not a socket, another user's, or served by another process. Never used.
+    Refused(String),
+}
+
+/// Checks `socket` before anything is sent to it: a socket (S_ISSOCK), owned by the effective
+/// user or root, whose server (SO_PEERCRED) is one of `known` (the processes wg-exec started or
+/// the journal recorded) or, when none are known, a process serving `name`'s socket. A stale
+/// socket (connect: ECONNREFUSED) is removed, as wg(8) does.
+pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let meta = match std::fs::symlink_metadata(socket) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Socket::Absent,
+        Err(e) => return Socket::Refused(format!("{}: {e}", socket.display())),
+    };
+    let what = format!(
+        "{} (owner uid {}, mode {:o})",
+        socket.display(),
+        meta.uid(),
+        meta.permissions().mode() & 0o7777
+    );
+    if !meta.file_type().is_socket() {
+        return Socket::Refused(format!("{what} is not a socket"));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid && meta.uid() != 0 && known.is_empty() {
+        return Socket::Refused(format!(
+            "{what} belongs to another user (expected uid {euid} or root)"
+        ));
+    }
+    let stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            // Nobody listens: what a killed daemon leaves. wg(8) removes it the same way.
+            return match std::fs::remove_file(socket) {
+                Ok(()) => {
+                    log::info!("removed the stale socket {what}");
+                    Socket::Absent
+                }
+                Err(e) => Socket::Refused(format!("{what} is stale and cannot be removed: {e}")),
+            };
+        }
+        Err(e) => return Socket::Refused(format!("cannot connect to {what}: {e}")),
+    };
+    let peer =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.pid(),
+            Err(e) => return Socket::Refused(format!("{what}: SO_PEERCRED: {e}")),
+        };
+    drop(stream);
+    let ok = match known.is_empty() {
+        false => known.contains(&peer),
+        // Nothing recorded (status, refresh, reload): a process serving this interface.
+        true => !uapi_holders(name, socket).is_empty(),
+    };
+    match ok {
+        true => Socket::Served(peer),
+        false if known.is_empty() => Socket::Refused(format!(
+            "{what} is served by pid {peer}, which is no userspace WireGuard serving {name}"
+        )),
+        false => Socket::Refused(format!(
+            "{what} is served by pid {peer}, not by the userspace WireGuard wg-exec started for {name} (pids {known:?})"
+        )),
     }
 }
 
@@ -321,5 +398,103 @@ pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
             "the userspace WireGuard (pid {left:?}) for {} does not exit, even after SIGKILL",
             socket.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hostile stand-ins at /var/run/wireguard/NAME.sock (names unique to the test run).
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// Root is needed to write /var/run/wireguard; said loudly, a failure under CI=true.
+    fn root(test: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            std::fs::create_dir_all("/var/run/wireguard").unwrap();
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test} needs root under CI=true"
+        );
+        eprintln!("SKIPPED (not counted as passed): {test} needs root");
+        false
+    }
+
+    fn path(tag: &str) -> (String, std::path::PathBuf) {
+        let name = format!("wgs{}{tag}", std::process::id() % 100_000);
+        let p = std::path::PathBuf::from(format!("/var/run/wireguard/{name}.sock"));
+        let _ = std::fs::remove_file(&p);
+        (name, p)
+    }
+
+    #[test]
+    fn a_regular_file_is_refused_and_kept() {
+        if !root("regular file") {
+            return;
+        }
+        let (name, p) = path("f");
+        std::fs::write(&p, "").unwrap();
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("is not a socket")),
+            "{got:?}"
+        );
+        assert!(p.exists());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_stale_socket_is_removed() {
+        if !root("stale socket") {
+            return;
+        }
+        let (name, p) = path("s");
+        drop(UnixListener::bind(&p).unwrap());
+        assert_eq!(check_socket(&name, &p, &[]), Socket::Absent);
+        assert!(!p.exists(), "the stale socket is removed, as wg(8) does");
+    }
+
+    #[test]
+    fn a_socket_served_by_another_process_is_refused() {
+        if !root("served by another") {
+            return;
+        }
+        let (name, p) = path("o");
+        // This test process serves it: neither the daemon wg-exec recorded (pid 1 here) nor a
+        // process named for the interface.
+        let listener = UnixListener::bind(&p).unwrap();
+        let me = std::process::id() as i32;
+        let got = check_socket(&name, &p, &[1]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains(&format!("served by pid {me}, not by the userspace WireGuard wg-exec started"))),
+            "{got:?}"
+        );
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
+            "{got:?}"
+        );
+        // The recorded server passes.
+        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn another_users_socket_is_refused_when_nothing_is_recorded() {
+        if !root("another user's") {
+            return;
+        }
+        let (name, p) = path("u");
+        let listener = UnixListener::bind(&p).unwrap();
+        nix::unistd::chown(&p, Some(65534.into()), None).unwrap();
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("owner uid 65534") && why.contains("belongs to another user")),
+            "{got:?}"
+        );
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
     }
 }
