@@ -57,8 +57,10 @@ fn daemon_caps(who: Who, hook: bool) {
     let mut conf = Conf::new(&["192.0.2.1/24"], &key).with("listen_port: 51820");
     if hook {
         // The hook copies its own shell's status: what the administrator's code runs with.
+        // Also: its own command line (the text must not be there: every user's ps shows it)
+        // and the owner of wg-exec's /proc entry (root when wg-exec is not dumpable).
         conf = conf.with(format!(
-            "post_setup: [\"cat /proc/$$/status > {}\"]",
+            "post_setup: [\"cat /proc/$$/status > {0}\", \": hook-marker; cat /proc/$$/cmdline > {0}.cmdline; stat -c %u /proc/$PPID/environ > {0}.parent\"]",
             hook_out.display()
         ));
     }
@@ -126,6 +128,21 @@ fn daemon_caps(who: Who, hook: bool) {
         assert_eq!(
             hook_caps["CapEff"], granted,
             "{test}: the hook runs with what the unit grants: {hook_caps:x?}"
+        );
+        let cmdline = std::fs::read(hook_out.with_extension("cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains("hook-marker"),
+            "{test}: the hook's text is in its argv: {cmdline}"
+        );
+        assert!(cmdline.contains("/dev/fd/3"), "{test}: {cmdline}");
+        // wg-exec is not dumpable (PR_SET_DUMPABLE 0): its /proc entries are root's, out of
+        // reach of the unit user's other processes (the daemon).
+        let parent_owner = std::fs::read_to_string(hook_out.with_extension("parent")).unwrap();
+        assert_eq!(
+            parent_owner.trim(),
+            "0",
+            "{test}: /proc/<wg-exec>/environ owner"
         );
     }
     ok(run("down"));

@@ -241,15 +241,45 @@ pub fn run(mut cmd: Command, what: &str) -> Result<(), KernelError> {
 }
 
 /// Runs a hook with bash, as the module's generated scripts and wg-quick do (`<(…)` and other
-/// bashisms in real configurations work), else with /bin/sh where there is no bash.
+/// bashisms in real configurations work), else with /bin/sh where there is no bash. The text
+/// reaches the shell as the script file /dev/fd/3 (an anonymous file), not in argv, where every
+/// user's `ps` would show it; stdin stays /dev/null for the hook's own commands.
 pub fn hook(device: &str, script: &str) -> Result<(), KernelError> {
+    use std::io::{Seek, Write};
+    use std::os::fd::AsRawFd;
     let shell = match std::path::Path::new("/bin/bash").exists() {
         true => "/bin/bash",
         false => "/bin/sh",
     };
+    let text =
+        nix::sys::memfd::memfd_create(c"wg-exec-hook", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| {
+                KernelError::new(format!("cannot hold the hook's text: memfd_create: {e}"))
+            })?;
+    let mut text = std::fs::File::from(text);
+    text.write_all(script.as_bytes())
+        .and_then(|()| text.rewind())
+        .map_err(|e| KernelError::new(format!("cannot hold the hook's text: {e}")))?;
+    let fd = text.as_raw_fd();
     let mut cmd = command(shell, Grant::Unit);
-    cmd.arg("-e").arg("-c").arg(script).env("DEVICE", device);
-    run(cmd, shell)
+    cmd.arg("-e").arg("/dev/fd/3").env("DEVICE", device);
+    // SAFETY: dup2 and fcntl are async-signal-safe; they touch the child's descriptor table.
+    // Registered after command()'s close_range, so fd 3 is the one left open for the exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = match fd {
+                3 => libc::fcntl(3, libc::F_SETFD, 0),
+                _ => libc::dup2(fd, 3),
+            };
+            match r {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            }
+        });
+    }
+    let result = run(cmd, shell);
+    drop(text);
+    result
 }
 
 pub fn modprobe(module: &str) -> Result<(), KernelError> {

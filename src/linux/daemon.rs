@@ -286,7 +286,16 @@ fn children() -> Option<Vec<i32>> {
     )
 }
 
-/// The processes serving `name`'s UAPI socket: their last argument is the interface name and
+/// Whether a command line (NUL-separated) names the interface among its arguments
+/// (wireguard-go NAME; boringtun-cli NAME --disable-connected-udp).
+fn names(cmdline: &[u8], name: &str) -> bool {
+    cmdline
+        .split(|b| *b == 0)
+        .skip(1)
+        .any(|a| a == name.as_bytes())
+}
+
+/// The processes serving `name`'s UAPI socket: an argument is the interface name and
 /// one of their descriptors is the listening socket bound to that path (found through
 /// /proc/PID/net/unix, which shows the socket's own network namespace).
 pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
@@ -317,8 +326,7 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        let last = cmdline.split(|b| *b == 0).rfind(|a| !a.is_empty());
-        if last != Some(name.as_bytes()) {
+        if !names(&cmdline, name) {
             continue;
         }
         let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
@@ -345,7 +353,7 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
     pids
 }
 
-/// Those of `pids` that are still running with `name` as their last argument (a recorded pid
+/// Those of `pids` that are still running with `name` among their arguments (a recorded pid
 /// may have been reused by another program since).
 pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
     pids.iter()
@@ -353,7 +361,7 @@ pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
         .filter(|p| !exited(*p))
         .filter(|p| {
             std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).rfind(|a| !a.is_empty()) == Some(name.as_bytes()))
+                .map(|c| names(&c, name))
                 .unwrap_or(false)
         })
         .collect()
