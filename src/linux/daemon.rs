@@ -205,10 +205,30 @@ pub enum Socket {
 /// socket (connect: ECONNREFUSED) is removed, as wg(8) does.
 pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-    let meta = match std::fs::symlink_metadata(socket) {
+    let euid = nix::unistd::geteuid().as_raw();
+    let link = match std::fs::symlink_metadata(socket) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Socket::Absent,
         Err(e) => return Socket::Refused(format!("{}: {e}", socket.display())),
+    };
+    // A symbolic link there is followed only when it is the effective user's or root's (the
+    // non-root unit's ExecStartPost links its own socket into /run/wireguard for wg(8)): its
+    // owner vouches for where it points.
+    let vouched = link.file_type().is_symlink();
+    if vouched && link.uid() != euid && link.uid() != 0 {
+        return Socket::Refused(format!(
+            "{} is a symbolic link of uid {} (expected uid {euid} or root)",
+            socket.display(),
+            link.uid()
+        ));
+    }
+    let meta = match vouched {
+        false => link,
+        true => match std::fs::metadata(socket) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Socket::Absent,
+            Err(e) => return Socket::Refused(format!("{}: {e}", socket.display())),
+        },
     };
     let what = format!(
         "{} (owner uid {}, mode {:o})",
@@ -219,8 +239,7 @@ pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
     if !meta.file_type().is_socket() {
         return Socket::Refused(format!("{what} is not a socket"));
     }
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != euid && meta.uid() != 0 && known.is_empty() {
+    if meta.uid() != euid && meta.uid() != 0 && known.is_empty() && !vouched {
         return Socket::Refused(format!(
             "{what} belongs to another user (expected uid {euid} or root)"
         ));
