@@ -509,6 +509,36 @@ mod tests {
     }
 
     #[test]
+    fn a_link_is_followed_only_when_it_is_roots_or_the_users() {
+        if !root("links") {
+            return;
+        }
+        let (name, p) = path("l");
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sock");
+        let listener = UnixListener::bind(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &p).unwrap();
+        // Root's link (as the non-root unit's ExecStartPost makes it): followed; the server is
+        // this process, not one serving the interface, so refused for that reason only.
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
+            "{got:?}"
+        );
+        let me = std::process::id() as i32;
+        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        // Another user's link: not followed.
+        std::os::unix::fs::lchown(&p, Some(65534), None).unwrap();
+        let got = check_socket(&name, &p, &[me]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("is a symbolic link of uid 65534")),
+            "{got:?}"
+        );
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
     fn another_users_socket_is_refused_when_nothing_is_recorded() {
         if !root("another user's") {
             return;
