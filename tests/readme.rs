@@ -98,6 +98,7 @@ const HARDENING: &[&str] = &[
     "SystemCallFilter",
     "SystemCallErrorNumber",
     "LimitCORE",
+    "ProtectProc",
 ];
 
 /// [Unit] settings that have no meaning without a boot (description, documentation, ordering
@@ -747,7 +748,15 @@ fn root_line(line: &str) -> (bool, String) {
         full,
         "{line}: the emulation runs only `+` lines before or after the main ones"
     );
-    let argv: Vec<String> = exec_argv(rest).iter().map(|a| q(a)).collect();
+    // The machine's file system, which such a line reaches through /proc/1/root (it sees the
+    // unit's mounts too), is the sandbox's own here.
+    let argv: Vec<String> = exec_argv(rest)
+        .iter()
+        .map(|a| match a.strip_prefix("/proc/1/root/") {
+            Some(path) => q(&format!("/{path}")),
+            None => q(a),
+        })
+        .collect();
     (ignore, argv.join(" "))
 }
 
