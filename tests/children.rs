@@ -145,6 +145,25 @@ fn daemon_caps(who: Who, hook: bool) {
             "{test}: /proc/<wg-exec>/environ owner"
         );
     }
+    if who == Who::UnitUser {
+        // Root reads the unit user's device (as an administrator runs `wg-exec status`): the
+        // daemon's socket is the one the journal recorded, though root, its capabilities
+        // dropped, cannot look into that user's processes.
+        let status = sh(&format!(
+            "ip netns exec {} unshare --mount sh -c 'mount --make-rprivate / && mount --bind {} /run/wireguard && \
+             env WG_EXEC_STATE_DIR={} {} status {name} --config {}'",
+            ns.name,
+            sockets.display(),
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ));
+        assert!(
+            status.status.success(),
+            "{test}: root's status: {}",
+            text(&status.stderr)
+        );
+    }
     ok(run("down"));
     assert!(!ns.has_link(&name), "{test}: {name} is left");
     assert!(
