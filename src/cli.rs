@@ -105,4 +105,8 @@ pub struct RefreshArgs {
 pub struct ConvertArgs {
     /// The wg-quick file (NAME.conf: the interface name comes from it).
     pub file: PathBuf,
+    /// Write the RON to this new file, created 0600 whatever the umask (an existing file or a
+    /// symbolic link there is refused), instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }

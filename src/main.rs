@@ -32,7 +32,23 @@ fn init_logging(verbose: u8) {
     builder.init();
 }
 
+/// Not dumpable: no core file, and no ptrace or /proc/PID/mem, environ or fd by the same
+/// user (the non-root unit's daemon runs as that user) while keys are in memory. Children get
+/// their own at exec.
+#[allow(unsafe_code)]
+fn not_dumpable() {
+    // SAFETY: PR_SET_DUMPABLE takes an integer and changes only this process's flag.
+    let r = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if r != 0 {
+        eprintln!(
+            "wg-exec: warning: cannot turn core dumps off: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
 fn main() -> ExitCode {
+    not_dumpable();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

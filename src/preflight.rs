@@ -71,6 +71,7 @@ pub fn run(cfg: &Config, netns_dir: &Path) -> Preflight {
             }
         }
     }
+    inline_secrets(cfg, &mut p);
     full_tunnel(cfg, &mut p, Path::new("/"));
     if let Some(e) = dns_namespace(cfg) {
         p.errors.push(e);
@@ -249,6 +250,49 @@ enum Missing {
     PreSetup,
 }
 
+/// A configuration that holds a key itself (a wg-quick `.conf` as usual) is a key file: warned
+/// about the same way when its group may write it or others may read or write it (wg-quick and
+/// systemd-networkd warn too).
+fn inline_secrets(cfg: &Config, p: &mut Preflight) {
+    let private = matches!(cfg.private_key, SecretSource::Inline(_));
+    let preshared = cfg
+        .peers
+        .iter()
+        .position(|peer| matches!(peer.preshared_key, Some(SecretSource::Inline(_))));
+    let field = match (private, preshared) {
+        (true, _) => "private_key".to_string(),
+        (false, Some(i)) => format!("peers[{i}].preshared_key"),
+        (false, None) => return,
+    };
+    let Some(warning) = secret_file_mode(&cfg.path, "configuration") else {
+        return;
+    };
+    p.warnings.push(ConfigError {
+        file: cfg.path.clone(),
+        pos: Some(cfg.locations.get(&field)),
+        field: cfg.locations.display(&field),
+        message: format!("{warning}, and it holds a key inline"),
+    });
+}
+
+/// The warning for a file holding a secret whose mode lets its group write it or others read
+/// or write it, None when the mode is right (or the file cannot be read: said elsewhere).
+fn secret_file_mode(path: &Path, what: &str) -> Option<String> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o027 == 0 {
+        return None;
+    }
+    let who = match mode & 0o007 != 0 {
+        true => "readable by others",
+        false => "writable by its group",
+    };
+    Some(format!(
+        "{what} {} is {who} (mode {:04o}); chmod 600 it (640 for a group that must read it)",
+        path.display(),
+        mode & 0o7777
+    ))
+}
+
 fn key_file(p: &mut Preflight, path: &Path, missing: Missing, at: impl Fn(String) -> ConfigError) {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
@@ -274,16 +318,8 @@ fn key_file(p: &mut Preflight, path: &Path, missing: Missing, at: impl Fn(String
     }
     // Others must not read it; its group may (a non-root unit's group reads a root-owned key),
     // but not write it.
-    let mode = meta.permissions().mode();
-    if mode & 0o027 != 0 {
-        let who = match mode & 0o007 != 0 {
-            true => "readable by others",
-            false => "writable by its group",
-        };
-        p.warnings.push(at(format!(
-            "key file {shown} is {who} (mode {:04o}); chmod 600 it (640 for a group that must read it)",
-            mode & 0o7777
-        )));
+    if let Some(warning) = secret_file_mode(path, "key file") {
+        p.warnings.push(at(warning));
     }
     match std::fs::read_to_string(path) {
         Ok(mut text) => {

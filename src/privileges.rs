@@ -1,8 +1,11 @@
 //! Capabilities: check up front that the plan can run, and drop everything it does not need
 //! (bounding set first, then effective, permitted and inheritable, then ambient, as youki does)
-//! before the first step.
+//! before the first step. Children get their own sets (src/linux/child.rs): the userspace
+//! daemon CAP_NET_ADMIN (and CAP_NET_BIND_SERVICE for a port below 1024) whatever wg-exec
+//! keeps; hooks what the unit granted wg-exec.
 
 use caps::{CapSet, Capability, CapsHashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use wg_exec_steps::step::Needs;
 use wg_exec_steps::Netns;
 
@@ -23,6 +26,40 @@ pub fn required(needs: &Needs, elsewhere: impl Fn(&Netns) -> bool) -> Vec<Capabi
     }
     required
 }
+
+/// Whether the plan being run listens on a port below 1024 (set by the check).
+static LOW_PORT: AtomicBool = AtomicBool::new(false);
+
+/// What the userspace daemon (which parses packets from the Internet) gets: CAP_NET_ADMIN for
+/// its TUN device, and CAP_NET_BIND_SERVICE when the plan listens on a port below 1024.
+pub fn daemon_caps() -> Vec<Capability> {
+    let mut caps = vec![Capability::CAP_NET_ADMIN];
+    if LOW_PORT.load(Ordering::Relaxed) {
+        caps.push(Capability::CAP_NET_BIND_SERVICE);
+    }
+    caps
+}
+
+/// Gives `cap` up for good (effective, permitted, and the bounding set where CAP_SETPCAP
+/// allows): CAP_SYS_MODULE once the modprobe step is done. Not when hooks are configured:
+/// they run with what the unit granted, and the later ones may need it.
+pub fn give_up(cap: Capability) {
+    if KEEPS_ALL.load(Ordering::Relaxed) {
+        return;
+    }
+    if caps::raise(None, CapSet::Effective, Capability::CAP_SETPCAP).is_ok() {
+        let _ = caps::drop(None, CapSet::Bounding, cap);
+        let _ = caps::drop(None, CapSet::Effective, Capability::CAP_SETPCAP);
+    }
+    let _ = caps::drop(None, CapSet::Effective, cap);
+    match caps::drop(None, CapSet::Permitted, cap) {
+        Ok(()) => log::debug!("{cap} given up"),
+        Err(e) => log::warn!("cannot give up {cap}: {e}"),
+    }
+}
+
+/// Set when wg-exec keeps everything it was given (hooks are configured).
+static KEEPS_ALL: AtomicBool = AtomicBool::new(false);
 
 fn name(c: Capability) -> String {
     c.to_string()
@@ -57,12 +94,16 @@ pub fn check_and_drop_keeping(needs: &Needs, extra: &[Capability]) -> Result<Kep
             all.join(" ")
         ));
     }
+    LOW_PORT.store(needs.low_port, Ordering::Relaxed);
     let modprobe = needs.module && effective.contains(&Capability::CAP_SYS_MODULE);
     if needs.module && !modprobe {
         log::info!("no CAP_SYS_MODULE: skipping modprobe (the kernel must have WireGuard loaded or built in)");
     }
     if needs.hooks {
+        // Hooks are the administrator's code: they run with what the unit grants (as the
+        // module's scripts do). Every other child still gets only its own set.
         log::debug!("hooks are configured: keeping the capabilities wg-exec was given for them");
+        KEEPS_ALL.store(true, Ordering::Relaxed);
         return Ok(Kept { modprobe });
     }
     let mut keep: CapsHashSet = required.into_iter().collect();
@@ -89,14 +130,19 @@ fn drop_all_but(keep: &CapsHashSet) -> Result<(), String> {
     }
     let permitted = caps::read(None, CapSet::Permitted).map_err(|e| err("read", e))?;
     let keep: CapsHashSet = keep.intersection(&permitted).copied().collect();
-    caps::set(None, CapSet::Ambient, &CapsHashSet::new()).map_err(|e| err("ambient", e))?;
-    caps::set(None, CapSet::Effective, &keep).map_err(|e| err("effective", e))?;
-    caps::set(None, CapSet::Inheritable, &keep).map_err(|e| err("inheritable", e))?;
-    caps::set(None, CapSet::Permitted, &keep).map_err(|e| err("permitted", e))?;
-    // Children (wireguard-go, modprobe) keep exactly these, also when wg-exec is not root.
-    for c in &keep {
-        caps::raise(None, CapSet::Ambient, *c).map_err(|e| err("ambient", e))?;
+    // CAP_SETPCAP stays permitted (not effective) when wg-exec has it: a child running as root
+    // needs it, between fork and exec, to shrink its bounding set to its own grant (else root
+    // gets the whole bounding set back at exec). It is no longer in the bounding set above, so
+    // no child can keep it.
+    let mut kept_permitted = keep.clone();
+    if permitted.contains(&Capability::CAP_SETPCAP) {
+        kept_permitted.insert(Capability::CAP_SETPCAP);
     }
+    // No ambient and no inheritable: each child sets its own (src/linux/child.rs).
+    caps::set(None, CapSet::Ambient, &CapsHashSet::new()).map_err(|e| err("ambient", e))?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(|e| err("inheritable", e))?;
+    caps::set(None, CapSet::Effective, &keep).map_err(|e| err("effective", e))?;
+    caps::set(None, CapSet::Permitted, &kept_permitted).map_err(|e| err("permitted", e))?;
     log::debug!("capabilities kept: {keep:?}");
     Ok(())
 }

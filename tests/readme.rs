@@ -99,6 +99,8 @@ const HARDENING: &[&str] = &[
     "SystemCallArchitectures",
     "SystemCallFilter",
     "SystemCallErrorNumber",
+    "LimitCORE",
+    "ProtectProc",
 ];
 
 /// [Unit] settings that have no meaning without a boot (description, documentation, ordering
@@ -307,6 +309,13 @@ struct Unit {
     start: Vec<String>,
     reload: Vec<String>,
     stop: Vec<String>,
+    /// `ExecStartPre=`, `ExecStartPost=`, `ExecStopPost=`: only `+` lines (run as root, outside
+    /// the sandbox), optionally `-` (a failure is ignored).
+    start_pre: Vec<String>,
+    start_post: Vec<String>,
+    stop_post: Vec<String>,
+    /// `BindPaths=`: (source, target, whether a missing source is ignored).
+    bind_paths: Vec<(String, String, bool)>,
 }
 
 impl Unit {
@@ -556,6 +565,35 @@ fn parse_unit(name: &str, files: &[(String, String)]) -> Unit {
                 "CapabilityBoundingSet" => {
                     add_capabilities(unit.bounding.get_or_insert_with(Vec::new), key, v)
                 }
+                "ExecStartPre" | "ExecStartPost" | "ExecStopPost" => {
+                    let lines = match key {
+                        "ExecStartPre" => &mut unit.start_pre,
+                        "ExecStartPost" => &mut unit.start_post,
+                        _ => &mut unit.stop_post,
+                    };
+                    if v.is_empty() {
+                        lines.clear();
+                    } else {
+                        lines.push(v.to_string());
+                    }
+                }
+                "BindPaths" if v.is_empty() => unit.bind_paths.clear(),
+                "BindPaths" => {
+                    for entry in v.split_whitespace() {
+                        let (optional, entry) = match entry.strip_prefix('-') {
+                            Some(rest) => (true, rest),
+                            None => (false, entry),
+                        };
+                        let mut parts = entry.split(':');
+                        let source = specifiers(parts.next().unwrap_or_default());
+                        let target = parts.next().map(specifiers).unwrap_or(source.clone());
+                        assert!(
+                            source.starts_with('/') && target.starts_with('/'),
+                            "{key}={v}: absolute paths"
+                        );
+                        unit.bind_paths.push((source, target, optional));
+                    }
+                }
                 "ExecStart" | "ExecStop" | "ExecReload" => {
                     let lines = match key {
                         "ExecStart" => &mut unit.start,
@@ -703,6 +741,32 @@ fn exec_argv(line: &str) -> Vec<String> {
         "{line}: the emulation does not know quoting or variables"
     );
     line.split_whitespace().map(specifiers).collect()
+}
+
+/// A root line of ExecStartPre=/ExecStartPost=/ExecStopPost= (`+`, full privileges, outside the
+/// unit's sandbox; `-`: its failure is ignored): (whether failure is ignored, the shell command).
+fn root_line(line: &str) -> (bool, String) {
+    let mut rest = line;
+    let (mut ignore, mut full) = (false, false);
+    while let Some(c) = rest.chars().next().filter(|c| matches!(c, '-' | '+')) {
+        ignore |= c == '-';
+        full |= c == '+';
+        rest = &rest[1..];
+    }
+    assert!(
+        full,
+        "{line}: the emulation runs only `+` lines before or after the main ones"
+    );
+    // The machine's file system, which such a line reaches through /proc/1/root (it sees the
+    // unit's mounts too), is the sandbox's own here.
+    let argv: Vec<String> = exec_argv(rest)
+        .iter()
+        .map(|a| match a.strip_prefix("/proc/1/root/") {
+            Some(path) => q(&format!("/{path}")),
+            None => q(a),
+        })
+        .collect();
+    (ignore, argv.join(" "))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1026,6 +1090,7 @@ impl Sandbox {
     /// tree is chowned, as systemd does: with a shortcut when the top is right), the
     /// directories of its PrivateTmp=.
     fn unit_starting(&self, unit: &Unit) {
+        self.root_lines(unit, "ExecStartPre", &unit.start_pre);
         let (uid, gid) = (unit.uid(), unit.gid());
         let mut dirs: Vec<String> = unit
             .runtime_dirs
@@ -1050,6 +1115,27 @@ impl Sandbox {
                     .unwrap();
             }
         }
+    }
+
+    /// The `+` lines of ExecStartPre=, ExecStartPost= or ExecStopPost=: as root, outside the
+    /// unit's sandbox (in the test's mount namespace).
+    fn root_lines(&self, unit: &Unit, which: &str, lines: &[String]) {
+        for line in lines {
+            let (ignore, cmd) = root_line(line);
+            let out = self.sh(&cmd);
+            assert!(
+                ignore || out.status.success(),
+                "{}: {which}={line} failed ({}): {}",
+                unit.title,
+                out.status,
+                text(&out.stderr)
+            );
+        }
+    }
+
+    /// What systemd runs after a successful ExecStart: ExecStartPost=.
+    fn unit_started(&self, unit: &Unit) {
+        self.root_lines(unit, "ExecStartPost", &unit.start_post);
     }
 
     /// The shell command (for `sh`) that runs one Exec line of a unit as systemd runs it: a
@@ -1133,9 +1219,17 @@ impl Sandbox {
         } else {
             String::new()
         };
+        let mut binds = String::new();
+        for (source, target, optional) in &unit.bind_paths {
+            let bind = format!("mkdir -p {0} && mount --bind {1} {0}", q(target), q(source));
+            binds.push_str(&match optional {
+                true => format!("{{ [ ! -e {} ] || {{ {bind}; }}; }} && ", q(source)),
+                false => format!("{bind} && "),
+            });
+        }
         let timeout = limit.map_or(String::new(), |s| format!("timeout -k 5 {s} "));
         let inner = format!(
-            "umask {:04o} && {private_tmp}exec {timeout}ip netns exec {ns} env -i {} {setpriv} {} \
+            "umask {:04o} && {private_tmp}{binds}exec {timeout}ip netns exec {ns} env -i {} {setpriv} {} \
              </dev/null",
             unit.umask,
             env.join(" "),
@@ -1177,9 +1271,10 @@ impl Sandbox {
         }
     }
 
-    /// systemd's stop: after ExecStop, a RuntimeDirectory= goes unless preserved; a
-    /// StateDirectory= stays.
+    /// systemd's stop: after ExecStop, ExecStopPost=; a RuntimeDirectory= goes unless
+    /// preserved; a StateDirectory= stays.
     fn unit_stopped(&self, unit: &Unit) {
+        self.root_lines(unit, "ExecStopPost", &unit.stop_post);
         if !unit.preserve {
             for d in &unit.runtime_dirs {
                 self.must(&format!("rm -rf /run/{d}"));
@@ -1942,6 +2037,7 @@ impl PlainWorld {
     fn start(&self, unit: &Unit) {
         self.sb.unit_starting(unit);
         self.exec(unit, "ExecStart", &unit.start);
+        self.sb.unit_started(unit);
     }
 
     /// The lines of a unit's Exec setting (`which`), each run to its end and successful.
@@ -1975,6 +2071,7 @@ impl PlainWorld {
     /// journal or lock, HOST as `before`; then systemd's part of the stop.
     fn check_no_trace(&self, unit: &Unit, before: &[(String, String)], what: &str) {
         let sb = &self.sb;
+        sb.unit_stopped(unit);
         assert!(!sb.has_link(HOST, INSTANCE), "{what}: wg0 left");
         let procs = sb.processes(HOST);
         assert!(procs.trim().is_empty(), "{what}: processes left: {procs}");
@@ -1985,7 +2082,6 @@ impl PlainWorld {
         let state_dir = unit.state_dir();
         assert_eq!(sb.entries(&state_dir), "", "{what}: journal or lock left");
         assert_same(sb, before, what);
-        sb.unit_stopped(unit);
     }
 
     fn peer_down(&self) {
@@ -2230,6 +2326,7 @@ fn readme_non_root_unit_with_cap_sys_admin_runs_the_example() {
             text(&out.stderr)
         );
     }
+    sb.unit_started(&unit);
     w.check_up(UNIT_UID);
     assert!(
         sb.entries(&unit.state_dir()).contains("wg0.ron"),
@@ -2245,8 +2342,8 @@ fn readme_non_root_unit_with_cap_sys_admin_runs_the_example() {
             text(&out.stderr)
         );
     }
-    w.check_no_trace(&before, &unit.state_dir());
     sb.unit_stopped(&unit);
+    w.check_no_trace(&before, &unit.state_dir());
 }
 
 /// The same without CAP_SYS_ADMIN: exit 2 naming it, nothing changed.
@@ -2271,8 +2368,8 @@ fn readme_non_root_unit_without_cap_sys_admin_refuses_the_example() {
     assert_eq!(out.status.code(), Some(2), "{what}: ExecStart: {log}");
     assert!(log.contains("CAP_SYS_ADMIN"), "{what}: names it: {log}");
     assert_eq!(sb.config_files(), files, "{what}: /etc/wg-exec changed");
-    w.check_no_trace(&before, &unit.state_dir());
     sb.unit_stopped(&unit);
+    w.check_no_trace(&before, &unit.state_dir());
 }
 
 /// The host name of the refresh test's peer endpoint, in the sandbox's /etc/hosts.

@@ -1,7 +1,8 @@
 //! `wg-exec convert FILE.conf`: a wg-quick file as the equivalent RON, on stdout. The .conf is
 //! read and checked exactly as `up` reads it, so that `up --print` of both forms is the same.
 //! Keys stay where they were: inline keys stay inline (and are warned about: move them to
-//! files with private_key_file / preshared_key_file).
+//! files with private_key_file / preshared_key_file). With `-o FILE` the RON goes to a new file
+//! made 0600; on stdout, a file redirect that others may read is warned about when it gets keys.
 
 use crate::cli::ConvertArgs;
 use crate::config::wgquick;
@@ -132,6 +133,57 @@ pub fn run(a: &ConvertArgs) -> Outcome {
         o.push_str("        ),\n");
     }
     o.push_str("    ],\n)\n");
-    print!("{o}");
-    Outcome::Done
+    let secrets = r.private_key.is_some() || r.peers.iter().any(|p| p.preshared_key.is_some());
+    match &a.output {
+        Some(path) => match write_new_private(path, &o) {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Refused(format!("cannot create {}: {e}", path.display())),
+        },
+        None => {
+            if secrets {
+                warn_if_stdout_is_shared();
+            }
+            print!("{o}");
+            Outcome::Done
+        }
+    }
+}
+
+/// Creates `path` (O_EXCL, O_NOFOLLOW) with mode 0600 whatever the umask, and writes `text`.
+fn write_new_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    // The umask may have taken bits away, never added any: set exactly 0600.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// Inline keys written to a file by the shell (`convert x.conf > x.ron`) get the shell's umask:
+/// said when that file is readable or writable by others than its owner.
+fn warn_if_stdout_is_shared() {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(fd) = std::io::stdout().as_fd().try_clone_to_owned() else {
+        return;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if meta.is_file() && mode & 0o077 != 0 {
+        journald::line(
+            Priority::Warning,
+            &format!(
+                "wg-exec: warning: the output holds inline keys and goes to a file of mode {:04o}: chmod 600 it, or use -o FILE (created 0600)",
+                mode & 0o7777
+            ),
+        );
+    }
 }

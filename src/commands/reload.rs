@@ -98,6 +98,8 @@ pub fn run(t: &Target) -> Outcome {
         Ok(k) => k,
         Err(o) => return o,
     };
+    // The backend and the daemon the journal recorded: only that daemon's socket is used.
+    crate::journal::recovery::expect_userspace(&journal, &mut kernel);
     let ns = interface_ns(&cfg);
     let live = match reload::read_live(&mut kernel, &ns, &name) {
         Ok(Some(l)) => l,

@@ -2,7 +2,7 @@
 //! the current one), found by its UAPI socket, stopped when its link is gone.
 #![allow(unsafe_code)] // prctl(PR_SET_CHILD_SUBREAPER)
 
-use super::child::command;
+use super::child::{command, mask, Grant};
 use super::netns::Entered;
 use std::fs::File;
 use std::path::Path;
@@ -10,30 +10,62 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use wg_exec_steps::KernelError;
 
+/// What a userspace start left behind when it failed: the processes it left running (ended
+/// already) and the error. The caller removes the link and socket file the program made.
+pub struct FailedStart {
+    pub error: KernelError,
+    pub pids: Vec<i32>,
+}
+
+/// How long the program may take to exit (wireguard-go forks its daemon and exits in 12-33 ms)
+/// and then to serve its socket.
+const START_LIMIT: Duration = Duration::from_secs(10);
+
 /// Starts a userspace implementation for `name` in the namespace `target` (None: the current
-/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of what it left running (wireguard-go forks a
-/// daemon and exits), when they can be known cheaply.
+/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of
+/// what it left running (wireguard-go forks a daemon and exits), when they can be known
+/// cheaply. On failure every process it left is killed (and reaped) before returning.
 pub fn start_userspace(
     program: &str,
     name: &str,
     target: Option<&File>,
     home: &File,
     socket: &Path,
-) -> Result<Option<Vec<i32>>, KernelError> {
+) -> Result<Option<Vec<i32>>, FailedStart> {
+    let fail = |error: KernelError| FailedStart {
+        error,
+        pids: Vec::new(),
+    };
     if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
-        return Err(KernelError::new(format!(
+        return Err(fail(KernelError::new(format!(
             "{} is in use: another userspace WireGuard serves {name}",
             socket.display()
-        )));
+        ))));
     }
-    let mut cmd = command(program);
+    // Its words go to an anonymous file, not a pipe: a program that leaves a process holding
+    // the pipe open (or never exits) cannot make wg-exec wait for ever.
+    let said_file =
+        nix::sys::memfd::memfd_create(c"wg-exec-userspace", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .map_err(|e| fail(KernelError::new(format!("memfd_create: {e}"))))?;
+    let said_file = File::from(said_file);
+    let out = |f: &File| {
+        f.try_clone()
+            .map(Stdio::from)
+            .map_err(|e| fail(KernelError::from_io(&e)))
+    };
+    // It parses packets from the Internet: CAP_NET_ADMIN for its TUN device (and
+    // CAP_NET_BIND_SERVICE for a port below 1024), nothing else wg-exec holds.
+    let mut cmd = command(
+        program,
+        Grant::Only(mask(&crate::privileges::daemon_caps())),
+    );
     // boringtun-cli drops privileges to the login user, and there is none under systemd (it
     // fails with "NULL from getlogin"); WG_SUDO=true keeps them, as wg-quick users set it.
     // wireguard-go ignores it.
     cmd.arg(name)
         .env("WG_SUDO", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .stdout(out(&said_file)?)
+        .stderr(out(&said_file)?);
     // boringtun-cli (0.7.1) opens a connected UDP socket per peer after the first handshake,
     // without the device's fwmark: its route is looked up unmarked, and in a full tunnel that
     // is the tunnel itself (the socket binds to the tunnel's own address and every packet after
@@ -49,50 +81,203 @@ pub fn start_userspace(
     // program forks before exiting, and finds its pid in its own children list instead of
     // scanning /proc. (It is reparented to init again when wg-exec exits.)
     let subreaper = set_child_subreaper(true);
-    let output = {
+    let spawned = {
         // The child inherits the namespace of the thread that forks it.
         let _inside = match target {
-            Some(t) => Entered::enter(t, home)?,
+            Some(t) => Entered::enter(t, home).map_err(fail)?,
             None => None,
         };
-        cmd.output()
+        cmd.spawn()
             .map_err(|e| KernelError::new(format!("cannot start {program}: {e}")))
     };
+    let deadline = Instant::now() + START_LIMIT;
+    let starter = spawned.as_ref().map(|c| c.id() as i32).ok();
+    let status = spawned.map(|mut child| wait_until(&mut child, deadline));
     let daemons = match subreaper {
         true => {
+            let daemons = children();
             set_child_subreaper(false);
-            children()
+            // The program itself first: wireguard-go listens on the socket before it forks its
+            // daemon and exits, so the socket's SO_PEERCRED names it, not the daemon.
+            daemons.map(|d| starter.into_iter().chain(d).collect::<Vec<i32>>())
         }
         false => None,
     };
-    let output = output?;
+    let ended = |error: KernelError| {
+        let pids = daemons.clone().unwrap_or_default();
+        end(&pids);
+        FailedStart { error, pids }
+    };
+    let status = status.map_err(fail)?;
     // Its own words (wireguard-go prints a banner) go to the debug log, or into the error.
-    let said = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
+    let said = read_said(&said_file);
     let said: Vec<&str> = said
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with(['│', '┌', '└']))
         .collect();
     log::debug!("{program} {name}: {}", said.join(" / "));
-    if !output.status.success() {
-        return Err(KernelError::new(format!(
-            "{program} {name} failed ({}): {}",
-            output.status,
-            said.join(" / ")
-        )));
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => {
+            return Err(ended(KernelError::new(format!(
+                "{program} {name} failed ({s}): {}",
+                said.join(" / ")
+            ))))
+        }
+        None => {
+            return Err(ended(KernelError::new(format!(
+                "{program} {name} did not return within {} s (killed)",
+                START_LIMIT.as_secs()
+            ))))
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if super::uapi::ready(socket) {
             return Ok(daemons);
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    Err(KernelError::new(format!(
-        "{program} did not open {} within 10 s",
-        socket.display()
-    )))
+    Err(ended(KernelError::new(format!(
+        "{program} did not serve {} within {} s",
+        socket.display(),
+        START_LIMIT.as_secs()
+    ))))
+}
+
+/// Waits for `child` until `deadline`; past it, kills and reaps it (None).
+fn wait_until(
+    child: &mut std::process::Child,
+    deadline: Instant,
+) -> Option<std::process::ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// What the program wrote, at most 64 KiB of it.
+fn read_said(file: &File) -> String {
+    use std::io::{Read, Seek};
+    let mut file = file;
+    let mut bytes = Vec::new();
+    let _ = file.rewind();
+    let _ = file.take(64 * 1024).read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// SIGKILL to `pids` (processes a failed start left running, just collected as this process's
+/// children, so not reused), and a wait until they are gone.
+fn end(pids: &[i32]) {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    for p in pids {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+    let left = wait_exited(pids, Duration::from_secs(5));
+    if !left.is_empty() {
+        log::error!("processes {left:?} left by a failed userspace start do not exit");
+    }
+}
+
+/// What a UAPI socket turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Socket {
+    /// None there (or a stale one, now removed as wg(8) removes it).
+    Absent,
+    /// Served by this process, the daemon wg-exec started (or, when nothing is known, a
+    /// process named for the interface that holds the socket).
+    Served(i32),
+    /// Something else: not a socket, another user's, or served by another process. Never used.
+    Refused(String),
+}
+
+/// Checks `socket` before anything is sent to it: a socket (S_ISSOCK), owned by the effective
+/// user or root, whose server (SO_PEERCRED) is one of `known` (the processes wg-exec started or
+/// the journal recorded) or, when none are known, a process serving `name`'s socket. A stale
+/// socket (connect: ECONNREFUSED) is removed, as wg(8) does.
+pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let euid = nix::unistd::geteuid().as_raw();
+    let link = match std::fs::symlink_metadata(socket) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Socket::Absent,
+        Err(e) => return Socket::Refused(format!("{}: {e}", socket.display())),
+    };
+    // A symbolic link there is followed only when it is the effective user's or root's (the
+    // non-root unit's ExecStartPost links its own socket into /run/wireguard for wg(8)): its
+    // owner vouches for where it points.
+    let vouched = link.file_type().is_symlink();
+    if vouched && link.uid() != euid && link.uid() != 0 {
+        return Socket::Refused(format!(
+            "{} is a symbolic link of uid {} (expected uid {euid} or root)",
+            socket.display(),
+            link.uid()
+        ));
+    }
+    let meta = match vouched {
+        false => link,
+        true => match std::fs::metadata(socket) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Socket::Absent,
+            Err(e) => return Socket::Refused(format!("{}: {e}", socket.display())),
+        },
+    };
+    let what = format!(
+        "{} (owner uid {}, mode {:o})",
+        socket.display(),
+        meta.uid(),
+        meta.permissions().mode() & 0o7777
+    );
+    if !meta.file_type().is_socket() {
+        return Socket::Refused(format!("{what} is not a socket"));
+    }
+    if meta.uid() != euid && meta.uid() != 0 && known.is_empty() && !vouched {
+        return Socket::Refused(format!(
+            "{what} belongs to another user (expected uid {euid} or root)"
+        ));
+    }
+    let stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            // Nobody listens: what a killed daemon leaves. wg(8) removes it the same way.
+            return match std::fs::remove_file(socket) {
+                Ok(()) => {
+                    log::info!("removed the stale socket {what}");
+                    Socket::Absent
+                }
+                Err(e) => Socket::Refused(format!("{what} is stale and cannot be removed: {e}")),
+            };
+        }
+        Err(e) => return Socket::Refused(format!("cannot connect to {what}: {e}")),
+    };
+    let peer =
+        match nix::sys::socket::getsockopt(&stream, nix::sys::socket::sockopt::PeerCredentials) {
+            Ok(c) => c.pid(),
+            Err(e) => return Socket::Refused(format!("{what}: SO_PEERCRED: {e}")),
+        };
+    drop(stream);
+    let ok = match known.is_empty() {
+        false => known.contains(&peer),
+        // Nothing recorded (status, refresh, reload): a process serving this interface.
+        true => !uapi_holders(name, socket).is_empty(),
+    };
+    match ok {
+        true => Socket::Served(peer),
+        false if known.is_empty() => Socket::Refused(format!(
+            "{what} is served by pid {peer}, which is no userspace WireGuard serving {name}"
+        )),
+        false => Socket::Refused(format!(
+            "{what} is served by pid {peer}, not by the userspace WireGuard wg-exec started for {name} (pids {known:?})"
+        )),
+    }
 }
 
 fn set_child_subreaper(on: bool) -> bool {
@@ -120,7 +305,16 @@ fn children() -> Option<Vec<i32>> {
     )
 }
 
-/// The processes serving `name`'s UAPI socket: their last argument is the interface name and
+/// Whether a command line (NUL-separated) names the interface among its arguments
+/// (wireguard-go NAME; boringtun-cli NAME --disable-connected-udp).
+fn names(cmdline: &[u8], name: &str) -> bool {
+    cmdline
+        .split(|b| *b == 0)
+        .skip(1)
+        .any(|a| a == name.as_bytes())
+}
+
+/// The processes serving `name`'s UAPI socket: an argument is the interface name and
 /// one of their descriptors is the listening socket bound to that path (found through
 /// /proc/PID/net/unix, which shows the socket's own network namespace).
 pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
@@ -151,8 +345,7 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
             continue;
         };
-        let last = cmdline.split(|b| *b == 0).rfind(|a| !a.is_empty());
-        if last != Some(name.as_bytes()) {
+        if !names(&cmdline, name) {
             continue;
         }
         let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
@@ -179,7 +372,7 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
     pids
 }
 
-/// Those of `pids` that are still running with `name` as their last argument (a recorded pid
+/// Those of `pids` that are still running with `name` among their arguments (a recorded pid
 /// may have been reused by another program since).
 pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
     pids.iter()
@@ -187,7 +380,7 @@ pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
         .filter(|p| !exited(*p))
         .filter(|p| {
             std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| c.split(|b| *b == 0).rfind(|a| !a.is_empty()) == Some(name.as_bytes()))
+                .map(|c| names(&c, name))
                 .unwrap_or(false)
         })
         .collect()
@@ -232,5 +425,133 @@ pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
             "the userspace WireGuard (pid {left:?}) for {} does not exit, even after SIGKILL",
             socket.display()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Hostile stand-ins at /var/run/wireguard/NAME.sock (names unique to the test run).
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// Root is needed to write /var/run/wireguard; said loudly, a failure under CI=true.
+    fn root(test: &str) -> bool {
+        if nix::unistd::geteuid().is_root() {
+            std::fs::create_dir_all("/var/run/wireguard").unwrap();
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test} needs root under CI=true"
+        );
+        eprintln!("SKIPPED (not counted as passed): {test} needs root");
+        false
+    }
+
+    fn path(tag: &str) -> (String, std::path::PathBuf) {
+        let name = format!("wgs{}{tag}", std::process::id() % 100_000);
+        let p = std::path::PathBuf::from(format!("/var/run/wireguard/{name}.sock"));
+        let _ = std::fs::remove_file(&p);
+        (name, p)
+    }
+
+    #[test]
+    fn a_regular_file_is_refused_and_kept() {
+        if !root("regular file") {
+            return;
+        }
+        let (name, p) = path("f");
+        std::fs::write(&p, "").unwrap();
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("is not a socket")),
+            "{got:?}"
+        );
+        assert!(p.exists());
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_stale_socket_is_removed() {
+        if !root("stale socket") {
+            return;
+        }
+        let (name, p) = path("s");
+        drop(UnixListener::bind(&p).unwrap());
+        assert_eq!(check_socket(&name, &p, &[]), Socket::Absent);
+        assert!(!p.exists(), "the stale socket is removed, as wg(8) does");
+    }
+
+    #[test]
+    fn a_socket_served_by_another_process_is_refused() {
+        if !root("served by another") {
+            return;
+        }
+        let (name, p) = path("o");
+        // This test process serves it: neither the daemon wg-exec recorded (pid 1 here) nor a
+        // process named for the interface.
+        let listener = UnixListener::bind(&p).unwrap();
+        let me = std::process::id() as i32;
+        let got = check_socket(&name, &p, &[1]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains(&format!("served by pid {me}, not by the userspace WireGuard wg-exec started"))),
+            "{got:?}"
+        );
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
+            "{got:?}"
+        );
+        // The recorded server passes.
+        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn a_link_is_followed_only_when_it_is_roots_or_the_users() {
+        if !root("links") {
+            return;
+        }
+        let (name, p) = path("l");
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.sock");
+        let listener = UnixListener::bind(&real).unwrap();
+        std::os::unix::fs::symlink(&real, &p).unwrap();
+        // Root's link (as the non-root unit's ExecStartPost makes it): followed; the server is
+        // this process, not one serving the interface, so refused for that reason only.
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
+            "{got:?}"
+        );
+        let me = std::process::id() as i32;
+        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        // Another user's link: not followed.
+        std::os::unix::fs::lchown(&p, Some(65534), None).unwrap();
+        let got = check_socket(&name, &p, &[me]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("is a symbolic link of uid 65534")),
+            "{got:?}"
+        );
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn another_users_socket_is_refused_when_nothing_is_recorded() {
+        if !root("another user's") {
+            return;
+        }
+        let (name, p) = path("u");
+        let listener = UnixListener::bind(&p).unwrap();
+        nix::unistd::chown(&p, Some(65534.into()), None).unwrap();
+        let got = check_socket(&name, &p, &[]);
+        assert!(
+            matches!(&got, Socket::Refused(why) if why.contains("owner uid 65534") && why.contains("belongs to another user")),
+            "{got:?}"
+        );
+        drop(listener);
+        std::fs::remove_file(&p).unwrap();
     }
 }

@@ -323,7 +323,7 @@ pub fn resolvconf_set(iface: &str, settings: &DnsSettings) -> Result<(), KernelE
         );
     }
     let args = settings.resolvconf_args(&name);
-    let mut cmd = child::command(&program.to_string_lossy());
+    let mut cmd = child::command(&program.to_string_lossy(), child::resolvconf_grant());
     cmd.args(&args).stdin(Stdio::piped());
     let what = format!("resolvconf {}", args.join(" "));
     let mut proc = cmd
@@ -353,7 +353,7 @@ pub fn resolvconf_set(iface: &str, settings: &DnsSettings) -> Result<(), KernelE
 pub fn resolvconf_revert(iface: &str) -> Result<(), KernelError> {
     let program = resolvconf()?;
     let name = resolvconf_name(&program, iface);
-    let mut cmd = child::command(&program.to_string_lossy());
+    let mut cmd = child::command(&program.to_string_lossy(), child::resolvconf_grant());
     cmd.args(["-d", &name, "-f"]);
     child::run(cmd, &format!("resolvconf -d {name} -f"))
 }

@@ -1,6 +1,7 @@
 //! The four user hooks (pre_setup, post_setup, pre_shutdown, post_shutdown). The lines of a hook
-//! form one script run with `/bin/sh -e -c`, so that it stops at its first failing line as the
-//! module's generated script does.
+//! form one script run with `bash -e` (the real kernel hands the text over as a file, never in
+//! argv), so that it stops at its first failing line as the module's generated script does.
+//! Hooks are the administrator's code: they run with what the unit grants wg-exec.
 
 use crate::kernel::Kernel;
 use crate::step::{Needs, Step, StepError, StepKind};

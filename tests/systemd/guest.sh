@@ -168,6 +168,9 @@ as_user() { # label: the drop-in in place (non-root) or not (root)
     fi
     systemctl daemon-reload
 }
+# Issue 19's cases (children's capabilities, /run/wireguard): in a file of their own.
+. /vmtest/guest-children.sh
+
 security_scores() { # label
     local u out
     for u in "$U.service" "$R.service"; do
@@ -556,6 +559,7 @@ case $phase in
         case_kill "$user" Auto
         case_kill "$user" Userspace
         case_full_tunnel "$user"
+        case_children "$user"
         security_scores "$user"
     done
     as_user root

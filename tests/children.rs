@@ -1,0 +1,272 @@
+//! What wg-exec's children hold: the userspace daemon (which parses packets from the Internet)
+//! gets CAP_NET_ADMIN and nothing else, as root and as a non-root unit user with ambient
+//! capabilities, with and without hooks; hooks get what the unit granted wg-exec. Read from
+//! /proc/PID/status of the running processes, in the plain shape (no namespace options).
+
+mod common;
+
+use common::conf::Conf;
+use common::*;
+use std::collections::BTreeMap;
+
+const NET_ADMIN: u64 = 1 << 12;
+const SYS_MODULE: u64 = 1 << 16;
+
+/// The Cap* lines of /proc/PID/status, as masks.
+fn caps_of(pid: &str) -> BTreeMap<String, u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let v = u64::from_str_radix(v.trim(), 16).ok()?;
+            k.starts_with("Cap").then(|| (k.to_string(), v))
+        })
+        .collect()
+}
+
+fn parse_caps(status: &str) -> BTreeMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            let v = u64::from_str_radix(v.trim(), 16).ok()?;
+            k.starts_with("Cap").then(|| (k.to_string(), v))
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Who {
+    Root,
+    /// uid 65534 with ambient CAP_NET_ADMIN and CAP_SYS_MODULE (systemd/non-root.conf).
+    UnitUser,
+}
+
+fn daemon_caps(who: Who, hook: bool) {
+    let test = format!("children {who:?} hook={hook}");
+    if !real_environment(&test) {
+        return;
+    }
+    let ns = Netns::new("c");
+    let keys = Keys::new();
+    let name = iface("c");
+    let _s = SocketGuard(name.clone());
+    let (key, _) = keys.private("a");
+    let hook_out = keys.dir.path().join("hook-status");
+    let mut conf = Conf::new(&["192.0.2.1/24"], &key).with("listen_port: 51820");
+    if hook {
+        // The hook copies its own shell's status: what the administrator's code runs with.
+        // Also: its own command line (the text must not be there: every user's ps shows it)
+        // and the owner of wg-exec's /proc entry (root when wg-exec is not dumpable).
+        conf = conf.with(format!(
+            "post_setup: [\"cat /proc/$$/status > {0}\", \": hook-marker; cat /proc/$$/cmdline > {0}.cmdline; stat -c %u /proc/$PPID/environ > {0}.parent\"]",
+            hook_out.display()
+        ));
+    }
+    let config = keys.write("c.ron", &conf.render());
+    let unit_dir = keys.dir.path().join("unit");
+    let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
+    must(&format!(
+        "mkdir -p {} {}",
+        state.display(),
+        sockets.display()
+    ));
+    let run = |op: &str| -> std::process::Output {
+        match who {
+            Who::Root => sh(&format!(
+                "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
+                ns.name,
+                state.display(),
+                wg_exec_bin(),
+                config.display()
+            )),
+            Who::UnitUser => sh(&as_unit_user(
+                &["net_admin", "sys_module"],
+                &sockets,
+                &format!(
+                    "ip netns exec {} env WG_EXEC_STATE_DIR={} {{user}} {} -v {op} {name} --config {}",
+                    ns.name,
+                    state.display(),
+                    unit_bin(keys.dir.path()),
+                    config.display()
+                ),
+            )),
+        }
+    };
+    if who == Who::UnitUser {
+        must(&format!(
+            "chown -R 65534:65534 {}",
+            keys.dir.path().display()
+        ));
+    }
+    ok(run("up"));
+    let pids = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
+    let pids: Vec<&str> = pids.split_whitespace().collect();
+    assert!(!pids.is_empty(), "{test}: no wireguard-go serves {name}");
+    for pid in &pids {
+        let caps = caps_of(pid);
+        for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+            assert_eq!(
+                caps[set], NET_ADMIN,
+                "{test}: wireguard-go (pid {pid}) {set} is {:#x}, not CAP_NET_ADMIN alone: {caps:x?}",
+                caps[set]
+            );
+        }
+        if who == Who::Root {
+            // Root gets its bounding set back at exec: it must be CAP_NET_ADMIN alone too.
+            assert_eq!(caps["CapBnd"], NET_ADMIN, "{test}: pid {pid}: {caps:x?}");
+        }
+    }
+    if hook {
+        let hook_caps = parse_caps(&std::fs::read_to_string(&hook_out).unwrap());
+        let granted = match who {
+            // What this test (root) has: what a root unit grants.
+            Who::Root => caps_of("self")["CapEff"],
+            Who::UnitUser => NET_ADMIN | SYS_MODULE,
+        };
+        assert_eq!(
+            hook_caps["CapEff"], granted,
+            "{test}: the hook runs with what the unit grants: {hook_caps:x?}"
+        );
+        let cmdline = std::fs::read(hook_out.with_extension("cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains("hook-marker"),
+            "{test}: the hook's text is in its argv: {cmdline}"
+        );
+        assert!(cmdline.contains("/dev/fd/3"), "{test}: {cmdline}");
+        // wg-exec is not dumpable (PR_SET_DUMPABLE 0): its /proc entries are root's, out of
+        // reach of the unit user's other processes (the daemon).
+        let parent_owner = std::fs::read_to_string(hook_out.with_extension("parent")).unwrap();
+        assert_eq!(
+            parent_owner.trim(),
+            "0",
+            "{test}: /proc/<wg-exec>/environ owner"
+        );
+    }
+    if who == Who::UnitUser {
+        // Root reads the unit user's device (as an administrator runs `wg-exec status`): the
+        // daemon's socket is the one the journal recorded, though root, its capabilities
+        // dropped, cannot look into that user's processes.
+        let status = sh(&format!(
+            "ip netns exec {} unshare --mount sh -c 'mount --make-rprivate / && mount --bind {} /run/wireguard && \
+             env WG_EXEC_STATE_DIR={} {} status {name} --config {}'",
+            ns.name,
+            sockets.display(),
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ));
+        assert!(
+            status.status.success(),
+            "{test}: root's status: {}",
+            text(&status.stderr)
+        );
+    }
+    ok(run("down"));
+    assert!(!ns.has_link(&name), "{test}: {name} is left");
+    assert!(
+        !sockets.join(format!("{name}.sock")).exists() && !socket_exists(&name),
+        "{test}: a socket is left"
+    );
+}
+
+#[test]
+fn daemon_holds_net_admin_only_as_root() {
+    daemon_caps(Who::Root, false);
+}
+
+#[test]
+fn daemon_holds_net_admin_only_as_root_with_a_hook() {
+    daemon_caps(Who::Root, true);
+}
+
+#[test]
+fn daemon_holds_net_admin_only_as_the_unit_user() {
+    daemon_caps(Who::UnitUser, false);
+}
+
+#[test]
+fn daemon_holds_net_admin_only_as_the_unit_user_with_a_hook() {
+    daemon_caps(Who::UnitUser, true);
+}
+
+/// A userspace program that creates the link and a socket file it never serves: `up` fails
+/// (exit 1, "rolled back") and nothing is left: no link, no socket file, no process of its.
+/// `foreground`: it never exits either (wireguard-go forks and exits).
+fn hostile_program_leaves_nothing(foreground: bool) {
+    let test = format!("hostile userspace program, foreground={foreground}");
+    if !real_environment(&test) {
+        return;
+    }
+    let ns = Netns::new("h");
+    let keys = Keys::new();
+    let name = iface("h");
+    let _s = SocketGuard(name.clone());
+    let (key, _) = keys.private("a");
+    let pid_file = keys.dir.path().join("pid");
+    let last = match foreground {
+        true => format!("echo $$ > {0}; exec sleep 1000", pid_file.display()),
+        false => format!(
+            "sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > {}",
+            pid_file.display()
+        ),
+    };
+    let program = keys.write(
+        "stand-in",
+        &format!(
+            "#!/bin/sh\nset -e\nip tuntap add dev \"$1\" mode tun\nmkdir -p /var/run/wireguard\n\
+             /usr/bin/python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' /var/run/wireguard/$1.sock\n{last}\n"
+        ),
+    );
+    must(&format!("chmod 0755 {}", program.display()));
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with(format!(
+                "backend: Userspace, userspace_implementation: \"{}\"",
+                program.display()
+            ))
+            .render(),
+    );
+    let state = keys.dir.path().join("state");
+    let started = std::time::Instant::now();
+    let out = sh(&format!(
+        "ip netns exec {} env WG_EXEC_STATE_DIR={} {} up {name} --config {}",
+        ns.name,
+        state.display(),
+        wg_exec_bin(),
+        config.display()
+    ));
+    let log = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{test}: {log}");
+    // The link add is the first step: "nothing had been changed yet" is its "rolled back".
+    assert!(
+        log.contains("nothing had been changed yet") || log.contains("rolled back"),
+        "{test}: {log}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{test}: took {:?}",
+        started.elapsed()
+    );
+    assert!(!ns.has_link(&name), "{test}: link {name} left: {log}");
+    assert!(!socket_exists(&name), "{test}: socket file left: {log}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    let pid = pid.trim();
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false);
+    assert!(!alive, "{test}: its process {pid} still runs: {log}");
+}
+
+#[test]
+fn a_userspace_program_that_never_serves_leaves_nothing() {
+    hostile_program_leaves_nothing(false);
+}
+
+#[test]
+fn a_userspace_program_that_never_returns_leaves_nothing() {
+    hostile_program_leaves_nothing(true);
+}
