@@ -60,14 +60,14 @@ pub fn run(a: &RefreshArgs) -> Outcome {
     let dir = journal::state_dir();
     let jpath = journal::path_for(&dir, name);
     let apath = applied::path_for(&dir, name);
-    match journal::peek(&jpath) {
-        Ok(Some(j)) if j.is_up() => {}
+    let journal = match journal::peek(&jpath) {
+        Ok(Some(j)) if j.is_up() => j,
         Ok(Some(_)) => return Outcome::NotUp("an up did not finish; it is not up".into()),
         Ok(None) => {
             return Outcome::NotUp(format!("it is not up (no journal {})", jpath.display()))
         }
         Err(u) => return Outcome::Refused(u.to_string()),
-    }
+    };
     let recorded = match applied::load(&apath) {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -90,6 +90,8 @@ pub fn run(a: &RefreshArgs) -> Outcome {
         Ok(k) => k,
         Err(o) => return o,
     };
+    // The backend up recorded, and the daemon that may serve its socket (as status and reload).
+    journal::recovery::expect_userspace(&journal, &mut kernel);
     let mut r = Refresher::new(name, link_ns, sock_ns, overrides, dir.clone());
     r.follow(&recorded);
     let mut applied_at = modified(&apath);
