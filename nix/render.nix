@@ -220,57 +220,70 @@ let
   # systemd quoting for a path in a command line or a path list.
   sdQuote = s: "\"" + replaceStrings [ "\\" "\"" "%" ] [ "\\\\" "\\\"" "%%" ] s + "\"";
 
+  # ---- the shipped units' settings, read from systemd/ (one source of truth) ----
+  #
+  # The [Service] settings of systemd/wg-exec@.service and systemd/wg-exec-refresh@.service
+  # are read from those files, so that the module's units cannot drift from the shipped ones
+  # (tests/nix/run.sh also compares the rendered units with the files, line by line). A
+  # setting given more than once (ReadWritePaths=, SystemCallFilter=) becomes a list, in the
+  # file's order, which NixOS writes back as one line per element. The Exec lines are the
+  # module's own (its wg-exec store path, the interface's name instead of %i); any other
+  # systemd specifier would mean something else in the module's non-template unit, so a `%`
+  # elsewhere, a line continuation or a line that is no `Key=value` stops the evaluation.
+  unitSettings =
+    file:
+    let
+      trim = l: let m = match "[[:space:]]*(.*[^[:space:]])[[:space:]]*" l; in if m == null then "" else builtins.head m;
+      step =
+        acc: l:
+        if match "[[].*[]]" l != null then
+          acc // { section = l; }
+        else if l == "" || match "[#;].*" l != null || acc.section != "[Service]" then
+          acc
+        else
+          let
+            m = match "([A-Za-z]+)=(.*)" l;
+            key = builtins.elemAt m 0;
+            value = builtins.elemAt m 1;
+          in
+          if m == null || match ".*[\\]" l != null then
+            throw "nix/render.nix: ${toString file}: [Service] line `${l}` is not a one-line Key=value"
+          else if match "Exec.*" key == null && match ".*%.*" value != null then
+            throw "nix/render.nix: ${toString file}: `${l}` has a systemd specifier, which means something else in the module's unit"
+          else
+            acc // { entries = acc.entries ++ [ { inherit key value; } ]; };
+      entries = (foldl' step { section = ""; entries = [ ]; } (map trim (splitLines (builtins.readFile file)))).entries;
+      kept = filter (e: match "Exec.*" e.key == null) entries;
+      keys = foldl' (ks: e: if builtins.elem e.key ks then ks else ks ++ [ e.key ]) [ ] kept;
+      valuesOf = k: map (e: e.value) (filter (e: e.key == k) kept);
+    in
+    builtins.listToAttrs (
+      map (k: {
+        name = k;
+        value = let vs = valuesOf k; in if length vs == 1 then builtins.head vs else vs;
+      }) keys
+    );
+
+  shippedInterface = unitSettings (../systemd + "/wg-exec@.service");
+  shippedRefresh = unitSettings (../systemd + "/wg-exec-refresh@.service");
+
+  # What the interface's unit has even with hooks (which get no sandbox): what it is, where its
+  # state and sockets live, and no core files of a process that holds keys.
+  unitBasics = [
+    "Type"
+    "RemainAfterExit"
+    "StateDirectory"
+    "StateDirectoryMode"
+    "RuntimeDirectory"
+    "RuntimeDirectoryPreserve"
+    "LimitCORE"
+  ];
+  basics = builtins.intersectAttrs (builtins.listToAttrs (map (k: { name = k; value = null; }) unitBasics)) shippedInterface;
+
   # The sandbox of systemd/wg-exec@.service, with ProtectHome read-only instead of hidden (key
   # files under /root or /home must stay readable, as they were for the script backend).
-  sandbox = {
-    CapabilityBoundingSet = "CAP_NET_ADMIN CAP_SYS_MODULE CAP_SYS_ADMIN CAP_NET_BIND_SERVICE";
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = "read-only";
-    PrivateTmp = true;
-    DevicePolicy = "closed";
-    DeviceAllow = "/dev/net/tun rw";
-    ProtectKernelTunables = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    RestrictAddressFamilies = "AF_NETLINK AF_UNIX AF_INET AF_INET6";
-    RestrictNamespaces = "net mnt";
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = "@system-service @module @mount setns";
-    SystemCallErrorNumber = "EPERM";
-    UMask = "0077";
-  };
-
-  refreshSandbox = {
-    CapabilityBoundingSet = "CAP_NET_ADMIN CAP_SYS_ADMIN";
-    NoNewPrivileges = true;
-    ProtectSystem = "strict";
-    ProtectHome = true;
-    PrivateTmp = true;
-    PrivateDevices = true;
-    ProtectKernelTunables = true;
-    ProtectKernelModules = true;
-    ProtectKernelLogs = true;
-    ProtectControlGroups = true;
-    ProtectClock = true;
-    ProtectHostname = true;
-    RestrictAddressFamilies = "AF_NETLINK AF_UNIX AF_INET AF_INET6";
-    RestrictNamespaces = "net mnt";
-    RestrictRealtime = true;
-    RestrictSUIDSGID = true;
-    LockPersonality = true;
-    MemoryDenyWriteExecute = true;
-    SystemCallArchitectures = "native";
-    SystemCallFilter = "@system-service @mount setns";
-    SystemCallErrorNumber = "EPERM";
-    UMask = "0077";
-  };
+  sandbox = builtins.removeAttrs shippedInterface unitBasics // { ProtectHome = "read-only"; };
+  asList = v: if isList v then v else [ v ];
 
   # ---- units (in the shape of NixOS's systemd.services.<name> and systemd.targets.<name>) ----
   #
@@ -320,23 +333,20 @@ let
         restartTriggers = [ t.restart ];
         serviceConfig =
           {
-            Type = "oneshot";
-            RemainAfterExit = true;
             ExecStart = "${bin} up ${name}";
             ExecReload = "${bin} reload ${name}";
             ExecStop = "${bin} down ${name}";
-            # Journals and locks: no stop, failure or kill removes them.
-            StateDirectory = "wg-exec";
-            # The UAPI sockets of a userspace implementation.
-            RuntimeDirectory = "wireguard";
-            RuntimeDirectoryPreserve = "yes";
           }
+          # The shipped unit's: oneshot, remains after exit, journals and locks in
+          # /var/lib/wg-exec (0700; no stop, failure or kill removes them), the UAPI sockets in
+          # /run/wireguard, no core files.
+          // basics
           # Hooks run inside the unit with wg-exec's privileges and may do anything the
           # script backend let them do: an interface with hooks gets no sandbox.
           // optionalAttrs hardened (
             sandbox
             // {
-              ReadWritePaths = [ "-/etc/wg-exec" ] ++ optional generating ("-" + sdQuote keyDir);
+              ReadWritePaths = asList (sandbox.ReadWritePaths or [ ]) ++ optional generating ("-" + sdQuote keyDir);
             }
             // optionalAttrs (generating && mkdir != null) {
               # The key's directory may not exist yet and the sandbox makes / read-only: it is
@@ -359,13 +369,10 @@ let
         wants = [ "network-online.target" ];
         wantedBy = [ "${unit}.service" ];
         unitConfig.StartLimitIntervalSec = 0;
-        serviceConfig = {
-          Type = "simple";
+        # systemd/wg-exec-refresh@.service's settings, with the module's ExecStart.
+        serviceConfig = shippedRefresh // {
           ExecStart = "${bin} refresh ${name}";
-          Restart = "on-failure";
-          RestartSec = 5;
-          StateDirectory = "wg-exec";
-        } // refreshSandbox;
+        };
       };
     };
 

@@ -296,6 +296,8 @@ struct Unit {
     preserve: bool,
     /// `StateDirectory=`: names under /var/lib.
     state_dirs: Vec<String>,
+    /// `StateDirectoryMode=` (systemd's default: 0755), set at each start.
+    state_mode: u32,
     private_tmp: bool,
     /// `UMask=` (systemd's default: 0022).
     umask: u32,
@@ -453,6 +455,7 @@ fn parse_unit(name: &str, files: &[(String, String)]) -> Unit {
         restart: "no".to_string(),
         restart_sec: Duration::from_millis(100),
         umask: 0o022,
+        state_mode: 0o755,
         ..Unit::default()
     };
     let mut unknown = Vec::new();
@@ -540,6 +543,12 @@ fn parse_unit(name: &str, files: &[(String, String)]) -> Unit {
                 }
                 "StateDirectory" if v.is_empty() => unit.state_dirs.clear(),
                 "StateDirectory" => add_directories(&mut unit.state_dirs, key, v),
+                "StateDirectoryMode" => {
+                    unit.state_mode = u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .unwrap_or_else(|| panic!("{key}={v}: not an octal mode"));
+                }
                 "PrivateTmp" => unit.private_tmp = systemd_bool(key, v),
                 "UMask" => {
                     unit.umask = u32::from_str_radix(v, 8)
@@ -1087,8 +1096,9 @@ impl Sandbox {
     /// What systemd does when a unit starts, before its ExecStart: its RuntimeDirectory= under
     /// /run and its StateDirectory= under /var/lib (private, see `private_state`) made if
     /// missing (0755) and owned by the unit's user and group (if the top is not, the whole
-    /// tree is chowned, as systemd does: with a shortcut when the top is right), the
-    /// directories of its PrivateTmp=.
+    /// tree is chowned, as systemd does: with a shortcut when the top is right), a
+    /// StateDirectory= given its StateDirectoryMode= at each start, the directories of its
+    /// PrivateTmp=.
     fn unit_starting(&self, unit: &Unit) {
         self.root_lines(unit, "ExecStartPre", &unit.start_pre);
         let (uid, gid) = (unit.uid(), unit.gid());
@@ -1106,6 +1116,9 @@ impl Sandbox {
                 "mkdir -p -m 0755 {d} && \
                  {{ [ \"$(stat -c %u:%g {d})\" = {uid}:{gid} ] || chown -R {uid}:{gid} {d}; }}"
             ));
+        }
+        for d in &unit.state_dirs {
+            self.must(&format!("chmod {:o} /var/lib/{d}", unit.state_mode));
         }
         if unit.private_tmp {
             for d in ["tmp", "var-tmp"] {
@@ -1762,6 +1775,10 @@ fn readme_unit_emulation_refuses_what_it_does_not_know() {
     assert_eq!(simple.instance_name(), "x@wg0.service");
     assert_eq!(simple.restart_sec, Duration::from_secs(90));
     assert_eq!(simple.umask, 0o022, "systemd's default UMask=");
+    assert_eq!(
+        simple.state_mode, 0o755,
+        "systemd's default StateDirectoryMode="
+    );
     assert_eq!(simple.state_dir(), "/var/lib/wg-exec", "wg-exec's default");
     // on-failure: a non-zero exit or an unclean signal, not exit 0 or SIGTERM.
     for (raw, restarts) in [(0, false), (1 << 8, true), (15, false), (9, true)] {
@@ -1777,7 +1794,7 @@ fn readme_unit_emulation_refuses_what_it_does_not_know() {
         "Type=oneshot\nRemainAfterExit=yes\nExecStart=/usr/sbin/wg-exec up %i\n{stop}\n\
          User=a\nGroup=a\nAmbientCapabilities=CAP_NET_ADMIN\n\
          CapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_ADMIN\nEnvironment=A=1 B=%i\n\
-         StateDirectory=wg-exec\nRuntimeDirectory=wireguard\nUMask=0077\n\
+         StateDirectory=wg-exec\nStateDirectoryMode=0700\nRuntimeDirectory=wireguard\nUMask=0077\n\
          NoNewPrivileges=yes\nSystemCallFilter=@system-service @mount setns"
     ));
     let oneshot = parse(&[&base]);
@@ -1785,6 +1802,7 @@ fn readme_unit_emulation_refuses_what_it_does_not_know() {
     assert_eq!(oneshot.restart, "no");
     assert_eq!((oneshot.uid(), oneshot.gid()), (UNIT_UID, UNIT_UID));
     assert_eq!(oneshot.umask, 0o077);
+    assert_eq!(oneshot.state_mode, 0o700);
     assert_eq!(oneshot.state_dirs, ["wg-exec"]);
     assert_eq!(oneshot.runtime_dirs, ["wireguard"]);
     assert_eq!(

@@ -151,7 +151,7 @@ let
     (check "files: no key material in the RON when keys are files" (!(hasInfix k.a.priv etc1.text) && hasInfix "private_key_file: \"${k.a.file}\"," etc1.text) etc1.text)
     (eq "units: wireguard-wg0 runs up / reload / down, oneshot, remains after exit" {
       Type = "oneshot";
-      RemainAfterExit = true;
+      RemainAfterExit = "yes";
       ExecStart = "${bin} up wg0";
       ExecReload = "${bin} reload wg0";
       ExecStop = "${bin} down wg0";
@@ -166,25 +166,40 @@ let
       (builtins.head u1.reloadTriggers)
       (length u1.restartTriggers)
     ])
-    (eq "units: the shipped sandbox without hooks (state in /var/lib/wg-exec, /etc/wg-exec writable, /home read-only)" {
+    (eq "units: the shipped sandbox without hooks (state in /var/lib/wg-exec 0700, /etc/wg-exec/keys and /proc/sys/net writable, /home read-only, no core files)" {
       StateDirectory = "wg-exec";
+      StateDirectoryMode = "0700";
       ProtectSystem = "strict";
       ProtectHome = "read-only";
-      ReadWritePaths = [ "-/etc/wg-exec" ];
-      CapabilityBoundingSet = "CAP_NET_ADMIN CAP_SYS_MODULE CAP_SYS_ADMIN CAP_NET_BIND_SERVICE";
-    } { inherit (sc1) StateDirectory ProtectSystem ProtectHome ReadWritePaths CapabilityBoundingSet; })
+      ReadWritePaths = [ "-/etc/wg-exec/keys" "-/proc/sys/net" ];
+      CapabilityBoundingSet = "CAP_NET_ADMIN CAP_SYS_MODULE CAP_SYS_ADMIN CAP_NET_BIND_SERVICE CAP_SETPCAP";
+      ProtectProc = "invisible";
+      SystemCallFilter = [ "@system-service @module @mount setns" "~@resources" ];
+      LimitCORE = "0";
+    } { inherit (sc1) StateDirectory StateDirectoryMode ProtectSystem ProtectHome ReadWritePaths CapabilityBoundingSet ProtectProc SystemCallFilter LimitCORE; })
     (
       let
         sc = (eval (on { wg0 = base // { postSetup = "ip route add 192.0.2.0/24 dev wg0"; }; })).systemd.services."wireguard-wg0".serviceConfig;
       in
-      check "units: with hooks no sandbox (hooks could do anything under the script backend)" (!(sc ? ProtectSystem) && !(sc ? CapabilityBoundingSet) && sc.StateDirectory == "wg-exec") (toJSON sc)
+      eq "units: with hooks no sandbox (hooks could do anything under the script backend), only the state (0700), the sockets and no core files" [
+        "ExecReload"
+        "ExecStart"
+        "ExecStop"
+        "LimitCORE"
+        "RemainAfterExit"
+        "RuntimeDirectory"
+        "RuntimeDirectoryPreserve"
+        "StateDirectory"
+        "StateDirectoryMode"
+        "Type"
+      ] (attrNames sc)
     )
     (
       let
         sc = (eval (on { wg0 = base // { privateKeyFile = "/etc/wireguard/private"; generatePrivateKeyFile = true; }; })).systemd.services."wireguard-wg0".serviceConfig;
       in
       eq "units: generatePrivateKeyFile makes the key's directory (0755) and lets wg-exec write there" {
-        ReadWritePaths = [ "-/etc/wg-exec" "-\"/etc/wireguard\"" ];
+        ReadWritePaths = [ "-/etc/wg-exec/keys" "-/proc/sys/net" "-\"/etc/wireguard\"" ];
         ExecStartPre = "+${pkgs.coreutils}/bin/mkdir -p -m 0755 \"/etc\" \"/etc/wireguard\"";
       } { inherit (sc) ReadWritePaths ExecStartPre; }
     )

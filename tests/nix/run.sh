@@ -227,4 +227,33 @@ fi
 report compare --argstr outDir "$dir/out"
 report module
 
+# ---- the module's units have the shipped units' settings ----
+# nix/render.nix reads them from systemd/; this reads both sides independently (awk, not the
+# module's parser) and compares the [Service] lines: the module's wireguard-wg0.service without
+# hooks against systemd/wg-exec@.service, its wg-exec-refresh@wg0.service against
+# systemd/wg-exec-refresh@.service. Allowed differences: the program's path and %i (the unit
+# files are rendered with /usr/sbin/wg-exec and wg0), true/false for yes/no, the order of
+# different keys (NixOS sorts them; the order of one key's lines is kept), and D15 in
+# differences.md: ProtectHome=read-only instead of yes.
+service_lines() { # a unit's text on stdin -> its [Service] Key=value lines, sorted by key
+    awk '/^\[/ { s = ($0 == "[Service]"); next } s && !/^[[:space:]]*([#;]|$)/' |
+        sed -E 's/^([A-Za-z]+)=(true)$/\1=yes/; s/^([A-Za-z]+)=false$/\1=no/' | sort -s -t= -k1,1
+}
+if units=$(nixeval "$here/unit-files.nix" --argstr bin /usr/sbin/wg-exec --argstr endpoint vpn.example.org:51820 2>&1); then
+    for pair in "wireguard-wg0.service wg-exec@.service" "wg-exec-refresh@wg0.service wg-exec-refresh@.service"; do
+        set -- $pair
+        want=$(sed 's/%i/wg0/g' "$repo/systemd/$2" | service_lines)
+        [ "$1" = wireguard-wg0.service ] && want=$(sed 's/^ProtectHome=yes$/ProtectHome=read-only/' <<<"$want")
+        have=$(jq -r --arg u "$1" '.[$u] // ""' <<<"$units" | service_lines)
+        if [ -n "$have" ] && [ "$have" = "$want" ]; then
+            ok "units: the module's $1 has the [Service] settings of systemd/$2 ($(wc -l <<<"$have") lines)"
+        else
+            bad "units: the module's $1 has the [Service] settings of systemd/$2" \
+                "$(diff <(echo "$want") <(echo "$have") | sed 's/^</shipped:/; s/^>/module: /')"
+        fi
+    done
+else
+    bad "tests/nix/unit-files.nix evaluates" "$units"
+fi
+
 finish

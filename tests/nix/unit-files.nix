@@ -12,6 +12,8 @@
 {
   bin,
   name ? "wg0",
+  # A host name here adds the refresh unit (tests/nix/run.sh compares it with the shipped one).
+  endpoint ? "203.0.113.2:51820",
 }:
 let
   inherit (builtins)
@@ -38,7 +40,7 @@ let
       {
         publicKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
         allowedIPs = [ "192.0.2.2/32" ];
-        endpoint = "203.0.113.2:51820";
+        inherit endpoint;
       }
     ];
   };
