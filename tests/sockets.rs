@@ -1,0 +1,134 @@
+//! Whose daemon `down` stops: the UAPI socket /run/wireguard/NAME.sock is one path for every
+//! network namespace, so a wireguard-go serving NAME in another namespace (another interface)
+//! is never taken for ours; and a recorded pid reused by another program is never killed.
+
+mod common;
+
+use common::conf::Conf;
+use common::*;
+
+/// A wireguard-go serving `name` in namespace `b`, brought up there by wg-exec (with its own
+/// state directory and configuration): it holds CAP_NET_ADMIN only, as every daemon wg-exec
+/// starts.
+fn other_daemon(b: &Netns, name: &str, keys: &Keys) -> Vec<i32> {
+    let state = keys.dir.path().join("state-b");
+    must(&format!("mkdir -p {}", state.display()));
+    let (key, _) = keys.private("b");
+    let conf = Conf::new(&["192.0.2.2/24"], &key).with("backend: Userspace");
+    let config = keys.write("b.ron", &conf.render());
+    ok(sh(&format!(
+        "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v up {name} --config {}",
+        b.name,
+        state.display(),
+        wg_exec_bin(),
+        config.display()
+    )));
+    assert!(socket_exists(name), "no socket for {name}");
+    let pids = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
+    let pids: Vec<i32> = pids
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    pids
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// `down` without a journal (the configuration's plan) of an interface whose link is in
+/// namespace A, while wireguard-go serves the same name in namespace B: B's daemon and its
+/// socket are left alone, for every backend the configuration may name.
+#[test]
+fn down_without_journal_leaves_another_namespaces_daemon() {
+    if !real_environment("down leaves another namespace's daemon") {
+        return;
+    }
+    for backend in ["", "backend: Kernel", "backend: Userspace"] {
+        let a = Netns::new("a");
+        let b = Netns::new("b");
+        let keys = Keys::new();
+        let name = iface("s");
+        let _s = SocketGuard(name.clone());
+        let state = keys.dir.path().join("state");
+        must(&format!("mkdir -p {}", state.display()));
+        let (key, _) = keys.private("a");
+        let mut conf = Conf::new(&["192.0.2.1/24"], &key);
+        if !backend.is_empty() {
+            conf = conf.with(backend);
+        }
+        let config = keys.write("c.ron", &conf.render());
+        let pids = other_daemon(&b, &name, &keys);
+        // Our link (its journal lost): a TUN link of that name in A.
+        a.ip(&format!("tuntap add {name} mode tun"));
+        let out = sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v down {name} --config {}",
+            a.name,
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ));
+        let said = text(&out.stderr);
+        assert!(
+            alive(pids[0]),
+            "{backend:?}: down in {} killed wireguard-go {name} of {}: {said}",
+            a.name,
+            b.name
+        );
+        assert!(
+            socket_exists(&name),
+            "{backend:?}: down removed B's socket: {said}"
+        );
+        assert!(b.has_link(&name), "{backend:?}: B's link is gone: {said}");
+        assert!(!a.has_link(&name), "{backend:?}: A's link remains: {said}");
+    }
+}
+
+/// The same down of our own userspace device (its journal lost) still ends its daemon and
+/// removes its socket: the daemon is in the link's namespace.
+#[test]
+fn down_without_journal_stops_its_own_daemon() {
+    if !real_environment("down without journal stops its own daemon") {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let name = iface("o");
+    let _s = SocketGuard(name.clone());
+    let state = keys.dir.path().join("state");
+    must(&format!("mkdir -p {}", state.display()));
+    let (key, _) = keys.private("a");
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with("backend: Userspace")
+            .render(),
+    );
+    let run = |op: &str| {
+        sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
+            a.name,
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ))
+    };
+    ok(run("up"));
+    assert_eq!(wireguard_go_processes(&name), 1);
+    std::fs::remove_file(state.join(format!("{name}.ron"))).unwrap();
+    let said = ok(run("down"));
+    assert!(said.contains("no journal"), "{said}");
+    assert!(!a.has_link(&name), "{said}");
+    assert!(!socket_exists(&name), "the socket remains: {said}");
+    assert_eq!(
+        wireguard_go_processes(&name),
+        0,
+        "the daemon remains: {said}"
+    );
+}
