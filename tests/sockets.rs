@@ -132,3 +132,83 @@ fn down_without_journal_stops_its_own_daemon() {
         "the daemon remains: {said}"
     );
 }
+
+/// A pid the journal recorded for the daemon, reused by another program that names the
+/// interface among its arguments (a `tcpdump -i NAME`; here a shell running `sleep 1000`): down
+/// ends the daemon and never that program.
+#[test]
+fn down_never_kills_a_reused_pid_that_names_the_interface() {
+    if !real_environment("down never kills a reused pid") {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let name = iface("r");
+    let _s = SocketGuard(name.clone());
+    let state = keys.dir.path().join("state");
+    must(&format!("mkdir -p {}", state.display()));
+    let (key, _) = keys.private("a");
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with("backend: Userspace")
+            .render(),
+    );
+    let run = |op: &str| {
+        sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
+            a.name,
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ))
+    };
+    ok(run("up"));
+    let daemon: i32 = must(&format!("pgrep -f -x 'wireguard-go {name}'"))
+        .trim()
+        .parse()
+        .unwrap();
+    // The impostor: root's, in the same namespace, its arguments naming the interface.
+    let mut impostor = std::process::Command::new("ip")
+        .args(["netns", "exec", &a.name, "sh", "-c", "sleep 1000; :", "sh"])
+        .arg(&name)
+        .spawn()
+        .unwrap();
+    let pid = impostor.id() as i32;
+    // `ip netns exec` execs the shell in place: the pid is the shell's, naming the interface.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .any(|a| a == name.as_bytes())
+    {
+        assert!(std::time::Instant::now() < deadline, "no impostor");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // The journal records it in the starter's place (the starter exited; its pid was reused).
+    let journal = state.join(format!("{name}.ron"));
+    let text_before = std::fs::read_to_string(&journal).unwrap();
+    let start = text_before
+        .find("userspace_pids: [")
+        .expect("pids recorded")
+        + 17;
+    let end = start + text_before[start..].find(']').unwrap();
+    let edited = format!(
+        "{}{pid}, {daemon}{}",
+        &text_before[..start],
+        &text_before[end..]
+    );
+    std::fs::write(&journal, edited).unwrap();
+    let said = text(&run("down").stderr);
+    let survived = impostor.try_wait().unwrap().is_none();
+    let _ = impostor.kill();
+    let _ = impostor.wait();
+    assert!(survived, "down killed pid {pid} (sh naming {name}): {said}");
+    assert!(!a.has_link(&name), "{said}");
+    assert!(!socket_exists(&name), "the socket remains: {said}");
+    assert_eq!(
+        wireguard_go_processes(&name),
+        0,
+        "the daemon remains: {said}"
+    );
+}

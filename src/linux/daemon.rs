@@ -372,18 +372,17 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
     pids
 }
 
-/// Those of `pids` that are still running with `name` among their arguments (a recorded pid
-/// may have been reused by another program since).
-pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|p| !exited(*p))
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| names(&c, name))
-                .unwrap_or(false)
-        })
-        .collect()
+/// Those of `pids` that still serve `name`'s UAPI socket: running, `name` among their
+/// arguments, and holding the listening socket bound to `socket` (see [`uapi_holders`]). A
+/// recorded pid may have been reused since by another program (wireguard-go's starter exits at
+/// once, and its pid is free again): a `tcpdump -i wg0` is never taken for the daemon.
+pub fn still_serving(name: &str, socket: &Path, pids: &[i32]) -> Vec<i32> {
+    let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
+    if alive.is_empty() {
+        return alive;
+    }
+    let holders = uapi_holders(name, socket);
+    alive.into_iter().filter(|p| holders.contains(p)).collect()
 }
 
 /// Gone, or a zombie waiting for its parent.

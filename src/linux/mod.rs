@@ -436,7 +436,7 @@ impl Kernel for LinuxKernel {
             true => match self
                 .started
                 .get(name)
-                .map(|pids| daemon::still_serving(name, pids))
+                .map(|pids| daemon::still_serving(name, &socket, pids))
                 .filter(|pids| !pids.is_empty())
             {
                 Some(pids) => Some(pids),
