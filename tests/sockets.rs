@@ -212,3 +212,61 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
         "the daemon remains: {said}"
     );
 }
+
+/// `status` only reads: the UAPI socket a killed daemon left (nobody listens on it) is reported
+/// stale and left in place, never removed.
+#[test]
+fn status_never_removes_a_stale_socket() {
+    if !real_environment("status never removes a stale socket") {
+        return;
+    }
+    let a = Netns::new("a");
+    let keys = Keys::new();
+    let name = iface("t");
+    let _s = SocketGuard(name.clone());
+    let state = keys.dir.path().join("state");
+    must(&format!("mkdir -p {}", state.display()));
+    let (key, _) = keys.private("a");
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with("backend: Userspace")
+            .render(),
+    );
+    let run = |op: &str| {
+        sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
+            a.name,
+            state.display(),
+            wg_exec_bin(),
+            config.display()
+        ))
+    };
+    ok(run("up"));
+    // SIGKILL: the daemon leaves its socket file behind (and its TUN link goes with it).
+    let daemon = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
+    must(&format!("kill -9 {}", daemon.trim()));
+    // Gone when nobody listens any more (its descriptors close after its command line empties).
+    let path = format!("/var/run/wireguard/{name}.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(&path)
+        .err()
+        .and_then(|e| e.raw_os_error())
+        != Some(libc::ECONNREFUSED)
+    {
+        assert!(std::time::Instant::now() < deadline, "the daemon lives on");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(
+        socket_exists(&name),
+        "the stale socket is the test's premise"
+    );
+    // Its TUN link went with it: one of that name again, so that status gets to the socket.
+    a.ip(&format!("tuntap add {name} mode tun"));
+    let said = text(&run("status").stderr);
+    assert!(
+        socket_exists(&name),
+        "status removed the stale socket: {said}"
+    );
+    assert!(said.contains("is stale"), "{said}");
+}

@@ -64,6 +64,8 @@ pub struct LinuxKernel {
     /// configuration): its socket namespace. A process serving the socket of that name in
     /// another namespace is another interface's, never stopped.
     daemon_ns: HashMap<String, Netns>,
+    /// A read-only command (status): a stale UAPI socket is reported, never removed.
+    read_only: bool,
     /// Set by a signal: endless retries (name resolution) give up.
     stop: Arc<AtomicBool>,
 }
@@ -87,6 +89,7 @@ impl LinuxKernel {
             backends: HashMap::new(),
             verified: Default::default(),
             daemon_ns: HashMap::new(),
+            read_only: false,
             stop,
         })
     }
@@ -155,6 +158,11 @@ impl LinuxKernel {
         Ok(index)
     }
 
+    /// For a read-only command (status): no file is removed, not even a stale UAPI socket.
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
     /// Down from the configuration (no journal): a configuration of the kernel backend never
     /// has its device taken for a userspace one (a socket of that name is another namespace's
     /// interface, or planted); for the others, only a process in the socket namespace
@@ -213,7 +221,7 @@ impl LinuxKernel {
         if let Some(b) = self.backends.get(name) {
             return *b;
         }
-        let b = match daemon::check_socket(name, &uapi::socket_path(name), &[]) {
+        let b = match daemon::check_socket(name, &uapi::socket_path(name), &[], !self.read_only) {
             daemon::Socket::Served(_) => {
                 self.verified.insert(name.to_string());
                 true
@@ -239,7 +247,7 @@ impl LinuxKernel {
             return Ok(true);
         }
         let known = self.started.get(name).cloned().unwrap_or_default();
-        match daemon::check_socket(name, &uapi::socket_path(name), &known) {
+        match daemon::check_socket(name, &uapi::socket_path(name), &known, !self.read_only) {
             daemon::Socket::Refused(why) => Err(KernelError::new(format!(
                 "refusing the UAPI socket of {name}: {why}"
             ))),
