@@ -102,8 +102,11 @@ pub fn run(t: &Target) -> Outcome {
         Ok(k) => k,
         Err(o) => return o,
     };
-    if let DownSource::Journal(j) = &source {
-        expect_userspace(j, &mut kernel);
+    match &source {
+        DownSource::Journal(j) => expect_userspace(j, &mut kernel),
+        DownSource::Config(c, _) => {
+            kernel.expect_from_config(&c.name, &c.backend, &crate::plan::socket_ns(c))
+        }
     }
     let mut watch: Watched<JournalFile> = Watched {
         journal: None,

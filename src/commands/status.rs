@@ -382,6 +382,8 @@ pub fn run(a: &StatusArgs) -> Outcome {
         Ok(k) => k,
         Err(o) => return o,
     };
+    // Read-only: a stale socket is reported, never removed.
+    kernel.set_read_only();
     // The backend and the daemon the journal recorded: only that daemon's socket is used.
     journal::recovery::expect_userspace(&journal, &mut kernel);
     let live = match reload::read_live(&mut kernel, &link_ns, name) {

@@ -202,8 +202,9 @@ pub enum Socket {
 /// Checks `socket` before anything is sent to it: a socket (S_ISSOCK), owned by the effective
 /// user or root, whose server (SO_PEERCRED) is one of `known` (the processes wg-exec started or
 /// the journal recorded) or, when none are known, a process serving `name`'s socket. A stale
-/// socket (connect: ECONNREFUSED) is removed, as wg(8) does.
-pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
+/// socket (connect: ECONNREFUSED) is removed, as wg(8) does, when `remove_stale`; a read-only
+/// command (status) leaves it in place and is told it is stale.
+pub fn check_socket(name: &str, socket: &Path, known: &[i32], remove_stale: bool) -> Socket {
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
     let euid = nix::unistd::geteuid().as_raw();
     let link = match std::fs::symlink_metadata(socket) {
@@ -246,6 +247,11 @@ pub fn check_socket(name: &str, socket: &Path, known: &[i32]) -> Socket {
     }
     let stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(s) => s,
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) && !remove_stale => {
+            return Socket::Refused(format!(
+                "{what} is stale (nobody listens); left in place by a read-only command"
+            ));
+        }
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
             // Nobody listens: what a killed daemon leaves. wg(8) removes it the same way.
             return match std::fs::remove_file(socket) {
@@ -372,18 +378,17 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
     pids
 }
 
-/// Those of `pids` that are still running with `name` among their arguments (a recorded pid
-/// may have been reused by another program since).
-pub fn still_serving(name: &str, pids: &[i32]) -> Vec<i32> {
-    pids.iter()
-        .copied()
-        .filter(|p| !exited(*p))
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .map(|c| names(&c, name))
-                .unwrap_or(false)
-        })
-        .collect()
+/// Those of `pids` that still serve `name`'s UAPI socket: running, `name` among their
+/// arguments, and holding the listening socket bound to `socket` (see [`uapi_holders`]). A
+/// recorded pid may have been reused since by another program (wireguard-go's starter exits at
+/// once, and its pid is free again): a `tcpdump -i wg0` is never taken for the daemon.
+pub fn still_serving(name: &str, socket: &Path, pids: &[i32]) -> Vec<i32> {
+    let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
+    if alive.is_empty() {
+        return alive;
+    }
+    let holders = uapi_holders(name, socket);
+    alive.into_iter().filter(|p| holders.contains(p)).collect()
 }
 
 /// Gone, or a zombie waiting for its parent.
@@ -462,7 +467,7 @@ mod tests {
         }
         let (name, p) = path("f");
         std::fs::write(&p, "").unwrap();
-        let got = check_socket(&name, &p, &[]);
+        let got = check_socket(&name, &p, &[], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains("is not a socket")),
             "{got:?}"
@@ -478,8 +483,26 @@ mod tests {
         }
         let (name, p) = path("s");
         drop(UnixListener::bind(&p).unwrap());
-        assert_eq!(check_socket(&name, &p, &[]), Socket::Absent);
+        assert_eq!(check_socket(&name, &p, &[], true), Socket::Absent);
         assert!(!p.exists(), "the stale socket is removed, as wg(8) does");
+    }
+
+    #[test]
+    fn a_read_only_check_keeps_a_stale_socket() {
+        if !root("stale socket, read-only") {
+            return;
+        }
+        let (name, p) = path("k");
+        drop(UnixListener::bind(&p).unwrap());
+        for known in [&[][..], &[4242][..]] {
+            let got = check_socket(&name, &p, known, false);
+            assert!(
+                matches!(&got, Socket::Refused(why) if why.contains("is stale") && why.contains("left in place")),
+                "{got:?}"
+            );
+            assert!(p.exists(), "a read-only check removed {}", p.display());
+        }
+        std::fs::remove_file(&p).unwrap();
     }
 
     #[test]
@@ -492,18 +515,18 @@ mod tests {
         // process named for the interface.
         let listener = UnixListener::bind(&p).unwrap();
         let me = std::process::id() as i32;
-        let got = check_socket(&name, &p, &[1]);
+        let got = check_socket(&name, &p, &[1], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains(&format!("served by pid {me}, not by the userspace WireGuard wg-exec started"))),
             "{got:?}"
         );
-        let got = check_socket(&name, &p, &[]);
+        let got = check_socket(&name, &p, &[], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
             "{got:?}"
         );
         // The recorded server passes.
-        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        assert_eq!(check_socket(&name, &p, &[me], true), Socket::Served(me));
         drop(listener);
         std::fs::remove_file(&p).unwrap();
     }
@@ -520,16 +543,16 @@ mod tests {
         std::os::unix::fs::symlink(&real, &p).unwrap();
         // Root's link (as the non-root unit's ExecStartPost makes it): followed; the server is
         // this process, not one serving the interface, so refused for that reason only.
-        let got = check_socket(&name, &p, &[]);
+        let got = check_socket(&name, &p, &[], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains("which is no userspace WireGuard serving")),
             "{got:?}"
         );
         let me = std::process::id() as i32;
-        assert_eq!(check_socket(&name, &p, &[me]), Socket::Served(me));
+        assert_eq!(check_socket(&name, &p, &[me], true), Socket::Served(me));
         // Another user's link: not followed.
         std::os::unix::fs::lchown(&p, Some(65534), None).unwrap();
-        let got = check_socket(&name, &p, &[me]);
+        let got = check_socket(&name, &p, &[me], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains("is a symbolic link of uid 65534")),
             "{got:?}"
@@ -546,7 +569,7 @@ mod tests {
         let (name, p) = path("u");
         let listener = UnixListener::bind(&p).unwrap();
         nix::unistd::chown(&p, Some(65534.into()), None).unwrap();
-        let got = check_socket(&name, &p, &[]);
+        let got = check_socket(&name, &p, &[], true);
         assert!(
             matches!(&got, Socket::Refused(why) if why.contains("owner uid 65534") && why.contains("belongs to another user")),
             "{got:?}"

@@ -60,6 +60,12 @@ pub struct LinuxKernel {
     backends: HashMap<String, bool>,
     /// Devices whose UAPI socket passed the check.
     verified: std::collections::HashSet<String>,
+    /// Where a userspace device's daemon runs when nothing recorded it (down from the
+    /// configuration): its socket namespace. A process serving the socket of that name in
+    /// another namespace is another interface's, never stopped.
+    daemon_ns: HashMap<String, Netns>,
+    /// A read-only command (status): a stale UAPI socket is reported, never removed.
+    read_only: bool,
     /// Set by a signal: endless retries (name resolution) give up.
     stop: Arc<AtomicBool>,
 }
@@ -82,6 +88,8 @@ impl LinuxKernel {
             flavour: HashMap::new(),
             backends: HashMap::new(),
             verified: Default::default(),
+            daemon_ns: HashMap::new(),
+            read_only: false,
             stop,
         })
     }
@@ -150,6 +158,46 @@ impl LinuxKernel {
         Ok(index)
     }
 
+    /// For a read-only command (status): no file is removed, not even a stale UAPI socket.
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+    }
+
+    /// Down from the configuration (no journal): a configuration of the kernel backend never
+    /// has its device taken for a userspace one (a socket of that name is another namespace's
+    /// interface, or planted); for the others, only a process in the socket namespace
+    /// `socket_ns` (where the daemon was started) or in the link's is taken for its daemon.
+    pub fn expect_from_config(&mut self, name: &str, backend: &Backend, socket_ns: &Netns) {
+        match backend {
+            Backend::Kernel => {
+                self.backends.insert(name.to_string(), false);
+            }
+            _ => {
+                self.daemon_ns.insert(name.to_string(), socket_ns.clone());
+            }
+        }
+    }
+
+    /// Those of `pids` whose network namespace is `link_ns` or the recorded daemon namespace
+    /// of `name` (a namespace that cannot be opened or compared matches nothing).
+    fn in_namespaces(&self, name: &str, link_ns: &Netns, pids: Vec<i32>) -> Vec<i32> {
+        let file = |ns: &Netns| match ns {
+            Netns::Current => self.home.try_clone().ok(),
+            other => self.ns_file(other).ok(),
+        };
+        let wanted: Vec<File> = std::iter::once(link_ns)
+            .chain(self.daemon_ns.get(name))
+            .filter_map(file)
+            .collect();
+        pids.into_iter()
+            .filter(|p| {
+                File::open(format!("/proc/{p}/ns/net"))
+                    .map(|f| wanted.iter().any(|w| netns::same(&f, w)))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
     fn forget(&mut self, ns: &Netns, name: &str) {
         self.ifindex.remove(&(ns.clone(), name.to_string()));
     }
@@ -173,7 +221,7 @@ impl LinuxKernel {
         if let Some(b) = self.backends.get(name) {
             return *b;
         }
-        let b = match daemon::check_socket(name, &uapi::socket_path(name), &[]) {
+        let b = match daemon::check_socket(name, &uapi::socket_path(name), &[], !self.read_only) {
             daemon::Socket::Served(_) => {
                 self.verified.insert(name.to_string());
                 true
@@ -199,7 +247,7 @@ impl LinuxKernel {
             return Ok(true);
         }
         let known = self.started.get(name).cloned().unwrap_or_default();
-        match daemon::check_socket(name, &uapi::socket_path(name), &known) {
+        match daemon::check_socket(name, &uapi::socket_path(name), &known, !self.read_only) {
             daemon::Socket::Refused(why) => Err(KernelError::new(format!(
                 "refusing the UAPI socket of {name}: {why}"
             ))),
@@ -390,14 +438,30 @@ impl Kernel for LinuxKernel {
         let socket = uapi::socket_path(name);
         // Who serves a userspace device, found before its link goes: the processes this run
         // started or the journal recorded, if they still are what they were, else a /proc scan.
+        // A process found by the scan is taken only in the link's namespace or the daemon's:
+        // wireguard-go serving the same name in another namespace binds the same socket path.
         let holders = match self.userspace(name) {
-            true => Some(
-                self.started
-                    .get(name)
-                    .map(|pids| daemon::still_serving(name, pids))
-                    .filter(|pids| !pids.is_empty())
-                    .unwrap_or_else(|| daemon::uapi_holders(name, &socket)),
-            ),
+            true => match self
+                .started
+                .get(name)
+                .map(|pids| daemon::still_serving(name, &socket, pids))
+                .filter(|pids| !pids.is_empty())
+            {
+                Some(pids) => Some(pids),
+                None => {
+                    let all = daemon::uapi_holders(name, &socket);
+                    let ours = self.in_namespaces(name, ns, all.clone());
+                    if ours.is_empty() && !all.is_empty() {
+                        log::warn!(
+                            "{name}: {} is served by {all:?}, in another network namespace than the link's: left alone",
+                            socket.display()
+                        );
+                        None
+                    } else {
+                        Some(ours)
+                    }
+                }
+            },
             false => None,
         };
         let started = std::time::Instant::now();
