@@ -418,3 +418,55 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
     assert!(!w.ns.has_link(&w.iface));
     assert!(w.entries().is_empty(), "{:?}", w.entries());
 }
+
+#[test]
+fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() {
+    let Some(w) = world("record_netns", "r") else {
+        return;
+    };
+    w.make_state(0o700);
+    w.write_state_file(&format!("{}.ron", w.iface), &w.plain_journal(), 0o600);
+    let fifo = w.keys.dir.path().join("fifo");
+    must(&format!("mkfifo -m 0600 {}", fifo.display()));
+    let text_of = std::fs::read_to_string(&w.cfg).unwrap();
+    let (cfg, _) = wg_exec::config::parse(
+        &w.iface,
+        &w.cfg,
+        &text_of,
+        &wg_exec::config::RouteTables::builtin(),
+    )
+    .unwrap();
+    let record = format!("{}.applied.ron", w.iface);
+    // Read from a directory wg-exec trusts, and (the unit user's, say) from one it reads with a
+    // warning: either way the record is refused before a file it names is opened (a FIFO
+    // would hang an open; a device could be armed by one).
+    for (name, owner) in [
+        (format!("../..{}", fifo.display()), 0),
+        (fifo.display().to_string(), 65534),
+    ] {
+        let mut applied = wg_exec::journal::applied::Applied::of(&cfg);
+        applied.interface_namespace = Some(name.clone());
+        w.write_state_file(
+            &record,
+            &ron::ser::to_string_pretty(&applied, Default::default()).unwrap(),
+            0o600,
+        );
+        must(&format!("chown -R {owner}:{owner} {}", w.state.display()));
+        let out = sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} timeout -s KILL 30 {} status {}",
+            w.ns.name,
+            w.state.display(),
+            wg_exec_bin(),
+            w.iface
+        ));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} is not one wg-exec wrote: interface_namespace: {name:?} is not a namespace name",
+                w.state.join(&record).display()
+            )),
+            "{err}"
+        );
+    }
+}

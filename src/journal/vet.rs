@@ -27,20 +27,28 @@ pub fn vet(j: &Journal, iface: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn netns(ns: &NsName) -> Result<(), String> {
+/// A namespace name a record may hold: none, or one [`namespace_name`] accepts.
+pub fn netns(ns: &NsName) -> Result<(), String> {
     match ns.as_deref() {
         None => Ok(()),
-        Some(n)
-            if n.is_empty()
-                || n.contains('/')
-                || n.contains('\0')
-                || n == "."
-                || n == ".."
-                || n.len() > 255 =>
-        {
-            Err(format!("{n:?} is not a namespace name"))
-        }
-        Some(_) => Ok(()),
+        Some(n) => namespace_name(n),
+    }
+}
+
+/// Why `name` is not the name of a namespace in /run/netns (one file there, as `ip netns add`
+/// makes): empty, `.`, `..`, with a `/` (an absolute name would replace /run/netns, `..` walk
+/// out of it) or a NUL, or longer than a file name. A name from a configuration, a journal or
+/// a record passes this before any file is opened by it.
+pub fn namespace_name(name: &str) -> Result<(), String> {
+    match name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || name.len() > 255
+    {
+        true => Err(format!("{name:?} is not a namespace name")),
+        false => Ok(()),
     }
 }
 
