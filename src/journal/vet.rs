@@ -124,7 +124,10 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
                 && *fwmark == Some(*t)
                 && *invert
                 && suppress_prefixlength.is_none()
-                && !RESERVED_TABLES.contains(t);
+                && !RESERVED_TABLES.contains(t)
+                // One full tunnel, one table: a second mark rule would be another
+                // interface's, which down would remove. (None: every mark rule was undone.)
+                && table.is_none_or(|ft| ft == *t);
             match suppress || mark {
                 true => Ok(()),
                 false => Err(format!(
@@ -405,6 +408,47 @@ mod tests {
             backend: "/bin/sh".into(),
         })
         .contains("no DNS backend"));
+    }
+
+    #[test]
+    fn a_mark_rule_of_another_table_than_the_full_tunnels_is_refused() {
+        let mark = |table| PolicyRecord::Rule {
+            v6: false,
+            priority: FWMARK_PRIORITY,
+            table,
+            fwmark: Some(table),
+            invert: true,
+            suppress_prefixlength: None,
+        };
+        let policy = |objects| What::Policy {
+            netns: None,
+            objects,
+        };
+        // Both families' rules in the one table pass.
+        vet(
+            &journal(vec![policy(vec![mark(51820), mark(51820)])]),
+            "wg0",
+        )
+        .unwrap();
+        // Another interface's rule beside this one's, in the same record or another.
+        let e = vet(
+            &journal(vec![policy(vec![mark(51820), mark(51821)])]),
+            "wg0",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "record 1 (s): the rule priority {FWMARK_PRIORITY} table 51821 is not one of a full tunnel's"
+            )
+        );
+        let e = vet(
+            &journal(vec![policy(vec![mark(51820)]), policy(vec![mark(51821)])]),
+            "wg0",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("record 2 (s): the rule priority"), "{e}");
+        assert!(e.contains("table 51821 is not one of"), "{e}");
     }
 
     #[test]
