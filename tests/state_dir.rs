@@ -470,3 +470,67 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         );
     }
 }
+
+#[test]
+fn a_journal_naming_a_configuration_in_the_state_directory_or_of_another_user_is_refused() {
+    let Some(w) = world("journal_config", "c") else {
+        return;
+    };
+    w.make_state(0o700);
+    let mark = w.keys.dir.path().join("hook-ran");
+    let evil = std::fs::read_to_string(&w.cfg).unwrap().replacen(
+        "Interface(",
+        &format!(
+            "Interface(\n    pre_setup: [\"touch {0}\"],\n    post_setup: [\"touch {0}\"],\n    pre_shutdown: [\"touch {0}\"],",
+            mark.display()
+        ),
+        1,
+    );
+    let in_state = w.write_state_file("evil.ron", &evil, 0o600);
+    let foreign = w.victim("foreign.ron", &evil);
+    must(&format!("chown 65534:65534 {}", foreign.display()));
+    let journal = w.journal();
+    for (config, reason) in [
+        (
+            in_state.clone(),
+            format!(
+                "the configuration {} is in the state directory {}: wg-exec writes none there",
+                in_state.display(),
+                w.state.display()
+            ),
+        ),
+        (
+            foreign.clone(),
+            format!(
+                "the configuration {} (owner uid 65534, mode 0644) is not root's or uid 0's",
+                foreign.display()
+            ),
+        ),
+    ] {
+        let mut j = wg_exec::journal::parse(&w.plain_journal()).unwrap();
+        j.config = config;
+        w.write_state_file(
+            &format!("{}.ron", w.iface),
+            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
+            0o600,
+        );
+        let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the journal {} is refused ({reason}",
+                journal.display()
+            )),
+            "{err}"
+        );
+        // Reload and status do not take the configuration it names.
+        let out = w.run(&format!("reload {}", w.iface));
+        assert!(!out.status.success(), "{}", text(&out.stderr));
+        let out = w.run(&format!("status {}", w.iface));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains(&reason), "{err}");
+        assert!(!mark.exists(), "a hook of the planted configuration ran");
+    }
+}

@@ -462,6 +462,8 @@ fn load_any(path: &Path, access: Access) -> Result<Option<Journal>, Unusable> {
         .and_then(|f| f.strip_suffix(".ron"))
         .unwrap_or_default();
     vet::vet(&journal, iface).map_err(|m| unusable(m, true))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    vet::config(&journal.config, dir).map_err(|m| unusable(m, true))?;
     Ok(Some(journal))
 }
 
