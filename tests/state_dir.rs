@@ -418,3 +418,119 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
     assert!(!w.ns.has_link(&w.iface));
     assert!(w.entries().is_empty(), "{:?}", w.entries());
 }
+
+#[test]
+fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() {
+    let Some(w) = world("record_netns", "r") else {
+        return;
+    };
+    w.make_state(0o700);
+    w.write_state_file(&format!("{}.ron", w.iface), &w.plain_journal(), 0o600);
+    let fifo = w.keys.dir.path().join("fifo");
+    must(&format!("mkfifo -m 0600 {}", fifo.display()));
+    let text_of = std::fs::read_to_string(&w.cfg).unwrap();
+    let (cfg, _) = wg_exec::config::parse(
+        &w.iface,
+        &w.cfg,
+        &text_of,
+        &wg_exec::config::RouteTables::builtin(),
+    )
+    .unwrap();
+    let record = format!("{}.applied.ron", w.iface);
+    // Read from a directory wg-exec trusts, and (the unit user's, say) from one it reads with a
+    // warning: either way the record is refused before a file it names is opened (a FIFO
+    // would hang an open; a device could be armed by one).
+    for (name, owner) in [
+        (format!("../..{}", fifo.display()), 0),
+        (fifo.display().to_string(), 65534),
+    ] {
+        let mut applied = wg_exec::journal::applied::Applied::of(&cfg);
+        applied.interface_namespace = Some(name.clone());
+        w.write_state_file(
+            &record,
+            &ron::ser::to_string_pretty(&applied, Default::default()).unwrap(),
+            0o600,
+        );
+        must(&format!("chown -R {owner}:{owner} {}", w.state.display()));
+        let out = sh(&format!(
+            "ip netns exec {} env WG_EXEC_STATE_DIR={} timeout -s KILL 30 {} status {}",
+            w.ns.name,
+            w.state.display(),
+            wg_exec_bin(),
+            w.iface
+        ));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{} is not one wg-exec wrote: interface_namespace: {name:?} is not a namespace name",
+                w.state.join(&record).display()
+            )),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_journal_naming_a_configuration_in_the_state_directory_or_writable_by_others_is_refused() {
+    let Some(w) = world("journal_config", "c") else {
+        return;
+    };
+    w.make_state(0o700);
+    let mark = w.keys.dir.path().join("hook-ran");
+    let evil = std::fs::read_to_string(&w.cfg).unwrap().replacen(
+        "Interface(",
+        &format!(
+            "Interface(\n    pre_setup: [\"touch {0}\"],\n    post_setup: [\"touch {0}\"],\n    pre_shutdown: [\"touch {0}\"],",
+            mark.display()
+        ),
+        1,
+    );
+    let in_state = w.write_state_file("evil.ron", &evil, 0o600);
+    let foreign = w.victim("foreign.ron", &evil);
+    std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let journal = w.journal();
+    for (config, reason) in [
+        (
+            in_state.clone(),
+            format!(
+                "the configuration {} is in the state directory {}: wg-exec writes none there",
+                in_state.display(),
+                w.state.display()
+            ),
+        ),
+        (
+            foreign.clone(),
+            format!(
+                "the configuration {} (owner uid 0, mode 0646) may be written by group or others: its hooks are not run",
+                foreign.display()
+            ),
+        ),
+    ] {
+        let mut j = wg_exec::journal::parse(&w.plain_journal()).unwrap();
+        j.config = config;
+        w.write_state_file(
+            &format!("{}.ron", w.iface),
+            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
+            0o600,
+        );
+        let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "the journal {} is refused ({reason}",
+                journal.display()
+            )),
+            "{err}"
+        );
+        // Reload and status do not take the configuration it names.
+        let out = w.run(&format!("reload {}", w.iface));
+        assert!(!out.status.success(), "{}", text(&out.stderr));
+        let out = w.run(&format!("status {}", w.iface));
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains(&reason), "{err}");
+        assert!(!mark.exists(), "a hook of the planted configuration ran");
+    }
+}

@@ -289,6 +289,18 @@ pub fn parse(bytes: &[u8]) -> Result<Applied, String> {
                 "has format version {v}; this wg-exec reads version {VERSION}"
             )),
         })
+        .and_then(|a| {
+            // Status, reload and refresh enter these namespaces: a name that leaves
+            // /run/netns is not one wg-exec wrote.
+            for (field, ns) in [
+                ("socket_namespace", &a.socket_namespace),
+                ("interface_namespace", &a.interface_namespace),
+            ] {
+                super::vet::netns(ns)
+                    .map_err(|e| format!("is not one wg-exec wrote: {field}: {e}"))?;
+            }
+            Ok(a)
+        })
 }
 
 /// Writes atomically (temporary file made O_EXCL and 0600, fsync, rename) through the state
@@ -395,5 +407,26 @@ mod tests {
         assert!(!u.endpoints.contains_key(B));
         assert!(!u.resolved_endpoints.contains_key(B));
         assert!(u.resolved_endpoints.contains_key(C));
+    }
+
+    #[test]
+    fn a_record_whose_namespace_leaves_run_netns_is_refused() {
+        let mut good = applied("b.example:51820");
+        good.socket_namespace = Some("ns-a".into());
+        good.interface_namespace = Some("init".into());
+        parse(ron::ser::to_string(&good).unwrap().as_bytes()).unwrap();
+        for bad in ["../../dev/null", "/tmp/fifo", "..", ""] {
+            let mut rec = applied("b.example:51820");
+            rec.interface_namespace = Some(bad.into());
+            let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
+            assert_eq!(
+                e,
+                format!("is not one wg-exec wrote: interface_namespace: {bad:?} is not a namespace name")
+            );
+            let mut rec = applied("b.example:51820");
+            rec.socket_namespace = Some(bad.into());
+            let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
+            assert!(e.contains("socket_namespace"), "{e}");
+        }
     }
 }

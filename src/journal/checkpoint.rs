@@ -155,7 +155,7 @@ mod tests {
                 interface: "wg0".into(),
                 state: State::Up,
                 pid: 0,
-                config: "c.ron".into(),
+                config: "/c.ron".into(),
                 pre_shutdown: Vec::new(),
                 post_shutdown: Vec::new(),
                 records: Vec::new(),

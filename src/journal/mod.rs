@@ -443,8 +443,12 @@ fn load_any(path: &Path, access: Access) -> Result<Option<Journal>, Unusable> {
         reason,
         refused,
     };
+    let mut trusted = false;
     let read = StateDir::of_file(path, access).and_then(|d| match d {
-        Some((dir, name)) => dir.read(&name),
+        Some((dir, name)) => {
+            trusted = dir.untrusted.is_none();
+            dir.read(&name)
+        }
         None => Ok(None),
     });
     let bytes = match read {
@@ -462,6 +466,12 @@ fn load_any(path: &Path, access: Access) -> Result<Option<Journal>, Unusable> {
         .and_then(|f| f.strip_suffix(".ron"))
         .unwrap_or_default();
     vet::vet(&journal, iface).map_err(|m| unusable(m, true))?;
+    // The configuration is followed (reload, status) only from a directory wg-exec trusts;
+    // read from another user's (root's status of a unit's), it is not, and need not be root's.
+    if trusted {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        vet::config(&journal.config, dir).map_err(|m| unusable(m, true))?;
+    }
     Ok(Some(journal))
 }
 

@@ -27,20 +27,28 @@ pub fn vet(j: &Journal, iface: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn netns(ns: &NsName) -> Result<(), String> {
+/// A namespace name a record may hold: none, or one [`namespace_name`] accepts.
+pub fn netns(ns: &NsName) -> Result<(), String> {
     match ns.as_deref() {
         None => Ok(()),
-        Some(n)
-            if n.is_empty()
-                || n.contains('/')
-                || n.contains('\0')
-                || n == "."
-                || n == ".."
-                || n.len() > 255 =>
-        {
-            Err(format!("{n:?} is not a namespace name"))
-        }
-        Some(_) => Ok(()),
+        Some(n) => namespace_name(n),
+    }
+}
+
+/// Why `name` is not the name of a namespace in /run/netns (one file there, as `ip netns add`
+/// makes): empty, `.`, `..`, with a `/` (an absolute name would replace /run/netns, `..` walk
+/// out of it) or a NUL, or longer than a file name. A name from a configuration, a journal or
+/// a record passes this before any file is opened by it.
+pub fn namespace_name(name: &str) -> Result<(), String> {
+    match name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains('/')
+        || name.contains('\0')
+        || name.len() > 255
+    {
+        true => Err(format!("{name:?} is not a namespace name")),
+        false => Ok(()),
     }
 }
 
@@ -116,7 +124,10 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
                 && *fwmark == Some(*t)
                 && *invert
                 && suppress_prefixlength.is_none()
-                && !RESERVED_TABLES.contains(t);
+                && !RESERVED_TABLES.contains(t)
+                // One full tunnel, one table: a second mark rule would be another
+                // interface's, which down would remove. (None: every mark rule was undone.)
+                && table.is_none_or(|ft| ft == *t);
             match suppress || mark {
                 true => Ok(()),
                 false => Err(format!(
@@ -160,15 +171,72 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
     }
 }
 
+/// The configuration file a journal names (`config`): reload and status read it, and run its
+/// hooks, when no --config is given. It must be an absolute path (up records one), not in the
+/// state directory `state_dir` (whoever can write a journal there could write a configuration
+/// beside it), and, when it is there, a regular file (after symbolic links) that group and
+/// others cannot write. (`..` is allowed: up records `--config ../wg0.ron` as given, after the
+/// working directory.) Its owner is not checked: root may run up with another user's file
+/// (tests/matrix.rs does), and down, which never reads it, must not be refused for that.
+pub fn config(path: &Path, state_dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !path.is_absolute() {
+        return Err(format!(
+            "the configuration {} is not an absolute path",
+            path.display()
+        ));
+    }
+    let dir = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let by_name = !path.components().any(|c| c == Component::ParentDir) && path.starts_with(&dir);
+    let resolved = std::fs::canonicalize(&dir)
+        .is_ok_and(|d| std::fs::canonicalize(path).is_ok_and(|p| p.starts_with(&d)));
+    if by_name || resolved {
+        return Err(format!(
+            "the configuration {} is in the state directory {}: wg-exec writes none there",
+            path.display(),
+            state_dir.display()
+        ));
+    }
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the configuration {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    let mode = meta.mode() & 0o7777;
+    if !meta.file_type().is_file() {
+        return Err(format!(
+            "the configuration {} is not a regular file",
+            path.display()
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "the configuration {} (owner uid {}, mode {mode:04o}) may be written by group or others: its hooks are not run",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute path without `.` or `..`.
+fn plain(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+}
+
 /// A key file record. One that existed before is never touched; one wg-exec generated is
 /// removed by a recovery, so it must be an absolute, plain path, and when it is there it must be
 /// what wg-exec writes: a regular file of the effective user, 0600, holding one key.
 fn key_file(path: &Path, existed: bool, all: &[super::Record]) -> Result<(), String> {
-    let plain = path.is_absolute()
-        && path
-            .components()
-            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
-    if !plain {
+    if !plain(path) {
         return Err(format!(
             "the key file {} is not an absolute path without `.` or `..`",
             path.display()
@@ -397,6 +465,95 @@ mod tests {
             backend: "/bin/sh".into(),
         })
         .contains("no DNS backend"));
+    }
+
+    #[test]
+    fn a_mark_rule_of_another_table_than_the_full_tunnels_is_refused() {
+        let mark = |table| PolicyRecord::Rule {
+            v6: false,
+            priority: FWMARK_PRIORITY,
+            table,
+            fwmark: Some(table),
+            invert: true,
+            suppress_prefixlength: None,
+        };
+        let policy = |objects| What::Policy {
+            netns: None,
+            objects,
+        };
+        // Both families' rules in the one table pass.
+        vet(
+            &journal(vec![policy(vec![mark(51820), mark(51820)])]),
+            "wg0",
+        )
+        .unwrap();
+        // Another interface's rule beside this one's, in the same record or another.
+        let e = vet(
+            &journal(vec![policy(vec![mark(51820), mark(51821)])]),
+            "wg0",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "record 1 (s): the rule priority {FWMARK_PRIORITY} table 51821 is not one of a full tunnel's"
+            )
+        );
+        let e = vet(
+            &journal(vec![policy(vec![mark(51820)]), policy(vec![mark(51821)])]),
+            "wg0",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("record 2 (s): the rule priority"), "{e}");
+        assert!(e.contains("table 51821 is not one of"), "{e}");
+    }
+
+    #[test]
+    fn a_recorded_configuration_must_be_outside_the_state_directory_and_not_writable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let good = dir.path().join("wg0.ron");
+        std::fs::write(&good, "Interface()").unwrap();
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o644)).unwrap();
+        config(&good, &state).unwrap();
+        // One not there (any more) is not read.
+        config(&dir.path().join("gone.ron"), &state).unwrap();
+        // As up records `--config ../wg0.ron` run in the state directory.
+        config(&state.join("../wg0.ron"), &state).unwrap();
+        let e = config(Path::new("wg0.ron"), &state).unwrap_err();
+        assert_eq!(e, "the configuration wg0.ron is not an absolute path");
+        // In the state directory: by its name, through `..` or through a symbolic link.
+        let planted = state.join("evil.ron");
+        std::fs::write(&planted, "Interface()").unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.path().join("link.ron");
+        std::os::unix::fs::symlink(&planted, &link).unwrap();
+        for p in [
+            planted.clone(),
+            state.join("../state/evil.ron"),
+            link,
+            state.join("not-yet.ron"),
+        ] {
+            let e = config(&p, &state).unwrap_err();
+            assert!(e.contains("is in the state directory"), "{e}");
+        }
+        // Writable by others, or not a file.
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = config(&good, &state).unwrap_err();
+        assert!(
+            e.contains("mode 0666") && e.contains("its hooks are not run"),
+            "{e}"
+        );
+        let e = config(dir.path(), &state).unwrap_err();
+        assert!(e.contains("is not a regular file"), "{e}");
+        std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let e = config(&good, &state).unwrap_err();
+        assert!(
+            e.contains("mode 0664) may be written by group or others"),
+            "{e}"
+        );
     }
 
     #[test]
