@@ -3,6 +3,7 @@
 //! takes its addresses, peers and routes with it. What a plan needs from the process comes from
 //! its steps ([`needs`]).
 
+use crate::config::derived::{dns_settings, full_tunnel, interface_ns, routes, socket_ns};
 use crate::config::{Config, PostSetupAt};
 use crate::journal::{Journal, What};
 use wg_exec_steps::addresses::Addresses;
@@ -17,28 +18,15 @@ use wg_exec_steps::mtu::Mtu;
 use wg_exec_steps::netns_move::NetnsMove;
 use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
 use wg_exec_steps::policy::{
-    AutoMtu, ChooseTable, DefaultRoutes, FindAndRemovePolicy, Firewall, FullTunnel, PolicyRules,
-    RemovePolicy, SrcValidMark,
+    AutoMtu, ChooseTable, DefaultRoutes, FindAndRemovePolicy, Firewall, PolicyRules, RemovePolicy,
+    SrcValidMark,
 };
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::step::Needs;
 use wg_exec_steps::teardown::Teardown;
-use wg_exec_steps::{Backend, DnsBackend, DnsSettings, Netns, Route, SecretSource, Step};
+use wg_exec_steps::{Backend, DnsBackend, Netns, SecretSource, Step};
 
 pub type Plan = Vec<Box<dyn Step>>;
-
-/// Where the link is created and where its UDP socket stays.
-pub fn socket_ns(cfg: &Config) -> Netns {
-    Netns::from_option(cfg.socket_namespace.as_deref())
-}
-
-/// Where the link ends up: the interface namespace if set, else the socket namespace.
-pub fn interface_ns(cfg: &Config) -> Netns {
-    match &cfg.interface_namespace {
-        Some(n) => Netns::from_option(Some(n)),
-        None => socket_ns(cfg),
-    }
-}
 
 fn hook(device: &str, phase: Phase, lines: &[String]) -> Option<Box<dyn Step>> {
     (!lines.is_empty()).then(|| {
@@ -202,18 +190,6 @@ fn dns(cfg: &Config) -> Option<Box<dyn Step>> {
     )))
 }
 
-/// What the link's DNS settings are: see [`DnsSettings::for_link`].
-pub fn dns_settings(cfg: &Config) -> Option<DnsSettings> {
-    (!cfg.dns.is_empty()).then(|| {
-        DnsSettings::for_link(
-            &cfg.dns.servers,
-            &cfg.dns.search,
-            &cfg.dns.routing,
-            cfg.full_tunnel(),
-        )
-    })
-}
-
 /// Reverting the DNS settings of link `name` (down), through `backend` when known.
 fn dns_revert(name: &str, ns: Netns, backend: Option<DnsBackend>) -> Box<dyn Step> {
     Box::new(DnsRevert {
@@ -233,42 +209,6 @@ pub fn peer_plan(p: &crate::config::Peer) -> PeerPlan {
         persistent_keepalive: p.persistent_keepalive,
         allowed_ips: p.allowed_ips.clone(),
     }
-}
-
-/// What a full tunnel covers, when the configuration makes one.
-pub fn full_tunnel(cfg: &Config) -> Option<FullTunnel> {
-    if !cfg.full_tunnel() {
-        return None;
-    }
-    let all = cfg.peers.iter().flat_map(|p| p.allowed_ips.iter());
-    let defaults: Vec<&ipnet::IpNet> = all.filter(|n| n.prefix_len() == 0).collect();
-    Some(FullTunnel {
-        name: cfg.name.clone(),
-        ns: interface_ns(cfg),
-        v4: defaults.iter().any(|n| matches!(n, ipnet::IpNet::V4(_))),
-        v6: defaults.iter().any(|n| matches!(n, ipnet::IpNet::V6(_))),
-        ipv6_leak_protection: cfg.ipv6_leak_protection,
-        // A fwmark of 0 ("off") is none: the table is chosen.
-        fwmark: cfg.fwmark.filter(|m| *m != 0),
-        addresses: cfg.ips.clone(),
-    })
-}
-
-/// A route for each allowed IP of each peer (when `allowed_ips_as_routes`), deduplicated; a
-/// full tunnel's /0 routes are not among them (they go in its own table).
-pub fn routes(cfg: &Config) -> Vec<Route> {
-    if !cfg.allowed_ips_as_routes {
-        return Vec::new();
-    }
-    let full = cfg.full_tunnel();
-    let mut seen = std::collections::HashSet::new();
-    cfg.peers
-        .iter()
-        .flat_map(|p| p.allowed_ips.iter())
-        .filter(|dst| !(full && dst.prefix_len() == 0))
-        .filter(|dst| seen.insert(**dst))
-        .map(|dst| Route::new(*dst, cfg.table.id, cfg.metric))
-        .collect()
 }
 
 /// Down when there is no journal: the configuration says where the link is.

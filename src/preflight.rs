@@ -124,7 +124,7 @@ pub fn in_foreign_netns() -> bool {
 /// an index that names some other link there, whose DNS would be changed.
 fn dns_namespace(cfg: &Config) -> Option<ConfigError> {
     if cfg.dns.is_empty()
-        || crate::plan::interface_ns(cfg) != wg_exec_steps::Netns::Current
+        || crate::config::derived::interface_ns(cfg) != wg_exec_steps::Netns::Current
         || !in_foreign_netns()
     {
         return None;
@@ -205,7 +205,7 @@ pub fn networkd_manages_foreign_rules(root: &Path) -> bool {
 /// tunnel's own packets would be routed into the tunnel (only a full tunnel's /0 is kept from
 /// doing that, by its fwmark).
 fn endpoints_inside_routes(cfg: &Config, p: &mut Preflight) {
-    let routes = crate::plan::routes(cfg);
+    let routes = crate::config::derived::routes(cfg);
     for (i, peer) in cfg.peers.iter().enumerate() {
         let Some(ep) = &peer.endpoint else { continue };
         let Ok(ip) = ep.host.trim_matches(['[', ']']).parse::<std::net::IpAddr>() else {

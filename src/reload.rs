@@ -13,10 +13,11 @@
 //! before the old owner's list is replaced, so it is never unrouted. An unchanged peer is not
 //! touched at all; an unchanged endpoint is never sent (that would undo roaming).
 
+use crate::config::derived::{self, interface_ns, socket_ns};
 use crate::config::Config;
 use crate::journal::applied::{backend_name, Applied};
 use crate::journal::ns_name;
-use crate::plan::{self, interface_ns, peer_plan, socket_ns, Plan};
+use crate::plan::{peer_plan, Plan};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
 use wg_exec_steps::addresses::Addresses;
@@ -137,7 +138,7 @@ pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<
     let v4 = |a: &&IpNet| matches!(a, IpNet::V4(_));
     if going.iter().any(v4)
         && !staying.iter().any(v4)
-        && plan::routes(cfg)
+        && derived::routes(cfg)
             .iter()
             .any(|r| matches!(r.dst, IpNet::V4(_)))
     {
@@ -438,7 +439,7 @@ pub fn plan(
     }
 
     // 6. and 9. Routes: (table, destination, metric) is a route's identity.
-    let want_routes = plan::routes(cfg);
+    let want_routes = derived::routes(cfg);
     let have_routes: BTreeSet<Route> = live.routes.iter().cloned().collect();
     let add_routes: Vec<Route> = want_routes
         .iter()

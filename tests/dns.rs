@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use wg_exec::config::derived;
 use wg_exec::config::{self, Config, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::journal::{self, Journal, JournalFile, What};
@@ -55,7 +56,7 @@ fn addresses_are_servers_names_search_domains_and_tilde_names_routing_domains() 
     // No dns: nothing.
     let none = parse(&with_dns("[]", "")).unwrap();
     assert!(none.dns.is_empty());
-    assert!(plan::dns_settings(&none).is_none());
+    assert!(derived::dns_settings(&none).is_none());
 }
 
 #[test]
@@ -130,7 +131,7 @@ fn wg_quick_dns_lines_map_to_dns_with_their_positions() {
         config::parse("wg0", Path::new("wg0.conf"), text, &RouteTables::builtin()).unwrap();
     // wg-quick's resolvconf -x: every query goes to the link, said as `~.`.
     assert_eq!(c.dns.entries(), ["192.0.2.53", "corp.example", "~."]);
-    let settings = plan::dns_settings(&c).unwrap();
+    let settings = derived::dns_settings(&c).unwrap();
     assert!(settings.default_route && settings.every_query());
 }
 
@@ -138,7 +139,7 @@ fn wg_quick_dns_lines_map_to_dns_with_their_positions() {
 fn a_full_tunnel_sends_every_query_through_it() {
     let c = parse(&with_dns(r#"["192.0.2.53", "corp.example"]"#, "")).unwrap();
     assert!(!c.full_tunnel());
-    let split = plan::dns_settings(&c).unwrap();
+    let split = derived::dns_settings(&c).unwrap();
     assert_eq!(split.routing, Vec::<String>::new());
     assert!(
         !split.default_route,
@@ -153,7 +154,7 @@ fn a_full_tunnel_sends_every_query_through_it() {
     c.peers[0].allowed_ips.push("0.0.0.0/0".parse().unwrap());
     assert!(c.full_tunnel());
     assert_eq!(
-        plan::dns_settings(&c).unwrap(),
+        derived::dns_settings(&c).unwrap(),
         DnsSettings {
             servers: vec!["192.0.2.53".parse().unwrap()],
             search: vec!["corp.example".into()],

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use wg_exec::config::derived;
 use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::journal::{Journal, JournalFile, State};
@@ -96,7 +97,7 @@ fn the_full_tunnel_steps_come_after_the_peers_and_the_main_table_routes() {
         ]
     );
     // The /0s are not main-table routes; the other peer's prefix is.
-    let routes: Vec<String> = plan::routes(&c).iter().map(|r| r.to_string()).collect();
+    let routes: Vec<String> = derived::routes(&c).iter().map(|r| r.to_string()).collect();
     assert_eq!(routes, ["198.51.100.0/24 table 254"]);
     // IPv6 only: no sysctl (it is IPv4's), no leak protection to add.
     let v6 = cfg("\"::/0\"", "mtu: 1420,");

@@ -4,6 +4,7 @@
 //! `table = "off"` evaluated and then every start failed.
 
 use std::path::Path;
+use wg_exec::config::derived;
 use wg_exec::config::{self, RouteTables};
 use wg_exec::{executor, plan};
 use wg_exec_steps::StepKind;
@@ -46,7 +47,7 @@ fn ron_table_off_means_no_routes_like_allowed_ips_as_routes_false() {
         let (cfg, warnings) = ron(&format!("table: \"{spelling}\","));
         assert!(!cfg.allowed_ips_as_routes, "{spelling}");
         assert!(!cfg.full_tunnel(), "{spelling}");
-        assert!(plan::routes(&cfg).is_empty());
+        assert!(derived::routes(&cfg).is_empty());
         let kinds: Vec<StepKind> = plan::up(&cfg).iter().map(|s| s.kind()).collect();
         assert!(!kinds.contains(&StepKind::Routes), "{kinds:?}");
         assert!(!about_main(&warnings), "{warnings:?}");

@@ -105,7 +105,7 @@ pub fn run(t: &Target) -> Outcome {
     match &source {
         DownSource::Journal(j) => expect_userspace(j, &mut kernel),
         DownSource::Config(c, _) => {
-            kernel.expect_from_config(&c.name, &c.backend, &crate::plan::socket_ns(c))
+            kernel.expect_from_config(&c.name, &c.backend, &crate::config::derived::socket_ns(c))
         }
     }
     let mut watch: Watched<JournalFile> = Watched {

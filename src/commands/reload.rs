@@ -3,13 +3,14 @@
 
 use super::{load, preflight, say, Session};
 use crate::cli::Target;
+use crate::config::derived::interface_ns;
 use crate::executor;
 use crate::faults::{Faults, Watched};
 use crate::journal::applied::{self, Applied};
 use crate::journal::checkpoint::ReloadCheckpoint;
 use crate::journal::{Journal, JournalFile, State};
 use crate::outcome::Outcome;
-use crate::plan::{self, interface_ns};
+use crate::plan;
 use crate::reload;
 use std::path::Path;
 use std::time::Duration;

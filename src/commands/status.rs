@@ -7,11 +7,12 @@
 
 use super::{load, Session};
 use crate::cli::StatusArgs;
+use crate::config::derived::{interface_ns, socket_ns};
 use crate::config::{self, Config};
 use crate::journal::applied::{self, Applied};
 use crate::journal::{self, ns_of, Journal, What};
 use crate::outcome::Outcome;
-use crate::plan::{self, interface_ns, socket_ns};
+use crate::plan;
 use crate::reload::{self, Live};
 use crate::state;
 use serde::Serialize;

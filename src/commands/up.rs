@@ -3,6 +3,7 @@
 
 use super::{load, preflight, say, Session};
 use crate::cli::Target;
+use crate::config::derived;
 use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
 use crate::journal::applied::{self, Applied};
@@ -210,7 +211,8 @@ pub fn settle(
         }
         None => {
             // Never adopt (or later delete) an interface wg-exec did not create.
-            let places: BTreeSet<Netns> = [plan::socket_ns(cfg), plan::interface_ns(cfg)].into();
+            let places: BTreeSet<Netns> =
+                [derived::socket_ns(cfg), derived::interface_ns(cfg)].into();
             for ns in &places {
                 match kernel.link_exists(ns, name) {
                     Ok(true) => {

@@ -1,6 +1,7 @@
 //! Loading and validating /etc/wg-exec/NAME.ron. Everything is checked before anything is touched,
 //! and every error names the file, line:column and field.
 
+pub mod derived;
 mod locate;
 pub(crate) mod raw;
 pub use raw::StrOrInt;

@@ -87,7 +87,7 @@ pub const VERSION: u32 = 1;
 
 /// What of a full tunnel reload cannot change, as one comparable line.
 pub fn full_tunnel_shape(cfg: &Config) -> Option<String> {
-    crate::plan::full_tunnel(cfg).map(|ft| {
+    crate::config::derived::full_tunnel(cfg).map(|ft| {
         let fams = match (ft.v4, ft.v6) {
             (true, true) => "0.0.0.0/0 and ::/0",
             (true, false) => "0.0.0.0/0",
@@ -117,7 +117,7 @@ impl Applied {
         Applied {
             version: VERSION,
             socket_namespace: cfg.socket_namespace.clone(),
-            interface_namespace: ns_name(&crate::plan::interface_ns(cfg)),
+            interface_namespace: ns_name(&crate::config::derived::interface_ns(cfg)),
             backend,
             userspace_implementation,
             addresses: cfg.ips.iter().map(|a| a.to_string()).collect(),
@@ -131,7 +131,7 @@ impl Applied {
             table: cfg.table.id,
             metric: cfg.metric,
             allowed_ips_as_routes: cfg.allowed_ips_as_routes,
-            routes: crate::plan::routes(cfg)
+            routes: crate::config::derived::routes(cfg)
                 .iter()
                 .map(|r| r.dst.to_string())
                 .collect(),

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 
 /// A network namespace as the configuration names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(from = "Option<String>", into = "Option<String>")
+)]
 pub enum Netns {
     /// The namespace wg-exec was started in (the module's `null`).
     Current,
@@ -60,6 +65,7 @@ impl fmt::Display for Netns {
 
 /// Which WireGuard implementation backs the link.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Backend {
     /// The kernel's when it has WireGuard, else the userspace program.
     Auto {
@@ -162,6 +168,7 @@ pub struct DeviceSettings {
 
 /// An endpoint as configured: a host name or address literal and a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Endpoint {
     pub host: String,
     pub port: u16,
@@ -284,6 +291,7 @@ pub struct LinkState {
 
 /// A route to `dst` through the WireGuard link.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Route {
     pub dst: IpNet,
     pub table: u32,
@@ -308,6 +316,7 @@ impl Route {
 /// rule of the same shape is never touched (wg-quick deletes every "suppress_prefixlength 0"
 /// rule it finds).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct PolicyRule {
     pub v6: bool,
     pub priority: u32,
@@ -318,6 +327,7 @@ pub struct PolicyRule {
     pub invert: bool,
     /// Results whose prefix length is at most this are ignored (0: the table's default route).
     pub suppress_prefixlength: Option<u32>,
+    #[cfg_attr(feature = "serde", serde(skip))]
     /// Read back only: the rule has selectors or an action wg-exec does not model (from, to,
     /// iif, goto…), so it is never one of wg-exec's.
     pub other: bool,
@@ -352,6 +362,7 @@ impl fmt::Display for PolicyRule {
 
 /// An nftables table, by family ("ip", "ip6") and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct NftTable {
     pub family: String,
     pub name: String,
@@ -512,6 +523,7 @@ pub trait Kernel {
 
 /// Who applies a link's DNS settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum DnsBackend {
     /// systemd-resolved, through its D-Bus API (org.freedesktop.resolve1).
     Resolved,
@@ -552,4 +564,21 @@ pub struct DnsSettings {
     pub routing: Vec<String>,
     /// Whether the link's servers are asked for names that no link's domain matches.
     pub default_route: bool,
+}
+
+/// How the journal writes a namespace: none for the current one, "init", or the name.
+impl From<Netns> for Option<String> {
+    fn from(ns: Netns) -> Option<String> {
+        match ns {
+            Netns::Current => None,
+            Netns::Init => Some("init".into()),
+            Netns::Named(n) => Some(n),
+        }
+    }
+}
+
+impl From<Option<String>> for Netns {
+    fn from(name: Option<String>) -> Netns {
+        Netns::from_option(name.as_deref())
+    }
 }

@@ -131,6 +131,7 @@ pub fn rules(ft: &FullTunnel, t: u32) -> Vec<PolicyRule> {
 
 /// One thing a full tunnel leaves beyond the link, as the journal records it and down undoes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum PolicyObject {
     Rule(PolicyRule),
     Unreachable {

@@ -7,6 +7,7 @@ use std::fmt;
 /// What kind of work a step does. Code decides on this (the exit code of a failed teardown,
 /// skipping modprobe, the fault switches of test builds); [`StepKind::name`] is only for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum StepKind {
     GenerateKeyFile,
     RemoveKeyFile,
@@ -203,6 +204,7 @@ pub trait Step {
 
 /// What a step leaves on the machine, as the journal records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum Trace {
     None,
     /// A link `name` created in `ns`.
