@@ -12,7 +12,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use wg_exec_steps::step::join_human;
+use wg_exec_steps::join_human;
 use wg_exec_steps::{Kernel, KernelError, Step, StepError, StepKind};
 
 /// Where the last panic happened, as [`install_panic_hook`]'s hook recorded it.

@@ -6,25 +6,25 @@
 use crate::config::derived::{dns_settings, full_tunnel, interface_ns, routes, socket_ns};
 use crate::config::{Config, PostSetupAt};
 use crate::journal::{Journal, What};
-use wg_exec_steps::addresses::Addresses;
-use wg_exec_steps::dns::{Dns, DnsRevert};
-use wg_exec_steps::gen_key::{GenerateKeyFile, RemoveKeyFile};
-use wg_exec_steps::hook::{Hook, Phase};
-use wg_exec_steps::key::DeviceKey;
-use wg_exec_steps::link_add::LinkAdd;
-use wg_exec_steps::link_up::LinkUp;
-use wg_exec_steps::modprobe::Modprobe;
-use wg_exec_steps::mtu::Mtu;
-use wg_exec_steps::netns_move::NetnsMove;
-use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
-use wg_exec_steps::policy::{
+use wg_exec_steps::Addresses;
+use wg_exec_steps::DeviceKey;
+use wg_exec_steps::LinkAdd;
+use wg_exec_steps::LinkUp;
+use wg_exec_steps::Modprobe;
+use wg_exec_steps::Mtu;
+use wg_exec_steps::Needs;
+use wg_exec_steps::NetnsMove;
+use wg_exec_steps::Routes;
+use wg_exec_steps::Teardown;
+use wg_exec_steps::{
     AutoMtu, ChooseTable, DefaultRoutes, FindAndRemovePolicy, Firewall, PolicyRules, RemovePolicy,
     SrcValidMark,
 };
-use wg_exec_steps::route::Routes;
-use wg_exec_steps::step::Needs;
-use wg_exec_steps::teardown::Teardown;
 use wg_exec_steps::{Backend, DnsBackend, Netns, SecretSource, Step};
+use wg_exec_steps::{Dns, DnsRevert};
+use wg_exec_steps::{GenerateKeyFile, RemoveKeyFile};
+use wg_exec_steps::{Hook, Phase};
+use wg_exec_steps::{PeerPlan, PeerSet};
 
 pub type Plan = Vec<Box<dyn Step>>;
 

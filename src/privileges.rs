@@ -6,7 +6,7 @@
 
 use caps::{CapSet, Capability, CapsHashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use wg_exec_steps::step::Needs;
+use wg_exec_steps::Needs;
 use wg_exec_steps::Netns;
 
 pub struct Kept {

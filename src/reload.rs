@@ -20,20 +20,20 @@ use crate::journal::ns_name;
 use crate::plan::{peer_plan, Plan};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
-use wg_exec_steps::addresses::Addresses;
-use wg_exec_steps::addresses_remove::AddressesRemove;
-use wg_exec_steps::device_set::DeviceSet;
-use wg_exec_steps::key_rotate::KeyRotate;
-use wg_exec_steps::mtu::Mtu;
-use wg_exec_steps::peer_remove::PeerRemove;
-use wg_exec_steps::peer_set::PeerSet;
-use wg_exec_steps::peer_update::{PeerUpdates, PlannedUpdate};
-use wg_exec_steps::route::Routes;
-use wg_exec_steps::routes_remove::RoutesRemove;
+use wg_exec_steps::Addresses;
+use wg_exec_steps::AddressesRemove;
+use wg_exec_steps::DeviceSet;
+use wg_exec_steps::KeyRotate;
+use wg_exec_steps::Mtu;
+use wg_exec_steps::PeerRemove;
+use wg_exec_steps::PeerSet;
+use wg_exec_steps::Routes;
+use wg_exec_steps::RoutesRemove;
 use wg_exec_steps::{
     AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, PeerSettings, PeerUpdate,
     Route, SecretSource,
 };
+use wg_exec_steps::{PeerUpdates, PlannedUpdate};
 
 /// The interface as it is now.
 #[derive(Debug, Clone)]

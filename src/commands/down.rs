@@ -14,8 +14,8 @@ use crate::plan::DownSource;
 use crate::state;
 use std::path::Path;
 use std::time::Duration;
-use wg_exec_steps::step::StepKind;
 use wg_exec_steps::Kernel;
+use wg_exec_steps::StepKind;
 
 /// What down follows, given what reading the journal gave: the journal itself, else the
 /// configuration (loaded and validated). The real run and `--print` both choose here.

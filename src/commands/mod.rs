@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
-use wg_exec_steps::step::{Needs, StepKind};
+use wg_exec_steps::{Needs, StepKind};
 
 /// A note on stderr while a command goes on.
 pub fn say(op: &str, iface: &str, msg: impl std::fmt::Display) {

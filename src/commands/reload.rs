@@ -14,7 +14,7 @@ use crate::plan;
 use crate::reload;
 use std::path::Path;
 use std::time::Duration;
-use wg_exec_steps::step::Needs;
+use wg_exec_steps::Needs;
 
 /// What up (and the last reload) recorded, joined with what a killed reload may have applied.
 fn recorded(dir: &Path, name: &str, journal: &Journal) -> Result<Applied, Outcome> {

@@ -18,7 +18,7 @@ use crate::state;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
-use wg_exec_steps::step::Needs;
+use wg_exec_steps::Needs;
 use wg_exec_steps::{Kernel, Route};
 
 /// The JSON document of `status --json` (field names are stable; see the README).
@@ -474,7 +474,7 @@ fn full_tunnel_drift(
     live: &reload::Live,
     kernel: &mut dyn Kernel,
 ) -> Result<Vec<String>, wg_exec_steps::KernelError> {
-    use wg_exec_steps::policy::PolicyObject;
+    use wg_exec_steps::PolicyObject;
     let mut out = Vec::new();
     for (ns, objects) in journal.policy() {
         let rules = kernel.rule_list(&ns)?;

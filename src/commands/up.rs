@@ -14,7 +14,7 @@ use crate::plan;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use wg_exec_steps::step::join_human;
+use wg_exec_steps::join_human;
 use wg_exec_steps::{Kernel, Netns};
 
 pub fn run(t: &Target) -> Outcome {
@@ -218,7 +218,7 @@ pub fn settle(
                     Ok(true) => {
                         return Err(Outcome::Refused(format!(
                             "{} already exists and wg-exec has no record of creating it (no journal {}); it is left alone: remove it or choose another name",
-                            wg_exec_steps::step::object(name, ns),
+                            wg_exec_steps::object(name, ns),
                             jpath.display()
                         )))
                     }

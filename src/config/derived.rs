@@ -3,7 +3,7 @@
 //! status all read them here.
 
 use super::Config;
-use wg_exec_steps::policy::FullTunnel;
+use wg_exec_steps::FullTunnel;
 use wg_exec_steps::{DnsSettings, Netns, Route};
 
 /// Where the link is created and where its UDP socket stays.

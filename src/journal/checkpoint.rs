@@ -144,7 +144,7 @@ mod tests {
     use super::*;
     use crate::journal::{Journal, State, VERSION};
     use wg_exec_steps::fake::FakeKernel;
-    use wg_exec_steps::link_add::LinkAdd;
+    use wg_exec_steps::LinkAdd;
     use wg_exec_steps::{Backend, Netns};
 
     fn file(dir: &std::path::Path) -> JournalFile {
@@ -199,7 +199,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut j = file(dir.path());
         let mut k = FakeKernel::new();
-        let step = wg_exec_steps::link_up::LinkUp {
+        let step = wg_exec_steps::LinkUp {
             name: "wg0".into(),
             ns: Netns::Current,
         };
@@ -214,7 +214,7 @@ mod tests {
         let mut j = file(dir.path());
         let mut k = FakeKernel::new();
         k.put_key_file("/k/wg0.key", 1);
-        let step = wg_exec_steps::gen_key::GenerateKeyFile::new("/k/wg0.key".into());
+        let step = wg_exec_steps::GenerateKeyFile::new("/k/wg0.key".into());
         j.before(0, &step, &mut k).unwrap();
         assert_eq!(
             j.journal.records[0].what,

@@ -12,7 +12,7 @@ pub mod vet;
 use crate::state::{Access, StateDir, StateError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use wg_exec_steps::policy::PolicyObject;
+use wg_exec_steps::PolicyObject;
 use wg_exec_steps::{Netns, NftTable, PolicyRule};
 
 /// The format version this wg-exec writes and reads. A journal of another version is unusable:

@@ -3,10 +3,10 @@
 //! roamed endpoint stays; allowed IPs are appended when only added, replaced when some go.
 //! The undo sends every changed attribute back as it was.
 
+use super::set::{by_name, resolve_all, PeerPlan};
 use crate::kernel::{
     AllowedIpsChange, Kernel, KernelError, LivePeer, Netns, PeerSettings, PeerUpdate,
 };
-use crate::peer_set::{by_name, resolve_all, PeerPlan};
 use crate::step::{object, Needs, Step, StepError, StepKind};
 use crate::Key;
 

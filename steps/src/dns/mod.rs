@@ -5,8 +5,14 @@
 //! resolved follows its guidance for VPNs (systemd docs/RESOLVED-VPNS.md): domains before
 //! servers, `~.` and default-route for a full tunnel so that no query leaks around it.
 
-use crate::kernel::{DnsBackend, DnsSettings, Kernel, KernelError, Netns};
-use crate::step::{object, Needs, Step, StepError, StepKind, Trace};
+mod revert;
+mod set;
+
+pub use revert::DnsRevert;
+pub use set::Dns;
+
+use crate::kernel::{DnsBackend, DnsSettings, Kernel, Netns};
+use crate::step::{object, StepError};
 use std::net::IpAddr;
 
 impl DnsSettings {
@@ -81,135 +87,7 @@ fn is_root(domain: &str) -> bool {
     domain == "."
 }
 
-/// Sets the link's DNS settings (up). The backend is chosen when it runs: resolved if its bus
-/// name has an owner, else resolvconf (the configuration check refused a `dns` with neither).
-pub struct Dns {
-    pub name: String,
-    /// The host's namespace, where the link is (named namespaces are refused for `dns`).
-    pub ns: Netns,
-    pub settings: DnsSettings,
-    /// The backend that applied them, once applied.
-    pub backend: Option<DnsBackend>,
-}
-
-impl Dns {
-    pub fn new(name: String, ns: Netns, settings: DnsSettings) -> Dns {
-        Dns {
-            name,
-            ns,
-            settings,
-            backend: None,
-        }
-    }
-}
-
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "yes"
-    } else {
-        "no"
-    }
-}
-
-impl Step for Dns {
-    fn kind(&self) -> StepKind {
-        StepKind::Dns
-    }
-
-    /// The backends serve the namespace wg-exec runs in; the link's index is read there.
-    fn needs(&self) -> Needs {
-        Needs::namespaces([&self.ns])
-    }
-
-    fn describe(&self) -> String {
-        object(&self.name, &self.ns)
-    }
-
-    /// resolvectl's equivalents (domains first, as resolved advises), and resolvconf's line for
-    /// hosts without resolved.
-    fn print(&self) -> Vec<String> {
-        let s = &self.settings;
-        let domains: Vec<String> = s
-            .domains()
-            .into_iter()
-            .map(|(d, routing)| match routing {
-                true => format!("~{d}"),
-                false => d,
-            })
-            .collect();
-        let servers: Vec<String> = s.servers.iter().map(|a| a.to_string()).collect();
-        let mut lines = Vec::new();
-        if !domains.is_empty() {
-            lines.push(format!(
-                "resolvectl domain {} {}",
-                self.name,
-                domains.join(" ")
-            ));
-        }
-        lines.push(format!(
-            "resolvectl dns {} {}",
-            self.name,
-            servers.join(" ")
-        ));
-        lines.push(format!(
-            "resolvectl default-route {} {}",
-            self.name,
-            yes_no(s.default_route)
-        ));
-        lines.push(format!(
-            "# without systemd-resolved: printf '{}' | resolvconf {}",
-            s.resolv_conf().replace('\n', "\\n"),
-            s.resolvconf_args(&self.name).join(" ")
-        ));
-        lines
-    }
-
-    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let backend = kernel.dns_available().ok_or_else(|| {
-            StepError::new(
-                format!("set DNS of {}", self.describe()),
-                KernelError::new(
-                    "neither systemd-resolved (org.freedesktop.resolve1 on the system bus) nor a resolvconf program is available",
-                ),
-            )
-        })?;
-        kernel
-            .dns_set(backend, &self.ns, &self.name, &self.settings)
-            .map_err(|e| {
-                StepError::new(
-                    format!("set DNS of {} through {backend}", self.describe()),
-                    e,
-                )
-            })?;
-        log::info!(
-            "{}: DNS servers {} set through {backend}",
-            self.name,
-            self.settings
-                .servers
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        self.backend = Some(backend);
-        Ok(())
-    }
-
-    fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let Some(backend) = self.backend else {
-            return Ok(());
-        };
-        revert(kernel, backend, &self.ns, &self.name)
-    }
-
-    fn trace(&self) -> Trace {
-        Trace::Dns {
-            name: self.name.clone(),
-            ns: self.ns.clone(),
-        }
-    }
-}
-
+/// Reverts the link's DNS settings through `backend` (rollback of up, and down).
 fn revert(
     kernel: &mut dyn Kernel,
     backend: DnsBackend,
@@ -226,64 +104,11 @@ fn revert(
     Ok(())
 }
 
-/// Reverts the link's DNS settings (down, and recovery of an unfinished up): through the
-/// backend the journal recorded, else whichever is available now (none: nothing to revert).
-/// Both backends' reverts are idempotent and succeed when the link is gone.
-pub struct DnsRevert {
-    pub name: String,
-    pub ns: Netns,
-    pub backend: Option<DnsBackend>,
-}
-
-impl Step for DnsRevert {
-    fn kind(&self) -> StepKind {
-        StepKind::Dns
-    }
-
-    fn needs(&self) -> Needs {
-        Needs::namespaces([&self.ns])
-    }
-
-    fn describe(&self) -> String {
-        object(&self.name, &self.ns)
-    }
-
-    fn print(&self) -> Vec<String> {
-        match self.backend {
-            Some(DnsBackend::Resolvconf) => vec![format!("resolvconf -d {} -f", self.name)],
-            Some(DnsBackend::Resolved) => vec![format!("resolvectl revert {}", self.name)],
-            None => vec![
-                format!("resolvectl revert {}", self.name),
-                format!("# without systemd-resolved: resolvconf -d {} -f", self.name),
-            ],
-        }
-    }
-
-    fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let Some(backend) = self.backend.or_else(|| kernel.dns_available()) else {
-            log::info!(
-                "{}: neither systemd-resolved nor resolvconf is available: no DNS settings to revert",
-                self.name
-            );
-            return Ok(());
-        };
-        revert(kernel, backend, &self.ns, &self.name)
-    }
-
-    /// Down is not undone.
-    fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        Ok(())
-    }
-
-    fn rollback_is_noop(&self) -> bool {
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fake::{einval, FakeKernel};
+    use crate::step::Step;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
