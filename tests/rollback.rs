@@ -301,7 +301,7 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
 fn down_finds_a_link_an_interrupted_up_left_in_the_socket_namespace() {
     let cfg = rich();
     let mut k = fresh_kernel();
-    use wg_exec_steps::Kernel;
+    use wg_exec_steps::kernel::prelude::*;
     k.link_add(
         &wg_exec_steps::Netns::Named("underlay".into()),
         "wg0",

@@ -109,6 +109,7 @@ impl FilterGone for Result<(), crate::KernelError> {
 mod tests {
     use super::*;
     use crate::fake::FakeKernel;
+    use crate::kernel::prelude::*;
     use crate::Backend;
 
     #[test]

@@ -139,6 +139,7 @@ impl Step for Routes {
 mod tests {
     use super::*;
     use crate::fake::FakeKernel;
+    use crate::kernel::prelude::*;
     use crate::Backend;
 
     #[test]

@@ -1,0 +1,136 @@
+//! The real kernel's links (rtnetlink), and the process of a userspace implementation.
+
+use crate::linux::{daemon, enodev, rtnl, uapi, LinuxKernel};
+use std::os::fd::AsRawFd;
+use wg_exec_steps::kernel::Links;
+use wg_exec_steps::{Backend, KernelError, LinkState, Netns};
+
+impl Links for LinuxKernel {
+    fn link_add(&mut self, ns: &Netns, name: &str, backend: &Backend) -> Result<(), KernelError> {
+        let userspace = match backend {
+            Backend::Kernel => self.add_kernel_link(ns, name).map(|()| false)?,
+            Backend::Userspace { program } => {
+                self.add_userspace_link(ns, name, program).map(|()| true)?
+            }
+            Backend::Auto { userspace } => match self.add_kernel_link(ns, name) {
+                Err(e) if e.is_errno(libc::EOPNOTSUPP) => {
+                    log::info!("the kernel has no WireGuard ({e}); starting {userspace}");
+                    self.add_userspace_link(ns, name, userspace)
+                        .map(|()| true)?
+                }
+                other => other.map(|()| false)?,
+            },
+        };
+        // What serves it is known from now on, whatever sockets appear.
+        self.backends.insert(name.to_string(), userspace);
+        self.forget(ns, name);
+        self.index(ns, name).map(drop)
+    }
+
+    fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        let socket = uapi::socket_path(name);
+        // Who serves a userspace device, found before its link goes: the processes this run
+        // started or the journal recorded, if they still are what they were, else a /proc scan.
+        // A process found by the scan is taken only in the link's namespace or the daemon's:
+        // wireguard-go serving the same name in another namespace binds the same socket path.
+        let holders = match self.userspace(name) {
+            true => match self
+                .started
+                .get(name)
+                .map(|pids| daemon::still_serving(name, &socket, pids))
+                .filter(|pids| !pids.is_empty())
+            {
+                Some(pids) => Some(pids),
+                None => {
+                    let all = daemon::uapi_holders(name, &socket);
+                    let ours = self.in_namespaces(name, ns, all.clone());
+                    if ours.is_empty() && !all.is_empty() {
+                        log::warn!(
+                            "{name}: {} is served by {all:?}, in another network namespace than the link's: left alone",
+                            socket.display()
+                        );
+                        None
+                    } else {
+                        Some(ours)
+                    }
+                }
+            },
+            false => None,
+        };
+        let started = std::time::Instant::now();
+        let result = rtnl::del_link(self.route(ns)?, index);
+        self.forget(ns, name);
+        result?;
+        let deleted = started.elapsed();
+        if let Some(pids) = holders {
+            daemon::stop_userspace(&socket, &pids)?;
+            log::debug!(
+                "{name}: link deleted in {deleted:.1?}, its userspace process {pids:?} gone after {:.1?}",
+                started.elapsed()
+            );
+        }
+        Ok(())
+    }
+
+    fn link_exists(&mut self, ns: &Netns, name: &str) -> Result<bool, KernelError> {
+        Ok(rtnl::get_link(self.route(ns)?, name)?.is_some())
+    }
+
+    fn link_index(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        self.index(ns, name)
+    }
+
+    fn userspace_pids(&mut self, name: &str) -> Vec<i32> {
+        if let Some(pids) = self.started.get(name) {
+            return pids.clone();
+        }
+        match self.userspace(name) {
+            true => daemon::uapi_holders(name, &uapi::socket_path(name)),
+            false => Vec::new(),
+        }
+    }
+
+    /// From the journal's record of the link: processes recorded = a userspace device served
+    /// by them (only they may serve its socket); none = a kernel device (a socket of that name
+    /// is another's: another namespace's interface, or planted).
+    fn expect_userspace(&mut self, name: &str, pids: &[i32]) {
+        self.backends.insert(name.to_string(), !pids.is_empty());
+        if !pids.is_empty() {
+            self.started.insert(name.to_string(), pids.to_vec());
+        }
+    }
+
+    fn link_set_netns(&mut self, ns: &Netns, name: &str, to: &Netns) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        let target = match to {
+            Netns::Current => self
+                .home
+                .try_clone()
+                .map_err(|e| KernelError::from_io(&e))?,
+            other => self.ns_file(other)?,
+        };
+        let result = rtnl::set_netns(self.route(ns)?, index, target.as_raw_fd());
+        self.forget(ns, name);
+        result
+    }
+
+    fn link_mtu(&mut self, ns: &Netns, name: &str) -> Result<u32, KernelError> {
+        let (_, mtu) = rtnl::get_link(self.route(ns)?, name)?.ok_or_else(enodev)?;
+        Ok(mtu)
+    }
+
+    fn link_set_mtu(&mut self, ns: &Netns, name: &str, mtu: u32) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::set_mtu(self.route(ns)?, index, mtu)
+    }
+
+    fn link_set_up(&mut self, ns: &Netns, name: &str, up: bool) -> Result<(), KernelError> {
+        let index = self.index(ns, name)?;
+        rtnl::set_up(self.route(ns)?, index, up)
+    }
+
+    fn link_state(&mut self, ns: &Netns, name: &str) -> Result<Option<LinkState>, KernelError> {
+        rtnl::link_state(self.route(ns)?, name)
+    }
+}
