@@ -13,7 +13,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use wg_exec_steps::join_human;
-use wg_exec_steps::{Kernel, KernelError, Step, StepError, StepKind};
+use wg_exec_steps::{Kernel, KernelError, Produced, Step, StepError, StepKind};
 
 /// Where the last panic happened, as [`install_panic_hook`]'s hook recorded it.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -156,6 +156,8 @@ pub fn up(
 ) -> Result<(), Box<UpError>> {
     let mut applied = 0;
     let mut cause = None;
+    // What the steps applied so far chose (the full tunnel's table), for the steps after them.
+    let mut produced: Vec<Produced> = Vec::new();
     for (i, step) in plan.iter_mut().enumerate() {
         if interrupted.load(Ordering::SeqCst) {
             cause = Some(Cause::Interrupted);
@@ -167,6 +169,8 @@ pub fn up(
         // leaves nothing of this step to undo.
         let mut began = false;
         let result = catch_unwind(AssertUnwindSafe(|| {
+            // Before the journal records the step's trace, which may name what it takes.
+            step.takes(&produced);
             watch.before(i, step.as_ref(), kernel)?;
             began = true;
             step.apply(kernel)?;
@@ -176,6 +180,7 @@ pub fn up(
         match result {
             Ok(Ok(())) => {
                 log::debug!("{} took {:.1?}", step.name(), started.elapsed());
+                produced.extend(step.produced());
                 applied += 1
             }
             Ok(Err(error)) => {
@@ -265,14 +270,19 @@ pub fn down(
     watch: &mut dyn Watch,
 ) -> Vec<Failure> {
     let mut failures = Vec::new();
+    let mut produced: Vec<Produced> = Vec::new();
     for (i, step) in plan.iter_mut().enumerate() {
         log::debug!("{}: {}", step.name(), step.describe());
+        step.takes(&produced);
         let result = catch_unwind(AssertUnwindSafe(|| {
             watch
                 .before(i, step.as_ref(), kernel)
                 .and_then(|()| step.apply(kernel))
         }))
         .unwrap_or_else(|payload| Err(panicked(step.as_ref(), payload.as_ref())));
+        if result.is_ok() {
+            produced.extend(step.produced());
+        }
         if let Err(error) = result {
             log::error!("step '{}' failed: {error}; going on", step.name());
             failures.push(Failure {
@@ -295,4 +305,107 @@ pub fn print(plan: &[Box<dyn Step>]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use wg_exec_steps::fake::FakeKernel;
+    use wg_exec_steps::kernel::prelude::*;
+    use wg_exec_steps::{
+        Backend, ChooseTable, DefaultRoutes, Firewall, FullTunnel, Netns, PolicyRules, Route,
+    };
+
+    fn tunnel() -> FullTunnel {
+        FullTunnel {
+            name: "wg0".into(),
+            ns: Netns::Current,
+            v4: true,
+            v6: false,
+            ipv6_leak_protection: true,
+            fwmark: None,
+            addresses: vec!["192.0.2.2/32".parse().unwrap()],
+        }
+    }
+
+    fn plan() -> Vec<Box<dyn Step>> {
+        vec![
+            Box::new(ChooseTable::new(tunnel())),
+            Box::new(PolicyRules::new(tunnel())),
+            Box::new(DefaultRoutes::new(tunnel())),
+            Box::new(Firewall::new(tunnel())),
+        ]
+    }
+
+    /// A kernel with link wg0 where table 51820 is taken, so the chosen table is 51821.
+    fn kernel() -> FakeKernel {
+        let mut k = FakeKernel::new();
+        k.link_add(&Netns::Current, "wg0", &Backend::Kernel)
+            .unwrap();
+        k.state.routes.insert((
+            Netns::Current,
+            "eth0".into(),
+            Route::new("198.51.100.0/24".parse().unwrap(), 51820, None),
+        ));
+        k
+    }
+
+    #[test]
+    fn the_chosen_table_flows_to_the_later_steps_and_out_typed() {
+        let mut k = kernel();
+        let mut steps = plan();
+        up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+        let produced: Vec<Produced> = steps.iter().filter_map(|s| s.produced()).collect();
+        assert_eq!(produced, [Produced::FullTunnelTable(51821)]);
+        assert_eq!(Produced::full_tunnel_table(produced), Some(51821));
+        // The later steps used it: the fwmark rule, the default route and the unreachable ::/0.
+        let tables: BTreeSet<u32> = k
+            .state
+            .rules
+            .iter()
+            .filter_map(|(_, r)| r.fwmark.map(|m| (m, r.table)))
+            .map(|(m, t)| {
+                assert_eq!(m, t, "the fwmark is the table");
+                t
+            })
+            .collect();
+        assert_eq!(tables, [51821].into());
+        assert!(k
+            .state
+            .routes
+            .iter()
+            .any(|(_, dev, r)| dev == "wg0" && r.table == 51821 && r.dst.prefix_len() == 0));
+        assert!(k
+            .state
+            .unreachable
+            .iter()
+            .any(|(_, dst, t)| *t == 51821 && dst.prefix_len() == 0));
+        assert_eq!(k.state.links[&(Netns::Current, "wg0".into())].fwmark, 51821);
+    }
+
+    #[test]
+    fn a_step_that_takes_nothing_refuses_and_a_rolled_back_choice_produces_nothing() {
+        let mut k = kernel();
+        // Without the choosing step before it, the rules step has no table: an error, not a guess.
+        let mut rules = PolicyRules::new(tunnel());
+        rules.takes(&[]);
+        let err = rules.apply(&mut k).unwrap_err();
+        assert!(err.to_string().contains("has not chosen one"), "{err}");
+        assert!(k.state.rules.is_empty());
+        // A failure after the choice rolls it back: nothing is produced any more.
+        let mut steps = plan();
+        let calls = {
+            let mut probe = kernel();
+            let mut s = plan();
+            up(&mut s, &mut probe, &AtomicBool::new(false), &mut NoWatch).unwrap();
+            probe.calls.len()
+        };
+        k = kernel();
+        k.fail_call(calls, KernelError::new("injected"));
+        up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap_err();
+        assert!(steps.iter().all(|s| s.produced().is_none()));
+        assert!(k.state.rules.is_empty());
+        assert_eq!(k.state.links[&(Netns::Current, "wg0".into())].fwmark, 0);
+    }
 }

@@ -162,11 +162,10 @@ pub fn up(cfg: &Config) -> Plan {
     //      table (before the suppress rule exists they would take the endpoint's traffic too),
     //      then the firewall and the sysctl that keep replies passing reverse-path filters.
     if let Some(ft) = full_tunnel(cfg) {
-        let slot = wg_exec_steps::policy::TableSlot::default();
-        plan.push(Box::new(ChooseTable::new(ft.clone(), slot.clone())));
-        plan.push(Box::new(PolicyRules::new(ft.clone(), slot.clone())));
-        plan.push(Box::new(DefaultRoutes::new(ft.clone(), slot.clone())));
-        plan.push(Box::new(Firewall::new(ft.clone(), slot)));
+        plan.push(Box::new(ChooseTable::new(ft.clone())));
+        plan.push(Box::new(PolicyRules::new(ft.clone())));
+        plan.push(Box::new(DefaultRoutes::new(ft.clone())));
+        plan.push(Box::new(Firewall::new(ft.clone())));
         if ft.v4 {
             plan.push(Box::new(SrcValidMark::new(ft)));
         }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 use wg_exec_steps::join_human;
-use wg_exec_steps::{Kernel, Netns};
+use wg_exec_steps::{Kernel, Netns, Produced};
 
 pub fn run(t: &Target) -> Outcome {
     let cfg = match load(&t.iface, t.config.as_deref()) {
@@ -80,7 +80,8 @@ pub fn run(t: &Target) -> Outcome {
             // What reload and status compare with, written before the journal says "up".
             let applied = applied::path_for(dir_of(&jfile.path), &name);
             let mut record = Applied::of(&cfg);
-            record.full_tunnel_table = jfile.journal.full_tunnel_table();
+            record.full_tunnel_table =
+                Produced::full_tunnel_table(steps.iter().filter_map(|s| s.produced()));
             record.set_resolved(steps.iter().flat_map(|s| s.endpoints_set()));
             if let Err(e) = applied::save(&applied, &record) {
                 log::error!("cannot write {}: {e}", applied.display());

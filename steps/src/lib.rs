@@ -8,6 +8,7 @@
 
 pub mod fake;
 pub mod kernel;
+pub mod produced;
 pub mod secret;
 pub mod step;
 
@@ -38,5 +39,6 @@ pub use kernel::{
     Resolve, Resolved, Route, SecretSource,
 };
 pub use kernel::{DnsBackend, DnsSettings};
+pub use produced::Produced;
 pub use secret::{Key, KeyError};
 pub use step::{join_human, object, Needs, Step, StepError, StepKind, Trace};

@@ -200,6 +200,14 @@ pub trait Step {
     fn endpoints_set(&self) -> Vec<(crate::Key, std::net::SocketAddr)> {
         Vec::new()
     }
+    /// After `apply`: what this step chose that later steps take (the full tunnel's table). The
+    /// executor collects it, and the command reads it from the steps, typed.
+    fn produced(&self) -> Option<crate::Produced> {
+        None
+    }
+    /// Before `apply` (and before the journal reads its [`Step::trace`]): what the steps
+    /// before it in the plan produced, in order.
+    fn takes(&mut self, _earlier: &[crate::Produced]) {}
 }
 
 /// What a step leaves on the machine, as the journal records it.

@@ -1,21 +1,23 @@
-use super::{FullTunnel, TableSlot, EEXIST, FIRST_TABLE};
+use super::{FullTunnel, EEXIST, FIRST_TABLE};
 use crate::kernel::{DeviceSettings, Kernel, KernelError};
+use crate::produced::Produced;
 use crate::step::{Needs, Step, StepError, StepKind};
 use ipnet::IpNet;
 
 /// 1. The table and fwmark.
 pub struct ChooseTable {
     pub tunnel: FullTunnel,
-    pub slot: TableSlot,
+    /// The table it chose (also the fwmark), for the steps after it.
+    chosen: Option<u32>,
     /// The fwmark this step set (to clear on rollback).
     set: bool,
 }
 
 impl ChooseTable {
-    pub fn new(tunnel: FullTunnel, slot: TableSlot) -> ChooseTable {
+    pub fn new(tunnel: FullTunnel) -> ChooseTable {
         ChooseTable {
             tunnel,
-            slot,
+            chosen: None,
             set: false,
         }
     }
@@ -78,7 +80,7 @@ impl Step for ChooseTable {
                     },
                 ));
             }
-            self.slot.set(Some(t));
+            self.chosen = Some(t);
             return Ok(());
         }
         let ns = &self.tunnel.ns;
@@ -107,7 +109,7 @@ impl Step for ChooseTable {
             )
             .map_err(|e| StepError::new(format!("set fwmark 0x{t:x} on {}", self.describe()), e))?;
         self.set = true;
-        self.slot.set(Some(t));
+        self.chosen = Some(t);
         log::info!(
             "{}: full tunnel through table {t} (fwmark 0x{t:x})",
             self.describe()
@@ -131,11 +133,15 @@ impl Step for ChooseTable {
                 })?;
             self.set = false;
         }
-        self.slot.set(None);
+        self.chosen = None;
         Ok(())
     }
 
     fn rollback_is_noop(&self) -> bool {
         !self.set
+    }
+
+    fn produced(&self) -> Option<Produced> {
+        self.chosen.map(Produced::FullTunnelTable)
     }
 }

@@ -1,21 +1,23 @@
 use super::undo::{first, undo};
-use super::{table_of, v6_default, FullTunnel, PolicyObject, TableSlot, EAFNOSUPPORT};
+use super::{table_of, v6_default, FullTunnel, PolicyObject, EAFNOSUPPORT};
 use crate::kernel::{Kernel, KernelError, Route};
+use crate::produced::Produced;
 use crate::step::{join_human, Needs, Step, StepError, StepKind, Trace};
 
 /// 3. The default routes in table T (and the unreachable `::/0`).
 pub struct DefaultRoutes {
     pub tunnel: FullTunnel,
-    pub slot: TableSlot,
+    /// The full tunnel's table, once the step that chooses it ran.
+    pub table: Option<u32>,
     routes: Vec<Route>,
     unreachable: bool,
 }
 
 impl DefaultRoutes {
-    pub fn new(tunnel: FullTunnel, slot: TableSlot) -> DefaultRoutes {
+    pub fn new(tunnel: FullTunnel) -> DefaultRoutes {
         DefaultRoutes {
             tunnel,
-            slot,
+            table: None,
             routes: Vec::new(),
             unreachable: false,
         }
@@ -40,6 +42,11 @@ impl Step for DefaultRoutes {
 
     fn needs(&self) -> Needs {
         Needs::namespaces([&self.tunnel.ns])
+    }
+
+    /// The table [`super::ChooseTable`] chose, handed on by the executor.
+    fn takes(&mut self, earlier: &[Produced]) {
+        self.table = Produced::full_tunnel_table(earlier.iter().copied());
     }
 
     fn describe(&self) -> String {
@@ -82,7 +89,7 @@ impl Step for DefaultRoutes {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let t = table_of(&self.slot)?;
+        let t = table_of(self.table)?;
         let ns = self.tunnel.ns.clone();
         let name = self.tunnel.name.clone();
         if self.tunnel.leak_protected() {
@@ -141,7 +148,7 @@ impl Step for DefaultRoutes {
                 }
             }
         }
-        if let Some(t) = self.slot.get() {
+        if let Some(t) = self.table {
             errors.extend(self.take_unreachable(kernel, t).err());
         }
         first(errors)
@@ -155,7 +162,7 @@ impl Step for DefaultRoutes {
     /// added (a kernel without IPv6 has none to add, and status must not miss it).
     fn trace(&self) -> Trace {
         let before = self.routes.is_empty();
-        match self.slot.get() {
+        match self.table {
             Some(t) if self.tunnel.leak_protected() && (before || self.unreachable) => {
                 Trace::Policy {
                     ns: self.tunnel.ns.clone(),

@@ -1,21 +1,23 @@
 use super::undo::{first, undo_all};
-use super::{table_of, FullTunnel, PolicyObject, TableSlot};
+use super::{table_of, FullTunnel, PolicyObject};
 use crate::kernel::{Kernel, NftTable};
+use crate::produced::Produced;
 use crate::step::{join_human, Needs, Step, StepError, StepKind, Trace};
 use ipnet::IpNet;
 
 /// 4. The firewall table of each tunnelled family.
 pub struct Firewall {
     pub tunnel: FullTunnel,
-    pub slot: TableSlot,
+    /// The full tunnel's table, once the step that chooses it ran.
+    pub table: Option<u32>,
     added: Vec<NftTable>,
 }
 
 impl Firewall {
-    pub fn new(tunnel: FullTunnel, slot: TableSlot) -> Firewall {
+    pub fn new(tunnel: FullTunnel) -> Firewall {
         Firewall {
             tunnel,
-            slot,
+            table: None,
             added: Vec::new(),
         }
     }
@@ -96,6 +98,11 @@ impl Step for Firewall {
         Needs::namespaces([&self.tunnel.ns])
     }
 
+    /// The table [`super::ChooseTable`] chose, handed on by the executor.
+    fn takes(&mut self, earlier: &[Produced]) {
+        self.table = Produced::full_tunnel_table(earlier.iter().copied());
+    }
+
     fn describe(&self) -> String {
         let names: Vec<String> = self.tables().iter().map(|t| t.to_string()).collect();
         format!(
@@ -122,7 +129,7 @@ impl Step for Firewall {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let t = table_of(&self.slot)?;
+        let t = table_of(self.table)?;
         let ns = self.tunnel.ns.clone();
         for table in self.tables() {
             let script = firewall_script(

@@ -18,6 +18,10 @@
 //!
 //! [`AutoMtu`] is wg-quick's MTU rule for a full tunnel with no `mtu`.
 //!
+//! The table flows as data: [`ChooseTable`] reports it through [`crate::Step::produced`], the
+//! executor hands what earlier steps produced to each later one ([`crate::Step::takes`]), and the
+//! command reads it from the steps for the record of what was applied.
+//!
 //! Everything that outlives the link (rules, the unreachable route, the firewall table, the
 //! sysctl) is in the step's [`Trace`], which the journal writes before the step runs.
 
@@ -44,8 +48,6 @@ pub use undo::undo;
 use crate::kernel::{KernelError, Netns, NftTable, PolicyRule};
 use crate::step::{object, StepError};
 use ipnet::IpNet;
-use std::cell::Cell;
-use std::rc::Rc;
 
 /// The first table (and fwmark) tried, as wg-quick.
 pub const FIRST_TABLE: u32 = 51820;
@@ -61,9 +63,6 @@ pub(crate) const ENOENT: i32 = 2;
 pub(crate) const ESRCH: i32 = 3;
 /// A kernel without IPv6, or without IPv6 policy routing, answers IPv6 requests with this.
 pub(crate) const EAFNOSUPPORT: i32 = 97;
-
-/// The table chosen by [`ChooseTable`], read by the later steps.
-pub type TableSlot = Rc<Cell<Option<u32>>>;
 
 /// What a full tunnel covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,8 +111,8 @@ impl FullTunnel {
     }
 }
 
-pub(crate) fn table_of(slot: &TableSlot) -> Result<u32, StepError> {
-    slot.get().ok_or_else(|| {
+pub(crate) fn table_of(table: Option<u32>) -> Result<u32, StepError> {
+    table.ok_or_else(|| {
         StepError::new(
             "find the full tunnel's table",
             KernelError::new("the fwmark step has not chosen one"),

@@ -1,23 +1,25 @@
 use super::undo::{first, undo_all};
 use super::{
-    rules, table_of, FullTunnel, PolicyObject, TableSlot, EAFNOSUPPORT, EEXIST, FWMARK_PRIORITY,
+    rules, table_of, FullTunnel, PolicyObject, EAFNOSUPPORT, EEXIST, FWMARK_PRIORITY,
     SUPPRESS_PRIORITY,
 };
 use crate::kernel::{Kernel, KernelError, PolicyRule};
+use crate::produced::Produced;
 use crate::step::{Needs, Step, StepError, StepKind, Trace};
 
 /// 2. The rules.
 pub struct PolicyRules {
     pub tunnel: FullTunnel,
-    pub slot: TableSlot,
+    /// The full tunnel's table, once the step that chooses it ran.
+    pub table: Option<u32>,
     added: Vec<PolicyRule>,
 }
 
 impl PolicyRules {
-    pub fn new(tunnel: FullTunnel, slot: TableSlot) -> PolicyRules {
+    pub fn new(tunnel: FullTunnel) -> PolicyRules {
         PolicyRules {
             tunnel,
-            slot,
+            table: None,
             added: Vec::new(),
         }
     }
@@ -30,6 +32,11 @@ impl Step for PolicyRules {
 
     fn needs(&self) -> Needs {
         Needs::namespaces([&self.tunnel.ns])
+    }
+
+    /// The table [`super::ChooseTable`] chose, handed on by the executor.
+    fn takes(&mut self, earlier: &[Produced]) {
+        self.table = Produced::full_tunnel_table(earlier.iter().copied());
     }
 
     fn describe(&self) -> String {
@@ -54,7 +61,7 @@ impl Step for PolicyRules {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let t = table_of(&self.slot)?;
+        let t = table_of(self.table)?;
         let ns = self.tunnel.ns.clone();
         let want = rules(&self.tunnel, t);
         // A rule of anyone's at our priorities would make down's exact delete ambiguous, and
@@ -119,7 +126,7 @@ impl Step for PolicyRules {
 
     /// Before the step, the rules it is about to add; after it, those it added.
     fn trace(&self) -> Trace {
-        let rules = match (self.slot.get(), self.added.is_empty()) {
+        let rules = match (self.table, self.added.is_empty()) {
             (Some(t), true) => rules(&self.tunnel, t),
             (Some(_), false) => self.added.clone(),
             (None, _) => return Trace::None,
