@@ -21,7 +21,6 @@ use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
 use nl::Conn;
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wg_exec_steps::{Backend, KernelError, Netns};
@@ -259,107 +258,6 @@ impl LinuxKernel {
         let (conn, family) = self.genl(ns)?;
         genl::send_all(conn, family, msgs)
     }
-
-    fn add_kernel_link(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
-        rtnl::add_wireguard(self.route(ns)?, name)
-    }
-
-    fn add_userspace_link(
-        &mut self,
-        ns: &Netns,
-        name: &str,
-        program: &str,
-    ) -> Result<(), KernelError> {
-        if rtnl::get_link(self.route(ns)?, name)?.is_some() {
-            return Err(KernelError::from_errno(
-                libc::EEXIST,
-                Some(&format!("a link named {name} already exists")),
-            ));
-        }
-        let target = match ns {
-            Netns::Current => None,
-            other => Some(self.ns_file(other)?),
-        };
-        let socket = uapi::socket_path(name);
-        let socket_before = file_identity(&socket);
-        let pids =
-            match daemon::start_userspace(program, name, target.as_ref(), &self.home, &socket) {
-                Ok(pids) => pids,
-                Err(failed) => {
-                    let left = self.undo_userspace_start(ns, name, &socket, socket_before);
-                    return Err(with_undone(failed.error, &failed.pids, left));
-                }
-            };
-        if let Some(pids) = &pids {
-            self.started.insert(name.to_string(), pids.clone());
-        }
-        if rtnl::get_link(self.route(ns)?, name)?.is_none() {
-            // It serves the socket but made no link here: stop it.
-            let error = KernelError::new(format!(
-                "{program} started but created no link {name} in {ns}"
-            ));
-            let pids = self.started.remove(name).unwrap_or_default();
-            daemon::stop_userspace(&socket, &pids)?;
-            let left = self.undo_userspace_start(ns, name, &socket, socket_before);
-            return Err(with_undone(error, &pids, left));
-        }
-        Ok(())
-    }
-
-    /// After a failed userspace start (its processes already ended): deletes the link named
-    /// `name` in `ns` (there was none before the start) and the socket file, if it is not the
-    /// one that was there before. Returns what it removed, for the error.
-    fn undo_userspace_start(
-        &mut self,
-        ns: &Netns,
-        name: &str,
-        socket: &Path,
-        socket_before: Option<(u64, u64)>,
-    ) -> Vec<String> {
-        let mut undone = Vec::new();
-        self.forget(ns, name);
-        let link = self.route(ns).and_then(|conn| rtnl::get_link(conn, name));
-        match link {
-            Ok(Some((index, _))) => {
-                match self.route(ns).and_then(|conn| rtnl::del_link(conn, index)) {
-                    Ok(()) => undone.push(format!("deleted link {name} in {ns}")),
-                    Err(e) => {
-                        log::error!("{name}: cannot delete the link a failed start left: {e}");
-                        undone.push(format!("link {name} in {ns} LEFT: {e}"));
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(e) => undone.push(format!("link {name} in {ns} not checked: {e}")),
-        }
-        let now = file_identity(socket);
-        if now.is_some() && now != socket_before {
-            match std::fs::remove_file(socket) {
-                Ok(()) => undone.push(format!("removed {}", socket.display())),
-                Err(e) => undone.push(format!("{} LEFT: {e}", socket.display())),
-            }
-        }
-        undone
-    }
-}
-
-/// (device, inode) of a file, None when there is none.
-fn file_identity(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
-/// A failed start's error, naming what was undone.
-fn with_undone(mut error: KernelError, pids: &[i32], mut undone: Vec<String>) -> KernelError {
-    if !pids.is_empty() {
-        undone.insert(0, format!("ended its processes {pids:?}"));
-    }
-    if !undone.is_empty() {
-        error.message = format!("{}; {}", error.message, undone.join(", "));
-    }
-    error
 }
 
 /// Once per run, at the end: how many requests went to the kernel and to UAPI sockets.

@@ -150,18 +150,6 @@ impl FakeKernel {
     }
 }
 
-/// As the kernel does: a prefix claimed by one peer is taken from every other.
-pub(crate) fn claim(peers: &mut BTreeMap<Key, PeerSettings>, owner: &Key, prefixes: &[IpNet]) {
-    if prefixes.is_empty() {
-        return;
-    }
-    for (k, p) in peers.iter_mut() {
-        if k != owner {
-            p.allowed_ips.retain(|ip| !prefixes.contains(ip));
-        }
-    }
-}
-
 /// The kernel's "Invalid argument", for tests that need some failure.
 pub fn einval() -> KernelError {
     KernelError::from_errno(EINVAL, None)

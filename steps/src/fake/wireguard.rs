@@ -1,6 +1,6 @@
 //! [`crate::kernel::WireGuard`] on the fake kernel: in memory, every call recorded and failable.
 
-use super::{claim, label, FakeKernel};
+use super::{label, FakeKernel};
 use crate::kernel::WireGuard;
 use crate::kernel::{
     AllowedIpsChange, DeviceSettings, KernelError, LiveDevice, LivePeer, Netns, PeerSettings,
@@ -8,6 +8,7 @@ use crate::kernel::{
 };
 use crate::secret::Key;
 use ipnet::IpNet;
+use std::collections::BTreeMap;
 
 impl WireGuard for FakeKernel {
     fn wg_set_device(
@@ -156,5 +157,17 @@ impl WireGuard for FakeKernel {
                 .collect(),
             updates_in_place: in_place,
         })
+    }
+}
+
+/// As the kernel does: a prefix claimed by one peer is taken from every other.
+fn claim(peers: &mut BTreeMap<Key, PeerSettings>, owner: &Key, prefixes: &[IpNet]) {
+    if prefixes.is_empty() {
+        return;
+    }
+    for (k, p) in peers.iter_mut() {
+        if k != owner {
+            p.allowed_ips.retain(|ip| !prefixes.contains(ip));
+        }
     }
 }
