@@ -1,6 +1,7 @@
-//! The kernel seam: everything privileged wg-exec does, one small trait per noun. The real implementation
-//! (netlink, UAPI, setns, processes) lives in the binary; [`crate::fake::FakeKernel`] keeps state
-//! in memory so that every plan and every rollback path is testable without root.
+//! The kernel seam: everything privileged wg-exec does, one small trait per noun. The real
+//! implementation (netlink, UAPI, setns, processes) lives in the binary;
+//! [`crate::fake::FakeKernel`] keeps state in memory so that every plan and every rollback path is
+//! testable without root.
 //!
 //! [`Kernel`] is the sum of the noun traits ([`Files`], [`Modules`], [`Hooks`], [`Links`],
 //! [`Addresses`], [`WireGuard`], [`Resolver`], [`Routes`], [`Rules`], [`Nftables`], [`Sysctl`],

@@ -1,3 +1,5 @@
+//! wg-quick's automatic MTU for a full tunnel without `mtu`.
+
 use crate::kernel::{Kernel, KernelError, Netns};
 use crate::step::{object, Needs, Step, StepError, StepKind};
 use std::collections::BTreeSet;

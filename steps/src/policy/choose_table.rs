@@ -1,3 +1,6 @@
+//! A full tunnel's step 1: its table, which is also the device's fwmark (produced for the steps
+//! after it).
+
 use super::{FullTunnel, EEXIST, FIRST_TABLE};
 use crate::kernel::{DeviceSettings, Kernel, KernelError};
 use crate::produced::Produced;

@@ -1,3 +1,6 @@
+//! A full tunnel's step 3: the `/0` routes in its table, and the unreachable `::/0` of leak
+//! protection.
+
 use super::undo::{first, undo};
 use super::{table_of, v6_default, FullTunnel, PolicyObject, EAFNOSUPPORT};
 use crate::kernel::{Kernel, KernelError, Route};

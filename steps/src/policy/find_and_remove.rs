@@ -1,3 +1,6 @@
+//! Down without a journal: what a full tunnel of this interface made, found by its shape and
+//! removed.
+
 use super::firewall::nft_table_name;
 use super::undo::{first, undo_all};
 use super::{v6_default, PolicyObject, ENOENT, FWMARK_PRIORITY, RT_TABLE_MAIN, SUPPRESS_PRIORITY};

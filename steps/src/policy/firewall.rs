@@ -1,3 +1,6 @@
+//! A full tunnel's step 4: one nftables table per tunnelled family (anti-spoofing, the mark kept in
+//! conntrack).
+
 use super::undo::{first, undo_all};
 use super::{table_of, FullTunnel, PolicyObject};
 use crate::kernel::{Kernel, NftTable};

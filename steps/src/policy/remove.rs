@@ -1,3 +1,5 @@
+//! Down and recovery: what the journal says a full tunnel made, removed newest first.
+
 use super::undo::{first, undo_all};
 use super::PolicyObject;
 use crate::kernel::{Kernel, Netns};

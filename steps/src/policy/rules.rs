@@ -1,3 +1,6 @@
+//! A full tunnel's step 2: the suppress rule and the fwmark rule of each family, at fixed
+//! priorities.
+
 use super::undo::{first, undo_all};
 use super::{
     rules, table_of, FullTunnel, PolicyObject, EAFNOSUPPORT, EEXIST, FWMARK_PRIORITY,

@@ -1,3 +1,6 @@
+//! A full tunnel's step 5: `net.ipv4.conf.all.src_valid_mark=1`, put back on down when wg-exec
+//! changed it.
+
 use super::undo::undo;
 use super::{FullTunnel, PolicyObject, SRC_VALID_MARK};
 use crate::kernel::{Kernel, Netns};
