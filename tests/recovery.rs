@@ -79,8 +79,13 @@ fn recovery_undoes_an_up_killed_at_every_position() {
         let (mut k, journal) = killed_up(dir.path(), at);
         assert_eq!(journal.state, State::Up, "{at:?}");
         let start = k.calls.len();
-        let done = recover(&journal, &mut k, &mut NoWatch)
-            .unwrap_or_else(|f| panic!("{at:?}: recovery failed: {f:?}"));
+        let done = recover(
+            &journal,
+            &mut plan::down_from_journal(&journal, false),
+            &mut k,
+            &mut NoWatch,
+        )
+        .unwrap_or_else(|f| panic!("{at:?}: recovery failed: {f:?}"));
         assert_eq!(
             k.state,
             expected(false, &k),
@@ -104,7 +109,7 @@ fn the_journals_down_plan_undoes_an_up_killed_at_every_position_and_a_complete_o
         let (mut k, journal) = killed_up(dir.path(), at);
         let path = dir.path().join("wg0.ron");
         let source = DownSource::Journal(journal);
-        let outcome = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let outcome = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         assert_eq!(outcome, Outcome::Done, "{at:?}");
         assert_eq!(k.state, expected(false, &k), "{at:?}: after down");
         assert!(!path.exists(), "{at:?}: the journal is removed");
@@ -148,7 +153,7 @@ fn the_configurations_down_plan_finds_the_link_where_an_interrupted_up_left_it()
     let source = DownSource::Config(Box::new(rich()), None);
     let path = dir.path().join("none.ron");
     assert_eq!(
-        down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch),
+        down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch),
         Outcome::Done
     );
     assert!(k.state.links.is_empty());
@@ -164,7 +169,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
     let start = probe.calls.len();
     let _ = down::execute(
         &source,
-        source.plan(),
+        source.plan(false),
         &mut probe,
         &dir.path().join("j"),
         &mut NoWatch,
@@ -184,7 +189,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
         }
         let failing = k.calls.len() + n;
         k.fail_call(failing, KernelError::from_errno(16, Some("injected")));
-        let outcome = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let outcome = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         let call = k.calls[failing - 1].clone();
         let teardown = call.starts_with("link_del");
         match (&outcome, teardown) {
@@ -204,7 +209,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
             DownSource::Journal(j) => DownSource::Journal(j.clone()),
             DownSource::Config(c, _) => DownSource::Config(c.clone(), None),
         };
-        let again = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let again = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         assert_eq!(again, Outcome::Done, "call {n}: second down");
         assert_eq!(
             k.state,
@@ -246,7 +251,13 @@ fn a_fault_at_every_call_of_recovery_is_reported_and_the_next_recovery_finishes(
         let dir = tempfile::tempdir().unwrap();
         let (mut probe, journal) = killed_up(dir.path(), at);
         let start = probe.calls.len();
-        recover(&journal, &mut probe, &mut NoWatch).unwrap();
+        recover(
+            &journal,
+            &mut plan::down_from_journal(&journal, false),
+            &mut probe,
+            &mut NoWatch,
+        )
+        .unwrap();
         let total = probe.calls.len() - start;
         for n in 1..=total {
             let dir = tempfile::tempdir().unwrap();
@@ -254,10 +265,21 @@ fn a_fault_at_every_call_of_recovery_is_reported_and_the_next_recovery_finishes(
             let failing = k.calls.len() + n;
             k.fail_call(failing, KernelError::from_errno(16, Some("injected")));
             let call = |k: &FakeKernel| k.calls[failing - 1].clone();
-            match recover(&journal, &mut k, &mut NoWatch) {
+            match recover(
+                &journal,
+                &mut plan::down_from_journal(&journal, false),
+                &mut k,
+                &mut NoWatch,
+            ) {
                 Err(failures) => {
                     assert!(failures[0].to_string().contains("injected"), "{failures:?}");
-                    recover(&journal, &mut k, &mut NoWatch).expect("the next recovery finishes");
+                    recover(
+                        &journal,
+                        &mut plan::down_from_journal(&journal, false),
+                        &mut k,
+                        &mut NoWatch,
+                    )
+                    .expect("the next recovery finishes");
                 }
                 // Only a failed look whether the key file exists is harmless: the removal
                 // is tried all the same.

@@ -11,7 +11,7 @@ use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::journal::applied::Applied;
 use wg_exec::plan;
-use wg_exec::reload::{self, Live};
+use wg_exec::plan::reload::{self, Live};
 use wg_exec_steps::fake::FakeKernel;
 use wg_exec_steps::{KernelError, Netns, StepKind};
 

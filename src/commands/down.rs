@@ -60,7 +60,10 @@ pub fn run(t: &Target) -> Outcome {
                 format!("{u}: a real down sets it aside and follows the configuration"),
             );
         }
-        print!("{}", executor::print(&source.plan()));
+        print!(
+            "{}",
+            executor::print(&source.plan(crate::preflight::in_foreign_netns()))
+        );
         return Outcome::Done;
     }
     // Down is not interrupted by signals: they are noted and the work goes on.
@@ -97,7 +100,7 @@ pub fn run(t: &Target) -> Outcome {
             );
         }
     }
-    let mut steps = source.plan();
+    let mut steps = source.plan(crate::preflight::in_foreign_netns());
     let mut kernel = match session.kernel(&mut [&mut steps]) {
         Ok(k) => k,
         Err(o) => return o,

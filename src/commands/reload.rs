@@ -11,7 +11,7 @@ use crate::journal::checkpoint::ReloadCheckpoint;
 use crate::journal::{Journal, JournalFile, State};
 use crate::outcome::Outcome;
 use crate::plan;
-use crate::reload;
+use crate::plan::reload;
 use std::path::Path;
 use std::time::Duration;
 use wg_exec_steps::step::Needs;

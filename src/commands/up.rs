@@ -158,7 +158,9 @@ pub fn settle(
             // rules, firewall tables and sysctl) is undone first: the journal is its only
             // record.
             if !j.dns().is_empty() || !j.policy().is_empty() {
-                if let Err(failures) = recover(&j, kernel, watch) {
+                if let Err(failures) =
+                    recover(&j, &mut plan::down_from_journal(&j, false), kernel, watch)
+                {
                     let mut lines: Vec<String> =
                         failures.iter().map(|f| format!("recovery: {f}")).collect();
                     lines.push(format!(
@@ -183,7 +185,7 @@ pub fn settle(
                     j.pid
                 ),
             );
-            match recover(&j, kernel, watch) {
+            match recover(&j, &mut plan::down_from_journal(&j, false), kernel, watch) {
                 Ok(done) => {
                     say(
                         "up",

@@ -1,0 +1,705 @@
+//! The plan of a reload: what differs between the configuration and the live interface (read
+//! back) and what up recorded (the applied record), as steps that change only that, each with
+//! its undo, in the order that leaves no gap:
+//!
+//!  1. listen port and fwmark (the risky ones first: a port may be taken),
+//!  2. a larger MTU, 3. IPv6 addresses that change only their prefix length go, new addresses,
+//!  4. new peers, 5. peers that only gain or change attributes, 6. new routes,
+//!  7. peers that lose allowed IPs, 8. peers that go, 9. routes that go, 10. addresses that go,
+//!     and a smaller MTU,
+//! 11. the private key, last (it ends every session).
+//!
+//! [`plan`] computes the diffs once ([`Reload`]), then asks one function per position for its
+//! step. The diff walks only what can differ: an unchanged peer costs a lookup and a few
+//! comparisons, no allocation; routes and peers that may have to go are looked for only when
+//! the live interface has more than the configuration.
+//!
+//! A prefix moving from one peer to another is claimed by its new owner (the kernel moves it)
+//! before the old owner's list is replaced, so it is never unrouted. An unchanged peer is not
+//! touched at all; an unchanged endpoint is never sent (that would undo roaming).
+
+use super::{peer_plan, Plan};
+use crate::config::derived::{self, interface_ns, socket_ns};
+use crate::config::Config;
+use crate::journal::applied::{backend_name, Applied};
+use crate::journal::ns_name;
+use ipnet::IpNet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use wg_exec_steps::addresses::Addresses;
+use wg_exec_steps::addresses_remove::AddressesRemove;
+use wg_exec_steps::device_set::DeviceSet;
+use wg_exec_steps::key_rotate::KeyRotate;
+use wg_exec_steps::mtu::Mtu;
+use wg_exec_steps::peer_remove::PeerRemove;
+use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
+use wg_exec_steps::peer_update::{PeerUpdates, PlannedUpdate};
+use wg_exec_steps::route::Routes;
+use wg_exec_steps::routes_remove::RoutesRemove;
+use wg_exec_steps::{
+    AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, LivePeer, Netns,
+    PeerSettings, PeerUpdate, Route, SecretSource, Step,
+};
+
+/// The interface as it is now.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub device: LiveDevice,
+    pub link: LinkState,
+    pub addrs: Vec<IpNet>,
+    pub routes: Vec<Route>,
+}
+
+/// Reads the live interface where the configuration (and the record) put it.
+pub fn read_live(
+    kernel: &mut dyn Kernel,
+    cfg_ns: &wg_exec_steps::Netns,
+    name: &str,
+) -> Result<Option<Live>, KernelError> {
+    let Some(link) = kernel.link_state(cfg_ns, name)? else {
+        return Ok(None);
+    };
+    Ok(Some(Live {
+        device: kernel.wg_get(cfg_ns, name)?,
+        link,
+        addrs: kernel.addr_list(cfg_ns, name)?,
+        routes: kernel.route_list(cfg_ns, name)?,
+    }))
+}
+
+/// The options that cannot change on a live interface, each with how it changed.
+pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
+    let mut out = Vec::new();
+    let shown = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".into());
+    if cfg.socket_namespace != recorded.socket_namespace {
+        out.push(format!(
+            "socket_namespace ({} -> {})",
+            shown(&recorded.socket_namespace),
+            shown(&cfg.socket_namespace)
+        ));
+    }
+    let iface = ns_name(&interface_ns(cfg));
+    if iface != recorded.interface_namespace {
+        out.push(format!(
+            "interface_namespace ({} -> {})",
+            shown(&recorded.interface_namespace),
+            shown(&iface)
+        ));
+    }
+    let shape = crate::journal::applied::full_tunnel_shape(cfg);
+    if shape != recorded.full_tunnel {
+        let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "no full tunnel".into());
+        out.push(format!(
+            "the full tunnel ({} -> {})",
+            shown(&recorded.full_tunnel),
+            shown(&shape)
+        ));
+    }
+    // DNS settings are set once, by up (a reload that changed them would have to undo and
+    // redo them through the backend; down and up do).
+    let dns = cfg.dns.entries();
+    if dns != recorded.dns {
+        out.push(format!(
+            "dns ([{}] -> [{}])",
+            recorded.dns.join(", "),
+            dns.join(", ")
+        ));
+    }
+    let (backend, implementation) = backend_name(&cfg.backend);
+    if backend != recorded.backend {
+        out.push(format!("backend ({} -> {backend})", recorded.backend));
+    } else if implementation != recorded.userspace_implementation {
+        out.push(format!(
+            "userspace_implementation ({} -> {implementation})",
+            recorded.userspace_implementation
+        ));
+    }
+    out
+}
+
+/// Whether `a` is an IPv6 address that `add` brings back with another prefix length.
+fn readdressed_v6(a: &IpNet, add: &[IpNet]) -> bool {
+    matches!(a, IpNet::V6(_)) && add.iter().any(|n| n.addr() == a.addr())
+}
+
+/// The addresses wg-exec added that go, and that cannot go on a live interface: an IPv4
+/// address sharing its subnet with one that stays or comes. The kernel takes the subnet's
+/// secondaries with its primary (net.ipv4.conf.*.promote_secondaries is 0 by default) and,
+/// when no IPv4 address is left, every IPv4 route through the link: no order of adds and
+/// deletes keeps the interface whole, so reload refuses before changing anything.
+pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<String> {
+    let ours = recorded_addresses(recorded);
+    let going: Vec<&IpNet> = live
+        .addrs
+        .iter()
+        .filter(|a| ours.contains(a) && !cfg.ips.contains(a))
+        .collect();
+    let staying: Vec<&IpNet> = live
+        .addrs
+        .iter()
+        .filter(|a| !going.contains(a))
+        .chain(cfg.ips.iter())
+        .collect();
+    let mut out = Vec::new();
+    let v4 = |a: &&IpNet| matches!(a, IpNet::V4(_));
+    if going.iter().any(v4)
+        && !staying.iter().any(v4)
+        && derived::routes(cfg)
+            .iter()
+            .any(|r| matches!(r.dst, IpNet::V4(_)))
+    {
+        out.push("ips: the last IPv4 address goes while IPv4 routes stay".to_string());
+    }
+    for s in staying {
+        for g in &going {
+            let (IpNet::V4(g4), IpNet::V4(s4)) = (g, s) else {
+                continue;
+            };
+            if g4.prefix_len() == s4.prefix_len() && g4.network() == s4.network() {
+                let text = format!("ips: {g} goes while {s} stays in its subnet");
+                if !out.contains(&text) {
+                    out.push(text);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A reload's plan and what it says besides (warnings, changes that take effect elsewhere).
+pub struct ReloadPlan {
+    pub steps: Plan,
+    pub notes: Vec<String>,
+}
+
+// What the record of what was applied says, read here only (its field types are the record's
+// to change).
+
+/// The addresses wg-exec added.
+fn recorded_addresses(recorded: &Applied) -> BTreeSet<IpNet> {
+    recorded
+        .addresses
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// The endpoint a peer was configured with, as recorded.
+fn recorded_endpoint<'r>(recorded: &'r Applied, key: &Key) -> Option<&'r String> {
+    match recorded.endpoints.is_empty() {
+        true => None,
+        false => recorded.endpoints.get(&key.to_base64()),
+    }
+}
+
+/// Whether a peer was in a configuration wg-exec applied.
+fn recorded_peer(recorded: &Applied, key: &Key) -> bool {
+    recorded.names.contains_key(&key.to_base64())
+}
+
+/// The routes wg-exec added.
+fn recorded_routes(recorded: &Applied) -> HashSet<Route> {
+    recorded.route_list().into_iter().collect()
+}
+
+/// The device's public key as it is: from the private key it reports, else its own report.
+fn live_public(dev: &LiveDevice) -> Option<Key> {
+    match &dev.private_key {
+        Some(k) => Some(crate::keys::public_of(k)),
+        None => dev.public_key.clone(),
+    }
+}
+
+/// The prefixes updated peers get that they did not have (from others, or new).
+fn claims(updates: &[PlannedUpdate]) -> Vec<(Key, IpNet)> {
+    updates
+        .iter()
+        .flat_map(|u| {
+            let old: BTreeSet<IpNet> = u.old.allowed_ips.iter().map(|n| n.trunc()).collect();
+            u.desired
+                .allowed_ips
+                .iter()
+                .filter(move |n| !old.contains(&n.trunc()))
+                .map(|ip| (u.desired.public_key.clone(), *ip))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// For prefixes that peers claim, the updates that give them back to the peers that own them
+/// now (the kernel moves a claimed prefix to its claimer, so undoing the claim alone would leave
+/// it unowned). Each owner is sent whole, as it is, so that an implementation that cannot
+/// update in place re-adds it as it was. A peer owning none of the claimed prefixes is passed
+/// over with one lookup per allowed IP.
+fn give_back(dev: &LiveDevice, claimed: &[(Key, IpNet)]) -> Vec<PeerUpdate> {
+    if claimed.is_empty() {
+        return Vec::new();
+    }
+    let prefixes: HashSet<IpNet> = claimed.iter().map(|(_, ip)| ip.trunc()).collect();
+    let mut out = Vec::new();
+    for owner in &dev.peers {
+        if !owner.allowed_ips.iter().any(|n| prefixes.contains(n)) {
+            continue;
+        }
+        let taken: Vec<IpNet> = claimed
+            .iter()
+            .filter(|(by, ip)| *by != owner.public_key && owner.allowed_ips.contains(&ip.trunc()))
+            .map(|(_, ip)| ip.trunc())
+            .collect();
+        if taken.is_empty() {
+            continue;
+        }
+        out.push(PeerUpdate {
+            peer: PeerSettings {
+                public_key: owner.public_key.clone(),
+                preshared_key: owner.preshared_key.clone(),
+                endpoint: owner.endpoint,
+                persistent_keepalive: (owner.persistent_keepalive > 0)
+                    .then_some(owner.persistent_keepalive),
+                allowed_ips: owner.allowed_ips.clone(),
+            },
+            preshared_key: false,
+            endpoint: false,
+            persistent_keepalive: false,
+            allowed_ips: AllowedIpsChange::Append(taken),
+        });
+    }
+    out
+}
+
+/// How a configured peer's allowed IPs differ from the live peer's (compared as prefixes).
+fn allowed_ips_change(want: &[IpNet], have: &[IpNet]) -> AllowedIpsChange {
+    // The common case, the same list in the same order, without building a set.
+    if want.len() == have.len() && want.iter().zip(have).all(|(w, h)| w.trunc() == h.trunc()) {
+        return AllowedIpsChange::Unchanged;
+    }
+    let want_ips: BTreeSet<IpNet> = want.iter().map(|n| n.trunc()).collect();
+    let have_ips: BTreeSet<IpNet> = have.iter().map(|n| n.trunc()).collect();
+    let added: Vec<IpNet> = want
+        .iter()
+        .filter(|n| !have_ips.contains(&n.trunc()))
+        .copied()
+        .collect();
+    let removed = have_ips.iter().any(|n| !want_ips.contains(n));
+    match (added.is_empty(), removed) {
+        (true, false) => AllowedIpsChange::Unchanged,
+        (false, false) => AllowedIpsChange::Append(added),
+        (_, true) => AllowedIpsChange::Replace,
+    }
+}
+
+/// The peers' diff, by the positions that take it.
+#[derive(Default)]
+struct Peers {
+    /// 4. On the device next.
+    new: Vec<PeerPlan>,
+    /// 5. Changed attributes, or allowed IPs added only.
+    gaining: Vec<PlannedUpdate>,
+    /// 7. Allowed IPs that go.
+    losing: Vec<PlannedUpdate>,
+    /// 8. On the device, in no configuration.
+    gone: Vec<LivePeer>,
+}
+
+/// The addresses' diff.
+struct AddressDiff {
+    /// 3. IPv6 addresses that only change their prefix length: the same address to the kernel.
+    early_drop: Vec<IpNet>,
+    /// 3. New ones.
+    add: Vec<IpNet>,
+    /// 10. Ours that go.
+    drop: Vec<IpNet>,
+}
+
+/// The routes' diff: (table, destination, metric) is a route's identity.
+struct RouteDiff {
+    /// 6. Missing ones.
+    add: Vec<Route>,
+    /// 9. Ours that go.
+    drop: Vec<Route>,
+}
+
+/// What a reload plan reads, and the notes it gathers while it compares.
+struct Reload<'a> {
+    cfg: &'a Config,
+    recorded: &'a Applied,
+    live: &'a Live,
+    name: String,
+    ns: Netns,
+    sock: Netns,
+    notes: Vec<String>,
+}
+
+/// The steps that make the live interface what `cfg` says, in the order of the list at the top
+/// of this file. Secrets (preshared and private keys) are read through `kernel`; nothing is
+/// sent to the device.
+pub fn plan(
+    cfg: &Config,
+    recorded: &Applied,
+    live: &Live,
+    kernel: &mut dyn Kernel,
+) -> Result<ReloadPlan, KernelError> {
+    let mut r = Reload {
+        cfg,
+        recorded,
+        live,
+        name: cfg.name.clone(),
+        ns: interface_ns(cfg),
+        sock: socket_ns(cfg),
+        notes: Vec::new(),
+    };
+    // The diffs, in the order their notes are said and their secrets read.
+    let (port, mark) = r.device();
+    let (mtu_up, mtu_down) = r.mtu();
+    let addrs = r.addresses();
+    let peers = r.peers(kernel)?;
+    let routes = r.routes();
+    let key = r.private_key(kernel)?;
+
+    let mut steps: Plan = Vec::new();
+    steps.extend(r.device_set(port, mark)); // 1.
+    steps.extend(mtu_up.map(|m| r.mtu_step(m))); // 2.
+    steps.extend(r.addresses_remove(addrs.early_drop)); // 3.
+    steps.extend(r.addresses_add(addrs.add)); // 3.
+    steps.extend(r.new_peers(peers.new)); // 4.
+    steps.extend(r.updates(peers.gaining, "changed")); // 5.
+    steps.extend(r.routes_add(routes.add)); // 6.
+    steps.extend(r.updates(peers.losing, "losing")); // 7.
+    steps.extend(r.peers_remove(peers.gone)); // 8.
+    steps.extend(r.routes_remove(routes.drop)); // 9.
+    steps.extend(r.addresses_remove(addrs.drop)); // 10.
+    steps.extend(mtu_down.map(|m| r.mtu_step(m))); // 10.
+    steps.extend(key); // 11.
+    Ok(ReloadPlan {
+        steps,
+        notes: r.notes,
+    })
+}
+
+type Change<T> = Option<(T, T)>;
+
+impl Reload<'_> {
+    /// The listen port and fwmark that change (from, to): only when configured and different
+    /// from the device's.
+    fn device(&mut self) -> (Change<u16>, Change<u32>) {
+        let (cfg, recorded, dev) = (self.cfg, self.recorded, &self.live.device);
+        let port = cfg
+            .listen_port
+            .filter(|p| *p != 0 && *p != dev.listen_port)
+            .map(|p| (dev.listen_port, p));
+        // A full tunnel keeps the fwmark up chose (its shape cannot change in a reload).
+        let cfg_mark = cfg
+            .fwmark
+            .filter(|m| *m != 0 || !cfg.full_tunnel())
+            .or(recorded.full_tunnel_table.filter(|_| cfg.full_tunnel()));
+        let recorded_mark = recorded.fwmark.or(recorded.full_tunnel_table);
+        let wanted_mark = match (cfg_mark, recorded_mark) {
+            (Some(m), _) => Some(m),
+            // Unset now, set by wg-exec before: cleared.
+            (None, Some(_)) => Some(0),
+            (None, None) => None,
+        };
+        let mark = wanted_mark
+            .filter(|m| *m != dev.fwmark)
+            .map(|m| (dev.fwmark, m));
+        if cfg.listen_port.is_none() && recorded.listen_port.is_some() {
+            self.notes.push(format!(
+                "listen_port is no longer set: the device keeps port {} (a port of 0 would rebind to a random one)",
+                dev.listen_port
+            ));
+        }
+        (port, mark)
+    }
+
+    /// 1. Listen port and fwmark, the risky ones first: a port may be taken.
+    fn device_set(&self, port: Change<u16>, mark: Change<u32>) -> Option<Box<dyn Step>> {
+        (port.is_some() || mark.is_some()).then(|| {
+            Box::new(DeviceSet {
+                name: self.name.clone(),
+                ns: self.ns.clone(),
+                listen_port: port,
+                fwmark: mark,
+            }) as Box<dyn Step>
+        })
+    }
+
+    /// The MTU that grows (2.) or shrinks (10.). A smaller one goes after the removals: an
+    /// MTU under 1280 takes IPv6 off the link, and with it the addresses a later step would
+    /// remove.
+    fn mtu(&mut self) -> (Option<u32>, Option<u32>) {
+        let now = self.live.link.mtu;
+        match self.cfg.mtu {
+            Some(m) if m > now => return (Some(m), None),
+            Some(m) if m < now => return (None, Some(m)),
+            None if self.recorded.mtu.is_some() && self.cfg.auto_mtu => self.notes.push(format!(
+                "mtu is \"auto\" now: it is chosen at up (from the routes to the endpoints); the link keeps MTU {now} until then"
+            )),
+            None if self.recorded.mtu.is_some() => self
+                .notes
+                .push(format!("mtu is no longer set: the link keeps MTU {now}")),
+            _ => {}
+        }
+        (None, None)
+    }
+
+    /// 2. and 10. The MTU.
+    fn mtu_step(&self, mtu: u32) -> Box<dyn Step> {
+        Box::new(Mtu::new(self.name.clone(), self.ns.clone(), mtu))
+    }
+
+    /// Addresses: new ones early, ours that went at the end.
+    fn addresses(&self) -> AddressDiff {
+        let have: BTreeSet<IpNet> = self.live.addrs.iter().copied().collect();
+        let want = &self.cfg.ips;
+        let add: Vec<IpNet> = want.iter().filter(|a| !have.contains(a)).copied().collect();
+        let ours = recorded_addresses(self.recorded);
+        let (early_drop, drop): (Vec<IpNet>, Vec<IpNet>) = have
+            .iter()
+            .filter(|a| ours.contains(a) && !want.contains(a))
+            .copied()
+            .partition(|a| readdressed_v6(a, &add));
+        AddressDiff {
+            early_drop,
+            add,
+            drop,
+        }
+    }
+
+    /// 3. New addresses, while the old ones are still there.
+    fn addresses_add(&self, add: Vec<IpNet>) -> Option<Box<dyn Step>> {
+        (!add.is_empty())
+            .then(|| Box::new(Addresses::new(self.name.clone(), self.ns.clone(), add)) as _)
+    }
+
+    /// 3. (an IPv6 address that comes back with another prefix length goes first) and 10.
+    fn addresses_remove(&self, drop: Vec<IpNet>) -> Option<Box<dyn Step>> {
+        (!drop.is_empty()).then(|| {
+            Box::new(AddressesRemove::new(
+                self.name.clone(),
+                self.ns.clone(),
+                drop,
+            )) as _
+        })
+    }
+
+    /// The peers' diff. A peer the device has as configured costs a lookup and a few
+    /// comparisons (and the read of its preshared key file, which may have changed).
+    fn peers(&mut self, kernel: &mut dyn Kernel) -> Result<Peers, KernelError> {
+        let (cfg, live) = (self.cfg, self.live);
+        let on_device: HashMap<&Key, &LivePeer> = live
+            .device
+            .peers
+            .iter()
+            .map(|p| (&p.public_key, p))
+            .collect();
+        let mut out = Peers::default();
+        let mut found = 0;
+        let mut shown = String::new();
+        for p in &cfg.peers {
+            let Some(old) = on_device.get(&p.public_key).copied() else {
+                out.new.push(peer_plan(p));
+                continue;
+            };
+            found += 1;
+            let desired_psk = match &p.preshared_key {
+                Some(src) => Some(src.load(kernel).map_err(|mut e| {
+                    e.message = format!(
+                        "read preshared key {} of peer {}: {}",
+                        src.printable(),
+                        p.name,
+                        e.message
+                    );
+                    e
+                })?),
+                None => None,
+            };
+            // boringtun-cli does not report a preshared key it was not given; others report it.
+            let psk_changed = desired_psk != old.preshared_key;
+            let keepalive_changed = p.persistent_keepalive.unwrap_or(0) != old.persistent_keepalive;
+            let endpoint_changed = match (
+                &p.endpoint,
+                recorded_endpoint(self.recorded, &p.public_key),
+            ) {
+                (Some(now), Some(before)) => {
+                    use std::fmt::Write;
+                    shown.clear();
+                    let _ = write!(shown, "{now}");
+                    shown != *before
+                }
+                // A new endpoint for a peer that had none, or a peer wg-exec did not record.
+                (Some(_), None) => true,
+                (None, Some(before)) => {
+                    self.notes.push(format!(
+                        "peer {}: endpoint {before} is no longer configured; WireGuard cannot clear an endpoint, so the peer keeps {} until the next down and up",
+                        p.name,
+                        old.endpoint.map(|e| e.to_string()).unwrap_or_else(|| "none".into())
+                    ));
+                    false
+                }
+                (None, None) => false,
+            };
+            let allowed_ips = allowed_ips_change(&p.allowed_ips, &old.allowed_ips);
+            if !psk_changed
+                && !endpoint_changed
+                && !keepalive_changed
+                && allowed_ips == AllowedIpsChange::Unchanged
+            {
+                continue;
+            }
+            if !live.device.updates_in_place {
+                self.notes.push(format!(
+                    "peer {}: the userspace implementation cannot update a peer in place; it is removed and added again, and its session restarts",
+                    p.name
+                ));
+            }
+            let update = PlannedUpdate {
+                desired: peer_plan(p),
+                old: old.clone(),
+                preshared_key: psk_changed,
+                endpoint: endpoint_changed,
+                persistent_keepalive: keepalive_changed,
+                allowed_ips,
+            };
+            match update.allowed_ips {
+                AllowedIpsChange::Replace => out.losing.push(update),
+                _ => out.gaining.push(update),
+            }
+        }
+        // Every live peer is configured (the device holds each key once): none goes.
+        if found < live.device.peers.len() {
+            let wanted: HashSet<&Key> = cfg.peers.iter().map(|p| &p.public_key).collect();
+            for p in &live.device.peers {
+                if wanted.contains(&p.public_key) {
+                    continue;
+                }
+                if !recorded_peer(self.recorded, &p.public_key) {
+                    self.notes.push(format!(
+                        "peer {} is on the device but in no configuration wg-exec applied (added by hand?): it is removed",
+                        p.public_key.to_base64()
+                    ));
+                }
+                out.gone.push(p.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// 4. New peers, once the device has its addresses; a prefix they take from a live peer
+    /// is given back by the undo.
+    fn new_peers(&self, new: Vec<PeerPlan>) -> Option<Box<dyn Step>> {
+        if new.is_empty() {
+            return None;
+        }
+        let claimed: Vec<(Key, IpNet)> = new
+            .iter()
+            .flat_map(|p| p.allowed_ips.iter().map(|ip| (p.public_key.clone(), *ip)))
+            .collect();
+        let back = give_back(&self.live.device, &claimed);
+        Some(Box::new(
+            PeerSet::new(self.name.clone(), self.ns.clone(), self.sock.clone(), new)
+                .with_give_back(back),
+        ))
+    }
+
+    /// 5. Peers that only gain or change attributes, before the routes that use them; 7. peers
+    /// that lose allowed IPs, after every claimer took its prefixes.
+    fn updates(&self, updates: Vec<PlannedUpdate>, label: &'static str) -> Option<Box<dyn Step>> {
+        if updates.is_empty() {
+            return None;
+        }
+        let back = give_back(&self.live.device, &claims(&updates));
+        Some(Box::new(
+            PeerUpdates::new(
+                self.name.clone(),
+                self.ns.clone(),
+                self.sock.clone(),
+                updates,
+                label,
+            )
+            .with_give_back(back),
+        ))
+    }
+
+    /// 8. Peers that go, once their prefixes are elsewhere.
+    fn peers_remove(&self, gone: Vec<LivePeer>) -> Option<Box<dyn Step>> {
+        (!gone.is_empty())
+            .then(|| Box::new(PeerRemove::new(self.name.clone(), self.ns.clone(), gone)) as _)
+    }
+
+    /// The routes' diff: missing ones come (a route deleted by hand too); ours that the
+    /// configuration no longer has go. The record's routes are read only when the link has
+    /// routes the configuration does not.
+    fn routes(&self) -> RouteDiff {
+        let want = derived::routes(self.cfg);
+        let have: HashSet<&Route> = self.live.routes.iter().collect();
+        let add: Vec<Route> = want.iter().filter(|r| !have.contains(r)).cloned().collect();
+        let mut drop = Vec::new();
+        if self.live.routes.len() + add.len() > want.len() {
+            let wanted: HashSet<&Route> = want.iter().collect();
+            let extra: BTreeSet<&Route> = self
+                .live
+                .routes
+                .iter()
+                .filter(|r| !wanted.contains(r))
+                .collect();
+            if !extra.is_empty() {
+                let ours = recorded_routes(self.recorded);
+                drop = extra
+                    .into_iter()
+                    .filter(|r| ours.contains(r))
+                    .cloned()
+                    .collect();
+            }
+        }
+        RouteDiff { add, drop }
+    }
+
+    /// 6. New routes, once the peers that carry them exist.
+    fn routes_add(&self, add: Vec<Route>) -> Option<Box<dyn Step>> {
+        (!add.is_empty()).then(|| {
+            Box::new(Routes::new(
+                self.name.clone(),
+                self.ns.clone(),
+                add,
+                self.cfg.table.label.clone(),
+            )) as _
+        })
+    }
+
+    /// 9. Routes that go, once no peer needs them.
+    fn routes_remove(&self, drop: Vec<Route>) -> Option<Box<dyn Step>> {
+        (!drop.is_empty())
+            .then(|| Box::new(RoutesRemove::new(self.name.clone(), self.ns.clone(), drop)) as _)
+    }
+
+    /// 11. The private key, last: it ends every session.
+    fn private_key(
+        &mut self,
+        kernel: &mut dyn Kernel,
+    ) -> Result<Option<Box<dyn Step>>, KernelError> {
+        let cfg = self.cfg;
+        let desired = cfg.private_key.load(kernel).map_err(|mut e| {
+            e.message = format!(
+                "read private key {}: {}",
+                cfg.private_key.printable(),
+                e.message
+            );
+            e
+        })?;
+        let desired_public = crate::keys::public_of(&desired);
+        if live_public(&self.live.device).as_ref() == Some(&desired_public) {
+            return Ok(None);
+        }
+        self.notes.push(format!(
+            "the private key changes (public key now {desired_public}): every peer's current session ends, and each peer must already know the new public key"
+        ));
+        Ok(Some(Box::new(KeyRotate {
+            name: self.name.clone(),
+            ns: self.ns.clone(),
+            new: match &cfg.private_key {
+                SecretSource::File(p) => SecretSource::File(p.clone()),
+                SecretSource::Inline(k) => SecretSource::Inline(k.clone()),
+            },
+            old: self.live.device.private_key.clone(),
+        })))
+    }
+}
