@@ -341,7 +341,7 @@ fn down_from_a_complete_journal_reverts_dns_before_the_link_goes_and_a_failure_i
         &mut jf,
     )
     .unwrap();
-    jf.set_state(journal::State::Complete).unwrap();
+    jf.set_state(journal::State::Running).unwrap();
     let j = journal::load(&jf.path).unwrap().unwrap();
     let down = plan::down_from_journal(&j, true);
     assert_eq!(

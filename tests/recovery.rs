@@ -7,9 +7,10 @@
 mod common;
 use common::rich::{fresh_kernel, rich};
 use std::path::{Path, PathBuf};
-use wg_exec::commands::{down, up};
+use wg_exec::commands::down;
 use wg_exec::executor::{NoWatch, Watch};
 use wg_exec::journal::recovery::recover;
+use wg_exec::journal::transaction::settle;
 use wg_exec::journal::{Journal, JournalFile, State};
 use wg_exec::outcome::Outcome;
 use wg_exec::plan::{self, DownSource};
@@ -77,7 +78,7 @@ fn recovery_undoes_an_up_killed_at_every_position() {
     for at in positions() {
         let dir = tempfile::tempdir().unwrap();
         let (mut k, journal) = killed_up(dir.path(), at);
-        assert_eq!(journal.state, State::Up, "{at:?}");
+        assert_eq!(journal.state, State::Starting, "{at:?}");
         let start = k.calls.len();
         let done = recover(
             &journal,
@@ -118,7 +119,7 @@ fn the_journals_down_plan_undoes_an_up_killed_at_every_position_and_a_complete_o
     let dir = tempfile::tempdir().unwrap();
     let last = plan::up(&rich()).len() - 1;
     let (mut k, mut journal) = killed_up(dir.path(), Kill::After(last));
-    journal.state = State::Complete;
+    journal.state = State::Running;
     let path = dir.path().join("wg0.ron");
     let steps = plan::down_from_journal(&journal, true);
     let kinds: Vec<StepKind> = steps.iter().map(|s| s.kind()).collect();
@@ -225,7 +226,7 @@ fn a_fault_at_every_call_of_the_journals_down() {
     fault_at_every_call(
         |dir| {
             let (k, mut j) = killed_up(dir, Kill::After(last));
-            j.state = State::Complete;
+            j.state = State::Running;
             (k, DownSource::Journal(j))
         },
         true,
@@ -303,10 +304,17 @@ fn before_an_up_the_four_cases_are_decided() {
     // 1. Up and its link present: refused, nothing changed.
     let dir = tempfile::tempdir().unwrap();
     let (mut k, mut j) = killed_up(dir.path(), Kill::After(last));
-    j.state = State::Complete;
+    j.state = State::Running;
     let path = dir.path().join("wg0.ron");
     let before = k.state.clone();
-    match up::settle(&path, &cfg, Some(j.clone()), &mut k, &mut NoWatch) {
+    match settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    ) {
         Err(Outcome::Refused(m)) => assert!(m.contains("it is already up"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -316,7 +324,15 @@ fn before_an_up_the_four_cases_are_decided() {
     // 2. Up but its link gone (deleted by hand): start over, the journal dropped.
     k.state.links.clear();
     k.state.routes.clear();
-    up::settle(&path, &cfg, Some(j), &mut k, &mut NoWatch).unwrap();
+    settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    )
+    .unwrap();
     assert!(!path.exists());
 
     // 3. Unfinished: rolled back first, through the executor (a failure there is exit 3).
@@ -327,7 +343,14 @@ fn before_an_up_the_four_cases_are_decided() {
     failing.state = k.state.clone();
     failing.calls = k.calls.clone();
     failing.fail_call(k.calls.len() + 1, KernelError::from_errno(16, Some("busy")));
-    match up::settle(&path, &cfg, Some(j.clone()), &mut failing, &mut NoWatch) {
+    match settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut failing,
+        &mut NoWatch,
+    ) {
         Err(Outcome::LeftBehind(lines)) => {
             assert!(
                 lines.last().unwrap().contains("nothing new was done"),
@@ -336,7 +359,15 @@ fn before_an_up_the_four_cases_are_decided() {
         }
         other => panic!("{other:?}"),
     }
-    up::settle(&path, &cfg, Some(j), &mut k, &mut NoWatch).unwrap();
+    settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    )
+    .unwrap();
     assert_eq!(k.state, fresh_kernel().state);
     assert!(!path.exists());
 
@@ -347,7 +378,7 @@ fn before_an_up_the_four_cases_are_decided() {
         Default::default(),
     );
     let before = k.state.clone();
-    match up::settle(&path, &cfg, None, &mut k, &mut NoWatch) {
+    match settle(&path, &cfg, None, &mut Vec::new(), &mut k, &mut NoWatch) {
         Err(Outcome::Refused(m)) => assert!(
             m.contains(
                 "wg0 in netns tunnel already exists and wg-exec has no record of creating it"
@@ -359,5 +390,5 @@ fn before_an_up_the_four_cases_are_decided() {
     assert_eq!(k.state, before);
     // And with nothing there: go on.
     let mut k = fresh_kernel();
-    up::settle(&path, &cfg, None, &mut k, &mut NoWatch).unwrap();
+    settle(&path, &cfg, None, &mut Vec::new(), &mut k, &mut NoWatch).unwrap();
 }

@@ -85,7 +85,7 @@ pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
             ns: now,
         }));
     }
-    if !journal.is_up() {
+    if journal.state.undo_removes_generated_keys() {
         for r in journal.live().rev() {
             if let What::KeyFile {
                 path,

@@ -35,6 +35,7 @@ use wg_exec_steps::peer_set::{PeerPlan, PeerSet};
 use wg_exec_steps::peer_update::{PeerUpdates, PlannedUpdate};
 use wg_exec_steps::route::Routes;
 use wg_exec_steps::routes_remove::RoutesRemove;
+use wg_exec_steps::step::Needs;
 use wg_exec_steps::{
     AllowedIpsChange, Kernel, KernelError, Key, LinkState, LiveDevice, LivePeer, Netns,
     PeerSettings, PeerUpdate, Route, SecretSource, Step,
@@ -163,6 +164,21 @@ pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<
         }
     }
     out
+}
+
+/// What a reload of `cfg` may need from the process, from the steps it can make: reading the
+/// live device, and every step of a reload ([`plan`]), act in the interface's namespace; a new
+/// or changed endpoint that is a host name is resolved in the socket namespace (the peer steps
+/// say so in their `needs`). No module, no hooks, no port to bind: the device exists.
+pub fn needs(cfg: &Config) -> Needs {
+    let resolves = cfg
+        .peers
+        .iter()
+        .filter_map(|p| p.endpoint.as_ref())
+        .any(|ep| ep.host.parse::<std::net::IpAddr>().is_err());
+    let iface = interface_ns(cfg);
+    let sock = socket_ns(cfg);
+    Needs::namespaces(std::iter::once(&iface).chain(resolves.then_some(&sock)))
 }
 
 /// A reload's plan and what it says besides (warnings, changes that take effect elsewhere).
