@@ -599,8 +599,8 @@ impl Reload<'_> {
         Ok(out)
     }
 
-    /// 4. New peers, once the device has its addresses; a prefix they take from a live peer
-    /// is given back by the undo.
+    /// Position 4: new peers, once the device has its addresses; a prefix they take from a
+    /// live peer is given back by the undo.
     fn new_peers(&self, new: Vec<PeerPlan>) -> Option<Box<dyn Step>> {
         if new.is_empty() {
             return None;
@@ -616,8 +616,8 @@ impl Reload<'_> {
         ))
     }
 
-    /// 5. Peers that only gain or change attributes, before the routes that use them; 7. peers
-    /// that lose allowed IPs, after every claimer took its prefixes.
+    /// Positions 5 and 7: peers that only gain or change attributes, before the routes that
+    /// use them; peers that lose allowed IPs, after every claimer took its prefixes.
     fn updates(&self, updates: Vec<PlannedUpdate>, label: &'static str) -> Option<Box<dyn Step>> {
         if updates.is_empty() {
             return None;
