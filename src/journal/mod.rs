@@ -2,7 +2,7 @@
 //! atomically before the steps that leave something behind. It lets `down` undo exactly what
 //! `up` created even when the configuration changed, and lets the next run finish an `up` that
 //! was killed. This file is the format; [`checkpoint`] keeps it step by step during an up, and
-//! [`crate::plan::down_from_journal`] turns it back into steps.
+//! the plan wing (src/plan/down.rs) turns it back into steps.
 
 pub mod applied;
 pub mod checkpoint;

@@ -1,5 +1,5 @@
 //! Recovery of an up that did not finish (killed, or its rollback incomplete): the journal's
-//! down plan without hooks (`crate::plan::down_from_journal(journal, false)`), run by the
+//! down plan without hooks (made by the plan wing, src/plan/down.rs), run by the
 //! executor like any other plan, so that it is reported, signalled and fault-injected the same
 //! way.
 

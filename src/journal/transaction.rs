@@ -2,7 +2,7 @@
 //! what up does about it, the journal's state before, during and after, the record of what was
 //! applied (IFACE.applied.ron), the one a reload is applying (IFACE.applied-next.ron, renamed
 //! over it on success), the endpoints that did not resolve, and closing an interrupted reload.
-//! The plans come from the caller (`crate::plan`): the journal does not know how to make them.
+//! The plans come from the caller (the plan wing, src/plan/): the journal does not make them.
 
 use super::applied::{self, Applied};
 use super::checkpoint::ReloadCheckpoint;

@@ -23,7 +23,7 @@ fn dns_revert(name: &str, ns: Netns, backend: Option<DnsBackend>) -> Box<dyn Ste
 }
 
 /// Down when there is no journal: the configuration says where the link is. `foreign_netns`:
-/// wg-exec runs in a network namespace other than the host's ([`crate::preflight::in_foreign_netns`]).
+/// wg-exec runs in a network namespace other than the host's (the command asks preflight).
 pub fn down_from_config(cfg: &Config, foreign_netns: bool) -> Plan {
     let sock = socket_ns(cfg);
     let iface = interface_ns(cfg);
