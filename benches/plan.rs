@@ -40,7 +40,7 @@ fn main() {
         let (cfg, warnings) =
             config::parse("wg0", Path::new("/etc/wg-exec/wg0.ron"), &text, &tables).expect("valid");
         let up = plan::up(&cfg);
-        let down = plan::down_from_config(&cfg);
+        let down = plan::down_from_config(&cfg, false);
         times.push(started.elapsed());
         assert_eq!(cfg.peers.len(), n as usize);
         assert!(warnings.is_empty());

@@ -12,7 +12,7 @@ pub fn load_and_plan(data: &[u8]) {
     let tables = RouteTables::builtin();
     if let Ok((cfg, _warnings)) = config::parse("wg0", Path::new("fuzz.ron"), text, &tables) {
         let _ = crate::executor::print(&crate::plan::up(&cfg));
-        let _ = crate::executor::print(&crate::plan::down_from_config(&cfg));
+        let _ = crate::executor::print(&crate::plan::down_from_config(&cfg, false));
     }
 }
 

@@ -18,5 +18,4 @@ pub mod plan;
 pub mod preflight;
 pub mod privileges;
 pub mod refresh;
-pub mod reload;
 pub mod state;

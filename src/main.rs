@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use wg_exec::cli::{Cli, Command};
 use wg_exec::commands;
 use wg_exec::journald;
+use wg_exec::outcome::end;
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
@@ -69,13 +70,13 @@ fn main() -> ExitCode {
     // done, for `down`).
     wg_exec::executor::install_panic_hook();
     let run = std::panic::catch_unwind(|| match &cli.command {
-        Command::Up(t) => commands::up::run(t),
-        Command::Down(t) => commands::down::run(t),
-        Command::Reload(t) => commands::reload::run(t),
+        Command::Up(t) => end(commands::up::run(t)),
+        Command::Down(t) => end(commands::down::run(t)),
+        Command::Reload(t) => end(commands::reload::run(t)),
         Command::Status(a) => commands::status::run(a),
         Command::Refresh(a) => commands::refresh::run(a),
         Command::Convert(a) => commands::convert::run(a),
-        Command::Check(a) => commands::check::run(a),
+        Command::Check(a) => end(commands::check::run(a)),
     });
     let outcome = run.unwrap_or_else(|payload| {
         use wg_exec::outcome::Outcome;

@@ -4,6 +4,23 @@
 /// The table `--help` prints; the README has the same.
 pub const EXIT_CODES: &str = include_str!("exit-codes.txt");
 
+/// A command's script: `?` ends it early with the outcome at hand (a refusal, an invalid
+/// configuration, …); [`end`] turns it into the command's outcome.
+pub type Script = Result<Outcome, Outcome>;
+
+/// The outcome of a script, however it ended.
+pub fn end(script: Script) -> Outcome {
+    script.unwrap_or_else(|o| o)
+}
+
+/// A note on stderr while a command goes on.
+pub fn say(op: &str, iface: &str, msg: impl std::fmt::Display) {
+    crate::journald::line(
+        crate::journald::Priority::Notice,
+        &format!("wg-exec: {op} {iface}: {msg}"),
+    );
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Done,

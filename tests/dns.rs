@@ -190,10 +190,16 @@ fn the_dns_step_comes_after_the_peers_and_before_the_routes() {
         "resolvectl domain wg0 corp.example\nresolvectl dns wg0 192.0.2.53\nresolvectl default-route wg0 no\n# without systemd-resolved: printf 'nameserver 192.0.2.53\\nsearch corp.example\\n' | resolvconf -a wg0 -m 0\nip route replace"
     ), "{printed}");
     // Down from the configuration reverts DNS after pre_shutdown, before the link goes.
-    let down = plan::down_from_config(&dns_config());
+    let down = plan::down_from_config(&dns_config(), false);
     assert_eq!(
         kinds(&down),
         [StepKind::PreShutdown, StepKind::Dns, StepKind::Teardown]
+    );
+    // Run from a namespace other than the host's, it leaves DNS alone: the revert would name
+    // another link of the host's (the plan is told where it runs; it does not look).
+    assert_eq!(
+        kinds(&plan::down_from_config(&dns_config(), true)),
+        [StepKind::PreShutdown, StepKind::Teardown]
     );
     assert_eq!(
         executor::print(&down),
@@ -335,7 +341,7 @@ fn down_from_a_complete_journal_reverts_dns_before_the_link_goes_and_a_failure_i
         &mut jf,
     )
     .unwrap();
-    jf.set_state(journal::State::Complete).unwrap();
+    jf.set_state(journal::State::Running).unwrap();
     let j = journal::load(&jf.path).unwrap().unwrap();
     let down = plan::down_from_journal(&j, true);
     assert_eq!(

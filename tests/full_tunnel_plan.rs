@@ -247,7 +247,7 @@ fn up_with_journal(c: &config::Config, k: &mut FakeKernel, dir: &Path, stop: Opt
     }
     executor::up(&mut steps, k, &AtomicBool::new(false), &mut jfile).unwrap();
     if stop.is_none() {
-        jfile.set_state(State::Complete).unwrap();
+        jfile.set_state(State::Running).unwrap();
     } else {
         jfile.save().unwrap();
     }

@@ -7,9 +7,10 @@
 mod common;
 use common::rich::{fresh_kernel, rich};
 use std::path::{Path, PathBuf};
-use wg_exec::commands::{down, up};
+use wg_exec::commands::down;
 use wg_exec::executor::{NoWatch, Watch};
 use wg_exec::journal::recovery::recover;
+use wg_exec::journal::transaction::settle;
 use wg_exec::journal::{Journal, JournalFile, State};
 use wg_exec::outcome::Outcome;
 use wg_exec::plan::{self, DownSource};
@@ -77,10 +78,15 @@ fn recovery_undoes_an_up_killed_at_every_position() {
     for at in positions() {
         let dir = tempfile::tempdir().unwrap();
         let (mut k, journal) = killed_up(dir.path(), at);
-        assert_eq!(journal.state, State::Up, "{at:?}");
+        assert_eq!(journal.state, State::Starting, "{at:?}");
         let start = k.calls.len();
-        let done = recover(&journal, &mut k, &mut NoWatch)
-            .unwrap_or_else(|f| panic!("{at:?}: recovery failed: {f:?}"));
+        let done = recover(
+            &journal,
+            &mut plan::down_from_journal(&journal, false),
+            &mut k,
+            &mut NoWatch,
+        )
+        .unwrap_or_else(|f| panic!("{at:?}: recovery failed: {f:?}"));
         assert_eq!(
             k.state,
             expected(false, &k),
@@ -104,7 +110,7 @@ fn the_journals_down_plan_undoes_an_up_killed_at_every_position_and_a_complete_o
         let (mut k, journal) = killed_up(dir.path(), at);
         let path = dir.path().join("wg0.ron");
         let source = DownSource::Journal(journal);
-        let outcome = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let outcome = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         assert_eq!(outcome, Outcome::Done, "{at:?}");
         assert_eq!(k.state, expected(false, &k), "{at:?}: after down");
         assert!(!path.exists(), "{at:?}: the journal is removed");
@@ -113,7 +119,7 @@ fn the_journals_down_plan_undoes_an_up_killed_at_every_position_and_a_complete_o
     let dir = tempfile::tempdir().unwrap();
     let last = plan::up(&rich()).len() - 1;
     let (mut k, mut journal) = killed_up(dir.path(), Kill::After(last));
-    journal.state = State::Complete;
+    journal.state = State::Running;
     let path = dir.path().join("wg0.ron");
     let steps = plan::down_from_journal(&journal, true);
     let kinds: Vec<StepKind> = steps.iter().map(|s| s.kind()).collect();
@@ -148,7 +154,7 @@ fn the_configurations_down_plan_finds_the_link_where_an_interrupted_up_left_it()
     let source = DownSource::Config(Box::new(rich()), None);
     let path = dir.path().join("none.ron");
     assert_eq!(
-        down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch),
+        down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch),
         Outcome::Done
     );
     assert!(k.state.links.is_empty());
@@ -164,7 +170,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
     let start = probe.calls.len();
     let _ = down::execute(
         &source,
-        source.plan(),
+        source.plan(false),
         &mut probe,
         &dir.path().join("j"),
         &mut NoWatch,
@@ -184,7 +190,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
         }
         let failing = k.calls.len() + n;
         k.fail_call(failing, KernelError::from_errno(16, Some("injected")));
-        let outcome = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let outcome = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         let call = k.calls[failing - 1].clone();
         let teardown = call.starts_with("link_del");
         match (&outcome, teardown) {
@@ -204,7 +210,7 @@ fn fault_at_every_call(make: impl Fn(&Path) -> (FakeKernel, DownSource), key_sta
             DownSource::Journal(j) => DownSource::Journal(j.clone()),
             DownSource::Config(c, _) => DownSource::Config(c.clone(), None),
         };
-        let again = down::execute(&source, source.plan(), &mut k, &path, &mut NoWatch);
+        let again = down::execute(&source, source.plan(false), &mut k, &path, &mut NoWatch);
         assert_eq!(again, Outcome::Done, "call {n}: second down");
         assert_eq!(
             k.state,
@@ -220,7 +226,7 @@ fn a_fault_at_every_call_of_the_journals_down() {
     fault_at_every_call(
         |dir| {
             let (k, mut j) = killed_up(dir, Kill::After(last));
-            j.state = State::Complete;
+            j.state = State::Running;
             (k, DownSource::Journal(j))
         },
         true,
@@ -246,7 +252,13 @@ fn a_fault_at_every_call_of_recovery_is_reported_and_the_next_recovery_finishes(
         let dir = tempfile::tempdir().unwrap();
         let (mut probe, journal) = killed_up(dir.path(), at);
         let start = probe.calls.len();
-        recover(&journal, &mut probe, &mut NoWatch).unwrap();
+        recover(
+            &journal,
+            &mut plan::down_from_journal(&journal, false),
+            &mut probe,
+            &mut NoWatch,
+        )
+        .unwrap();
         let total = probe.calls.len() - start;
         for n in 1..=total {
             let dir = tempfile::tempdir().unwrap();
@@ -254,10 +266,21 @@ fn a_fault_at_every_call_of_recovery_is_reported_and_the_next_recovery_finishes(
             let failing = k.calls.len() + n;
             k.fail_call(failing, KernelError::from_errno(16, Some("injected")));
             let call = |k: &FakeKernel| k.calls[failing - 1].clone();
-            match recover(&journal, &mut k, &mut NoWatch) {
+            match recover(
+                &journal,
+                &mut plan::down_from_journal(&journal, false),
+                &mut k,
+                &mut NoWatch,
+            ) {
                 Err(failures) => {
                     assert!(failures[0].to_string().contains("injected"), "{failures:?}");
-                    recover(&journal, &mut k, &mut NoWatch).expect("the next recovery finishes");
+                    recover(
+                        &journal,
+                        &mut plan::down_from_journal(&journal, false),
+                        &mut k,
+                        &mut NoWatch,
+                    )
+                    .expect("the next recovery finishes");
                 }
                 // Only a failed look whether the key file exists is harmless: the removal
                 // is tried all the same.
@@ -281,10 +304,17 @@ fn before_an_up_the_four_cases_are_decided() {
     // 1. Up and its link present: refused, nothing changed.
     let dir = tempfile::tempdir().unwrap();
     let (mut k, mut j) = killed_up(dir.path(), Kill::After(last));
-    j.state = State::Complete;
+    j.state = State::Running;
     let path = dir.path().join("wg0.ron");
     let before = k.state.clone();
-    match up::settle(&path, &cfg, Some(j.clone()), &mut k, &mut NoWatch) {
+    match settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    ) {
         Err(Outcome::Refused(m)) => assert!(m.contains("it is already up"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -294,7 +324,15 @@ fn before_an_up_the_four_cases_are_decided() {
     // 2. Up but its link gone (deleted by hand): start over, the journal dropped.
     k.state.links.clear();
     k.state.routes.clear();
-    up::settle(&path, &cfg, Some(j), &mut k, &mut NoWatch).unwrap();
+    settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    )
+    .unwrap();
     assert!(!path.exists());
 
     // 3. Unfinished: rolled back first, through the executor (a failure there is exit 3).
@@ -305,7 +343,14 @@ fn before_an_up_the_four_cases_are_decided() {
     failing.state = k.state.clone();
     failing.calls = k.calls.clone();
     failing.fail_call(k.calls.len() + 1, KernelError::from_errno(16, Some("busy")));
-    match up::settle(&path, &cfg, Some(j.clone()), &mut failing, &mut NoWatch) {
+    match settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut failing,
+        &mut NoWatch,
+    ) {
         Err(Outcome::LeftBehind(lines)) => {
             assert!(
                 lines.last().unwrap().contains("nothing new was done"),
@@ -314,7 +359,15 @@ fn before_an_up_the_four_cases_are_decided() {
         }
         other => panic!("{other:?}"),
     }
-    up::settle(&path, &cfg, Some(j), &mut k, &mut NoWatch).unwrap();
+    settle(
+        &path,
+        &cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(&j, false),
+        &mut k,
+        &mut NoWatch,
+    )
+    .unwrap();
     assert_eq!(k.state, fresh_kernel().state);
     assert!(!path.exists());
 
@@ -325,7 +378,7 @@ fn before_an_up_the_four_cases_are_decided() {
         Default::default(),
     );
     let before = k.state.clone();
-    match up::settle(&path, &cfg, None, &mut k, &mut NoWatch) {
+    match settle(&path, &cfg, None, &mut Vec::new(), &mut k, &mut NoWatch) {
         Err(Outcome::Refused(m)) => assert!(
             m.contains(
                 "wg0 in netns tunnel already exists and wg-exec has no record of creating it"
@@ -337,5 +390,5 @@ fn before_an_up_the_four_cases_are_decided() {
     assert_eq!(k.state, before);
     // And with nothing there: go on.
     let mut k = fresh_kernel();
-    up::settle(&path, &cfg, None, &mut k, &mut NoWatch).unwrap();
+    settle(&path, &cfg, None, &mut Vec::new(), &mut k, &mut NoWatch).unwrap();
 }

@@ -11,7 +11,7 @@ use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::journal::applied::Applied;
 use wg_exec::plan;
-use wg_exec::reload::{self, Live};
+use wg_exec::plan::reload::{self, Live};
 use wg_exec_steps::fake::FakeKernel;
 use wg_exec_steps::{KernelError, Netns, StepKind};
 
@@ -253,5 +253,219 @@ fn an_implementation_that_cannot_update_in_place_is_said_to_restart_sessions() {
             .any(|n| n.contains("cannot update a peer in place") && n.contains("session restarts")),
         "{:?}",
         p.notes
+    );
+}
+
+/// The reload's decisions, one edit of the rich configuration (or one change made by hand on the
+/// live device) per row: the kinds of steps planned, in order, and a note that must be said.
+#[test]
+fn reload_decisions_table() {
+    type ByHand = fn(&mut FakeKernel);
+    let none: ByHand = |_| {};
+    let rows: Vec<(&str, String, ByHand, Vec<StepKind>, &str)> = vec![
+        ("unchanged", RICH.to_string(), none, vec![], ""),
+        (
+            "keepalive",
+            RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"),
+            none,
+            vec![StepKind::PeerUpdate],
+            "",
+        ),
+        (
+            "a new prefix: the peer gains it, then its route",
+            RICH.replace(
+                "allowed_ips: [\"203.0.113.7/32\"]",
+                "allowed_ips: [\"203.0.113.7/32\", \"203.0.113.99/32\"]",
+            ),
+            none,
+            vec![StepKind::PeerUpdate, StepKind::Routes],
+            "",
+        ),
+        (
+            "a prefix goes: the peer loses it, then its route",
+            RICH.replace(
+                "allowed_ips: [\"198.51.100.0/24\", \"2001:db8:1::/48\"]",
+                "allowed_ips: [\"198.51.100.0/24\"]",
+            ),
+            none,
+            vec![StepKind::PeerUpdate, StepKind::RoutesRemove],
+            "",
+        ),
+        (
+            "a larger MTU comes early",
+            RICH.replace("mtu: 1380", "mtu: 1400"),
+            none,
+            vec![StepKind::Mtu],
+            "",
+        ),
+        (
+            "the listen port",
+            RICH.replace("listen_port: 51820", "listen_port: 51821"),
+            none,
+            vec![StepKind::DeviceSet],
+            "",
+        ),
+        (
+            "no listen port any more: kept, said",
+            RICH.replace("listen_port: 51820,", ""),
+            none,
+            vec![],
+            "listen_port is no longer set",
+        ),
+        (
+            "no MTU any more: kept, said",
+            RICH.replace("mtu: 1380,", ""),
+            none,
+            vec![],
+            "mtu is no longer set: the link keeps MTU 1380",
+        ),
+        (
+            "an endpoint no longer configured: kept, said",
+            RICH.replace("endpoint: \"203.0.113.7:51820\",", ""),
+            none,
+            vec![],
+            "endpoint 203.0.113.7:51820 is no longer configured",
+        ),
+        (
+            "a peer added by hand is removed",
+            RICH.to_string(),
+            |k| {
+                let key = wg_exec_steps::Key::from_bytes([7; 32], false);
+                k.state
+                    .links
+                    .get_mut(&(Netns::Named("tunnel".into()), "wg0".to_string()))
+                    .unwrap()
+                    .peers
+                    .insert(
+                        key.clone(),
+                        wg_exec_steps::PeerSettings {
+                            public_key: key,
+                            preshared_key: None,
+                            endpoint: None,
+                            persistent_keepalive: None,
+                            allowed_ips: vec!["192.0.2.200/32".parse().unwrap()],
+                        },
+                    );
+            },
+            vec![StepKind::PeerRemove],
+            "added by hand?): it is removed",
+        ),
+        (
+            "a route deleted by hand is added again",
+            RICH.to_string(),
+            |k| {
+                let gone = k
+                    .state
+                    .routes
+                    .iter()
+                    .find(|(_, _, r)| r.dst == "203.0.113.7/32".parse().unwrap())
+                    .cloned()
+                    .unwrap();
+                k.state.routes.remove(&gone);
+            },
+            vec![StepKind::Routes],
+            "",
+        ),
+        (
+            "a roamed endpoint is left alone",
+            RICH.to_string(),
+            |k| {
+                for p in k
+                    .state
+                    .links
+                    .get_mut(&(Netns::Named("tunnel".into()), "wg0".to_string()))
+                    .unwrap()
+                    .peers
+                    .values_mut()
+                {
+                    p.endpoint = Some("192.0.2.77:4444".parse().unwrap());
+                }
+            },
+            vec![],
+            "",
+        ),
+        (
+            "a peer goes, then its route",
+            RICH.replace(
+                "        Peer(
+            name: \"second\",
+            public_key: \"TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=\",
+            allowed_ips: [\"203.0.113.7/32\"],
+            endpoint: \"203.0.113.7:51820\",
+        ),",
+                "",
+            ),
+            none,
+            vec![StepKind::PeerRemove, StepKind::RoutesRemove],
+            "",
+        ),
+        (
+            "the preshared key file changed",
+            RICH.to_string(),
+            |k| k.put_key_file("/keys/psk", 10),
+            vec![StepKind::PeerUpdate],
+            "",
+        ),
+    ];
+    for (what, text, by_hand, kinds, note) in rows {
+        let mut k = up();
+        by_hand(&mut k);
+        let l = live(&mut k);
+        let cfg = parse(&text);
+        let p = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k).unwrap();
+        let got: Vec<StepKind> = p.steps.iter().map(|s| s.kind()).collect();
+        assert_eq!(got, kinds, "{what}: {}", executor::print(&p.steps));
+        match note {
+            "" => assert!(p.notes.is_empty(), "{what}: {:?}", p.notes),
+            n => assert!(
+                p.notes.iter().any(|m| m.contains(n)),
+                "{what}: {:?}",
+                p.notes
+            ),
+        }
+        // Every step acts where a reload's capabilities allow.
+        let needs = wg_exec::plan::needs(&p.steps);
+        let allowed = reload::needs(&cfg);
+        assert!(
+            needs.namespaces.is_subset(&allowed.namespaces) && !needs.module && !needs.hooks,
+            "{what}: {needs:?} beyond {allowed:?}"
+        );
+        // Applied, nothing is left to do.
+        let mut steps = p.steps;
+        executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+        let l = live(&mut k);
+        let again = reload::plan(&cfg, &Applied::of(&cfg), &l, &mut k).unwrap();
+        assert!(
+            again.steps.is_empty(),
+            "{what}: {}",
+            executor::print(&again.steps)
+        );
+    }
+}
+
+/// The rich edit's steps need no more than a reload of it is given.
+#[test]
+fn a_reload_needs_what_its_steps_need() {
+    let mut k = up();
+    let l = live(&mut k);
+    let cfg = parse(&edited());
+    let p = reload::plan(&cfg, &Applied::of(&rich()), &l, &mut k).unwrap();
+    let allowed = reload::needs(&cfg);
+    assert_eq!(
+        allowed.namespaces,
+        [Netns::Named("tunnel".into())].into(),
+        "no host name is configured any more: the socket namespace is not needed"
+    );
+    assert!(wg_exec::plan::needs(&p.steps)
+        .namespaces
+        .is_subset(&allowed.namespaces));
+    // With a host name, it resolves in the socket namespace.
+    assert_eq!(
+        reload::needs(&rich()).namespaces,
+        [
+            Netns::Named("tunnel".into()),
+            Netns::Named("underlay".into())
+        ]
+        .into()
     );
 }

@@ -280,7 +280,11 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     let up_calls = k.calls.len();
     // pre_shutdown fails; the link is still deleted and post_shutdown still runs.
     k.fail_call(up_calls + 1, KernelError::new("hook exited with status 1"));
-    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(
+        &mut plan::down_from_config(&cfg, false),
+        &mut k,
+        &mut NoWatch,
+    );
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].step, wg_exec_steps::StepKind::PreShutdown);
     assert_eq!(
@@ -293,7 +297,11 @@ fn down_goes_on_past_failures_and_succeeds_when_the_link_is_gone() {
     );
     assert!(k.state.links.is_empty() && k.state.routes.is_empty());
     // Again: nothing to delete, and that is success.
-    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(
+        &mut plan::down_from_config(&cfg, false),
+        &mut k,
+        &mut NoWatch,
+    );
     assert!(failures.is_empty(), "{failures:?}");
 }
 
@@ -308,7 +316,11 @@ fn down_finds_a_link_an_interrupted_up_left_in_the_socket_namespace() {
         &wg_exec_steps::Backend::Kernel,
     )
     .unwrap();
-    let failures = executor::down(&mut plan::down_from_config(&cfg), &mut k, &mut NoWatch);
+    let failures = executor::down(
+        &mut plan::down_from_config(&cfg, false),
+        &mut k,
+        &mut NoWatch,
+    );
     assert!(failures.is_empty(), "{failures:?}");
     assert!(k.state.links.is_empty());
     assert!(k.calls.contains(&"link_del underlay wg0".to_string()));

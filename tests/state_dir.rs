@@ -96,7 +96,7 @@ impl World {
         let j = Journal {
             version: VERSION,
             interface: self.iface.clone(),
-            state: State::Incomplete,
+            state: State::RollbackIncomplete,
             pid: 1,
             config: self.cfg.clone(),
             pre_shutdown: vec![format!("touch {}", mark.display())],
@@ -133,7 +133,7 @@ impl World {
         let j = Journal {
             version: VERSION,
             interface: self.iface.clone(),
-            state: State::Complete,
+            state: State::Running,
             pid: 1,
             config: self.cfg.clone(),
             pre_shutdown: Vec::new(),

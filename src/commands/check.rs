@@ -2,16 +2,11 @@
 
 use super::{load, preflight};
 use crate::cli::CheckArgs;
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Script};
 
-pub fn run(a: &CheckArgs) -> Outcome {
-    let cfg = match load(&a.iface, a.config.as_deref()) {
-        Ok(c) => c,
-        Err(o) => return o,
-    };
-    if let Err(o) = preflight(&cfg) {
-        return o;
-    }
+pub fn run(a: &CheckArgs) -> Script {
+    let cfg = load(&a.iface, a.config.as_deref())?;
+    preflight(&cfg)?;
     println!(
         "{}: {} is valid ({} peer{})",
         cfg.name,
@@ -19,5 +14,5 @@ pub fn run(a: &CheckArgs) -> Outcome {
         cfg.peers.len(),
         if cfg.peers.len() == 1 { "" } else { "s" }
     );
-    Outcome::Done
+    Ok(Outcome::Done)
 }

@@ -9,7 +9,7 @@ use crate::executor::{self, Watch};
 use crate::faults::{Faults, Watched};
 use crate::journal::recovery::expect_userspace;
 use crate::journal::{self, applied, JournalFile, Unusable};
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, Script};
 use crate::plan::DownSource;
 use crate::state;
 use std::path::Path;
@@ -42,17 +42,16 @@ pub fn choose(
     }
 }
 
-pub fn run(t: &Target) -> Outcome {
+pub fn run(t: &Target) -> Script {
     let name = t.iface.as_str();
-    if let Err(m) = config::check_interface_name(name).and_then(|_| state::check_name(name)) {
-        return Outcome::Invalid(vec![format!("interface name (command line): {m}")]);
-    }
+    config::check_interface_name(name)
+        .and_then(|_| state::check_name(name))
+        .map_err(|m| Outcome::Invalid(vec![format!("interface name (command line): {m}")]))?;
+    // Where wg-exec runs is a fact the configuration's down plan is given.
+    let foreign_netns = crate::preflight::in_foreign_netns();
     if t.print {
         let path = journal::path_for(&journal::state_dir(), name);
-        let source = match choose(t, journal::peek_read_only(&path)) {
-            Ok(s) => s,
-            Err(o) => return o,
-        };
+        let source = choose(t, journal::peek_read_only(&path))?;
         if let DownSource::Config(_, Some(u)) = &source {
             say(
                 "down",
@@ -60,18 +59,12 @@ pub fn run(t: &Target) -> Outcome {
                 format!("{u}: a real down sets it aside and follows the configuration"),
             );
         }
-        print!("{}", executor::print(&source.plan()));
-        return Outcome::Done;
+        print!("{}", executor::print(&source.plan(foreign_netns)));
+        return Ok(Outcome::Done);
     }
     // Down is not interrupted by signals: they are noted and the work goes on.
-    let session = match Session::open(name, Duration::from_secs(t.wait), false) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let source = match choose(t, session.journal()) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
+    let session = Session::open(name, Duration::from_secs(t.wait), false)?;
+    let source = choose(t, session.journal())?;
     match &source {
         DownSource::Journal(_) => {
             log::debug!("following the journal {}", session.journal_path.display())
@@ -97,11 +90,8 @@ pub fn run(t: &Target) -> Outcome {
             );
         }
     }
-    let mut steps = source.plan();
-    let mut kernel = match session.kernel(&mut [&mut steps]) {
-        Ok(k) => k,
-        Err(o) => return o,
-    };
+    let mut steps = source.plan(foreign_netns);
+    let mut kernel = session.kernel(&mut [&mut steps])?;
     match &source {
         DownSource::Journal(j) => expect_userspace(j, &mut kernel),
         DownSource::Config(c, _) => {
@@ -112,13 +102,13 @@ pub fn run(t: &Target) -> Outcome {
         journal: None,
         faults: Faults::from_env(session.signalled.clone()),
     };
-    execute(
+    Ok(execute(
         &source,
         steps,
         &mut kernel,
         &session.journal_path,
         &mut watch,
-    )
+    ))
 }
 
 /// Runs a down plan: every step, failures collected. The journal is left as it is until the

@@ -25,10 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wg_exec_steps::{Needs, StepKind};
 
-/// A note on stderr while a command goes on.
-pub fn say(op: &str, iface: &str, msg: impl std::fmt::Display) {
-    journald::line(Priority::Notice, &format!("wg-exec: {op} {iface}: {msg}"));
-}
+pub use crate::outcome::say;
 
 /// The configuration of `iface`, its warnings printed; bad configuration is `Invalid`.
 pub fn load(iface: &str, explicit: Option<&Path>) -> Result<Config, Outcome> {

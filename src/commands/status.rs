@@ -13,7 +13,7 @@ use crate::journal::applied::{self, Applied};
 use crate::journal::{self, ns_of, Journal, What};
 use crate::outcome::Outcome;
 use crate::plan;
-use crate::reload::{self, Live};
+use crate::plan::reload::{self, Live};
 use crate::state;
 use serde::Serialize;
 use std::collections::BTreeSet;

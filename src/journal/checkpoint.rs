@@ -153,7 +153,7 @@ mod tests {
             journal: Journal {
                 version: VERSION,
                 interface: "wg0".into(),
-                state: State::Up,
+                state: State::Starting,
                 pid: 0,
                 config: "/c.ron".into(),
                 pre_shutdown: Vec::new(),

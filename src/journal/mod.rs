@@ -2,12 +2,16 @@
 //! atomically before the steps that leave something behind. It lets `down` undo exactly what
 //! `up` created even when the configuration changed, and lets the next run finish an `up` that
 //! was killed. This file is the format; [`checkpoint`] keeps it step by step during an up, and
-//! [`crate::plan::down_from_journal`] turns it back into steps.
+//! the plan wing (src/plan/down.rs) turns it back into steps.
 
 pub mod applied;
 pub mod checkpoint;
+pub mod lifecycle;
 pub mod recovery;
+pub mod transaction;
 pub mod vet;
+
+pub use lifecycle::State;
 
 use crate::state::{Access, StateDir, StateError};
 use serde::{Deserialize, Serialize};
@@ -34,19 +38,6 @@ pub fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .unwrap_or_default()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum State {
-    /// An up is running (or was killed while running).
-    Up,
-    /// The interface is up.
-    Complete,
-    /// An up failed and its rollback left something behind.
-    Incomplete,
-    /// Up, and a reload is running (or was killed while running): the link is there; the next
-    /// reload converges from what it finds.
-    Reloading,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,7 +246,7 @@ impl Journal {
         Journal {
             version: VERSION,
             interface: cfg.name.clone(),
-            state: State::Up,
+            state: State::Starting,
             pid: std::process::id(),
             // Absolute: reload and status find it from any working directory.
             config: std::path::absolute(&cfg.path).unwrap_or_else(|_| cfg.path.clone()),
@@ -275,7 +266,7 @@ impl Journal {
 
     /// Whether the interface is (or was last known to be) up: complete, or being reloaded.
     pub fn is_up(&self) -> bool {
-        matches!(self.state, State::Complete | State::Reloading)
+        self.state.is_up()
     }
 
     /// Records of steps that were not undone.
@@ -573,7 +564,7 @@ mod tests {
         Journal {
             version: VERSION,
             interface: "wg0".into(),
-            state: State::Complete,
+            state: State::Running,
             pid: 1,
             config: "/etc/wg-exec/wg0.ron".into(),
             pre_shutdown: vec!["echo bye".into()],

@@ -1,22 +1,23 @@
 //! Recovery of an up that did not finish (killed, or its rollback incomplete): the journal's
-//! down plan without hooks, run by the executor like any other plan, so that it is reported,
-//! signalled and fault-injected the same way.
+//! down plan without hooks (made by the plan wing, src/plan/down.rs), run by the
+//! executor like any other plan, so that it is reported, signalled and fault-injected the same
+//! way.
 
 use super::Journal;
 use crate::executor::{self, Failure, Watch};
-use crate::plan;
-use wg_exec_steps::Kernel;
+use wg_exec_steps::{Kernel, Step};
 
-/// Undoes what `journal` says was (or may have been) done. Ok lists what was undone (for the
-/// message); Err lists what failed, and then something may be left.
+/// Undoes what `journal` says was (or may have been) done, through `steps`, its down plan
+/// without hooks. Ok lists what was undone (for the message); Err lists what failed, and then
+/// something may be left.
 pub fn recover(
     journal: &Journal,
+    steps: &mut [Box<dyn Step>],
     kernel: &mut dyn Kernel,
     watch: &mut dyn Watch,
 ) -> Result<Vec<String>, Vec<Failure>> {
     expect_userspace(journal, kernel);
-    let mut steps = plan::down_from_journal(journal, false);
-    let failures = executor::down(&mut steps, kernel, watch);
+    let failures = executor::down(steps, kernel, watch);
     match failures.is_empty() {
         true => Ok(steps
             .iter()

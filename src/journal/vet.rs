@@ -313,7 +313,7 @@ mod tests {
         Journal {
             version: VERSION,
             interface: "wg0".into(),
-            state: State::Incomplete,
+            state: State::RollbackIncomplete,
             pid: 1,
             config: "/etc/wg-exec/wg0.ron".into(),
             pre_shutdown: Vec::new(),

@@ -1,51 +1,14 @@
-//! The order of things. Each position in the up plan says why it stands there; the down plans
-//! (from the configuration, or from the journal of the up) are short because deleting the link
-//! takes its addresses, peers and routes with it. What a plan needs from the process comes from
-//! its steps ([`needs`]).
+//! The up plan: the configuration's steps in the order that leaves no gap, each position with
+//! why it stands there.
 
+use super::{hook, peer_plan, Plan};
 use crate::config::derived::{dns_settings, full_tunnel, interface_ns, routes, socket_ns};
 use crate::config::{Config, PostSetupAt};
-use crate::journal::{Journal, What};
-use wg_exec_steps::Addresses;
-use wg_exec_steps::DeviceKey;
-use wg_exec_steps::LinkAdd;
-use wg_exec_steps::LinkUp;
-use wg_exec_steps::Modprobe;
-use wg_exec_steps::Mtu;
-use wg_exec_steps::Needs;
-use wg_exec_steps::NetnsMove;
-use wg_exec_steps::Routes;
-use wg_exec_steps::Teardown;
 use wg_exec_steps::{
-    AutoMtu, ChooseTable, DefaultRoutes, FindAndRemovePolicy, Firewall, PolicyRules, RemovePolicy,
-    SrcValidMark,
+    Addresses, AutoMtu, Backend, ChooseTable, DefaultRoutes, DeviceKey, Dns, Firewall,
+    GenerateKeyFile, LinkAdd, LinkUp, Modprobe, Mtu, NetnsMove, PeerSet, Phase, PolicyRules,
+    Routes, SecretSource, SrcValidMark, Step,
 };
-use wg_exec_steps::{Backend, DnsBackend, Netns, SecretSource, Step};
-use wg_exec_steps::{Dns, DnsRevert};
-use wg_exec_steps::{GenerateKeyFile, RemoveKeyFile};
-use wg_exec_steps::{Hook, Phase};
-use wg_exec_steps::{PeerPlan, PeerSet};
-
-pub type Plan = Vec<Box<dyn Step>>;
-
-fn hook(device: &str, phase: Phase, lines: &[String]) -> Option<Box<dyn Step>> {
-    (!lines.is_empty()).then(|| {
-        Box::new(Hook {
-            phase,
-            device: device.to_string(),
-            lines: lines.to_vec(),
-        }) as Box<dyn Step>
-    })
-}
-
-/// Everything a plan's steps need from the process.
-pub fn needs(plan: &[Box<dyn Step>]) -> Needs {
-    let mut all = Needs::default();
-    for step in plan {
-        all.add(step.needs());
-    }
-    all
-}
 
 pub fn up(cfg: &Config) -> Plan {
     let name = cfg.name.clone();
@@ -187,121 +150,4 @@ fn dns(cfg: &Config) -> Option<Box<dyn Step>> {
         interface_ns(cfg),
         settings,
     )))
-}
-
-/// Reverting the DNS settings of link `name` (down), through `backend` when known.
-fn dns_revert(name: &str, ns: Netns, backend: Option<DnsBackend>) -> Box<dyn Step> {
-    Box::new(DnsRevert {
-        name: name.to_string(),
-        ns,
-        backend,
-    })
-}
-
-/// A configured peer as a step takes it: secrets still to be read, endpoint to be resolved.
-pub fn peer_plan(p: &crate::config::Peer) -> PeerPlan {
-    PeerPlan {
-        name: p.name.clone(),
-        public_key: p.public_key.clone(),
-        preshared_key: p.preshared_key.clone(),
-        endpoint: p.endpoint.clone(),
-        persistent_keepalive: p.persistent_keepalive,
-        allowed_ips: p.allowed_ips.clone(),
-    }
-}
-
-/// Down when there is no journal: the configuration says where the link is.
-pub fn down_from_config(cfg: &Config) -> Plan {
-    let sock = socket_ns(cfg);
-    let iface = interface_ns(cfg);
-    let mut plan: Plan = Vec::new();
-    // 1. pre_shutdown sees the interface still up.
-    plan.extend(hook(&cfg.name, Phase::PreShutdown, &cfg.pre_shutdown));
-    // 1b. A full tunnel's rules and firewall tables, found by their fixed shape (without a
-    //     journal nothing says what up made).
-    if cfg.full_tunnel() {
-        plan.push(Box::new(FindAndRemovePolicy {
-            name: cfg.name.clone(),
-            ns: iface.clone(),
-        }));
-    }
-    // 1b. DNS settings reverted while the link still exists (resolved knows it by index; a
-    //     resolvconf entry would outlive it).
-    //     Not from a namespace other than the host's, where up refuses `dns`: the revert would
-    //     name another link of the host's.
-    if !cfg.dns.is_empty() && !crate::preflight::in_foreign_netns() {
-        plan.push(dns_revert(&cfg.name, iface.clone(), None));
-    }
-    // 2. Delete the link (its addresses, peers and `dev` routes go with it); look in the socket
-    //    namespace too, where an interrupted up may have left it.
-    plan.push(Box::new(Teardown {
-        name: cfg.name.clone(),
-        ns: iface.clone(),
-        created_in: (iface != sock).then_some(sock),
-    }));
-    // 3. post_shutdown once it is gone.
-    plan.extend(hook(&cfg.name, Phase::PostShutdown, &cfg.post_shutdown));
-    plan
-}
-
-/// Down (`hooks`: with the shutdown hooks recorded at up) or recovery of an unfinished up
-/// (without hooks), from the journal alone: delete the link where the journal last put it (and
-/// where it was created, in case the move did not happen), and, for an up that never completed,
-/// remove the key files it generated.
-pub fn down_from_journal(journal: &Journal, hooks: bool) -> Plan {
-    let mut plan: Plan = Vec::new();
-    let device = &journal.interface;
-    if hooks {
-        plan.extend(hook(device, Phase::PreShutdown, &journal.pre_shutdown));
-    }
-    // A full tunnel's rules, routes, firewall and sysctl, newest first, before the link: they
-    // outlive it.
-    for (ns, objects) in journal.policy().into_iter().rev() {
-        if !objects.is_empty() {
-            plan.push(Box::new(RemovePolicy { ns, objects }));
-        }
-    }
-    // DNS settings first, while the link still exists (a resolvconf entry outlives it).
-    for (name, netns, backend) in journal.dns() {
-        plan.push(dns_revert(&name, netns, backend));
-    }
-    for (name, created, now) in journal.links() {
-        plan.push(Box::new(Teardown {
-            name,
-            created_in: (created != now).then_some(created),
-            ns: now,
-        }));
-    }
-    if !journal.is_up() {
-        for r in journal.live().rev() {
-            if let What::KeyFile {
-                path,
-                existed: false,
-            } = &r.what
-            {
-                plan.push(Box::new(RemoveKeyFile { path: path.clone() }));
-            }
-        }
-    }
-    if hooks {
-        plan.extend(hook(device, Phase::PostShutdown, &journal.post_shutdown));
-    }
-    plan
-}
-
-/// What `down` follows: the journal of the up when there is a usable one, else the
-/// configuration. The real run and `--print` both choose through this.
-pub enum DownSource {
-    Journal(Journal),
-    /// No journal, or an unusable one (the reason is kept for the message).
-    Config(Box<Config>, Option<crate::journal::Unusable>),
-}
-
-impl DownSource {
-    pub fn plan(&self) -> Plan {
-        match self {
-            DownSource::Journal(j) => down_from_journal(j, true),
-            DownSource::Config(cfg, _) => down_from_config(cfg),
-        }
-    }
 }
