@@ -3,11 +3,11 @@
 //! capabilities, with and without hooks; hooks get what the unit granted wg-exec. Read from
 //! /proc/PID/status of the running processes, in the plain shape (no namespace options).
 
-mod common;
+mod support;
 
-use common::conf::Conf;
-use common::*;
 use std::collections::BTreeMap;
+use support::conf::Conf;
+use support::*;
 
 const NET_ADMIN: u64 = 1 << 12;
 const SYS_MODULE: u64 = 1 << 16;

@@ -9,9 +9,9 @@
 //! every handshake proves that the firewall table and src_valid_mark work. An "internet"
 //! address on the server (198.51.100.7, 2001:db8:100::7) answers through the tunnel.
 
-mod common;
-use common::*;
+mod support;
 use std::path::PathBuf;
+use support::*;
 
 /// The client's state that a full tunnel touches, as text to compare before and after:
 /// links, addresses, routes of all tables and rules (`ip -j`), the nftables ruleset and the

@@ -5,10 +5,10 @@
 //! the TUN link and serves the UAPI socket as wireguard-go does; its first `get` (the readiness
 //! probe) is honest, every later one is the hostile answer. Needs root.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::path::{Path, PathBuf};
+use support::conf::{Conf, Peer};
+use support::*;
 
 /// The stand-in daemon: `prog IFACE` forks a server and exits 0, like wireguard-go. `ANSWER` is
 /// replaced by a Python bytes literal (the hostile answer, without its errno line) and `ENDLESS`

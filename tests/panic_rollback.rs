@@ -4,10 +4,10 @@
 //! panics before the step, panic-after:STEP once its work is done. Needs the `fault-injection`
 //! feature and root.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::path::{Path, PathBuf};
+use support::conf::{Conf, Peer};
+use support::*;
 
 struct Host {
     ns: Netns,

@@ -5,11 +5,11 @@
 //! `wg-exec convert` writes). Plans on the fake kernel, then
 //! the shape users write (no namespace options) for real on wireguard-go in a test namespace.
 
-mod common;
-use common::conf::{interface, peer};
-use common::*;
+mod support;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use support::conf::{interface, peer};
+use support::*;
 use wg_exec::config::{self, PostSetupAt, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::plan;

@@ -38,12 +38,12 @@
 //! 2001:db8:1::/64 inside the units' tunnels; the example brings its own (192.0.2.1/24,
 //! 2001:db8::1/64), and its endpoint host name resolves to 203.0.113.2.
 
-mod common;
-use common::*;
+mod support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 /// The instance (`%i`) and the interface name; the example is /etc/wg-exec/wg0.ron.
 const INSTANCE: &str = "wg0";

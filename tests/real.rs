@@ -2,9 +2,9 @@
 //! userspace backend (wireguard-go), observed with `ip` and `wg`: what the matrix of shapes
 //! (tests/matrix.rs) does not cover. Root only; every namespace is the test's own.
 
-mod common;
-use common::conf::{interface, peer};
-use common::*;
+mod support;
+use support::conf::{interface, peer};
+use support::*;
 
 #[test]
 fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {

@@ -11,13 +11,13 @@
 //! observers are `wg show dump`, `ping` and wg-exec's own log (its pass and request lines).
 //! Root only; every namespace is the test's own.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use support::conf::{Conf, Peer};
+use support::*;
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 const B_NAME: &str = "b.wg-exec.test";

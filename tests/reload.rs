@@ -9,9 +9,7 @@
 //! did, except where status is what is tested. The fault and pause switches need the
 //! `fault-injection` feature: `cargo test --features wg-exec/fault-injection --test reload`.
 
-mod common;
-use common::conf;
-use common::*;
+mod support;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -20,6 +18,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use support::conf;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // What a test configures, and expects to find afterwards.

@@ -2,10 +2,10 @@
 //! network namespace, so a wireguard-go serving NAME in another namespace (another interface)
 //! is never taken for ours; and a recorded pid reused by another program is never killed.
 
-mod common;
+mod support;
 
-use common::conf::Conf;
-use common::*;
+use support::conf::Conf;
+use support::*;
 
 /// A wireguard-go serving `name` in namespace `b`, brought up there by wg-exec (with its own
 /// state directory and configuration): it holds CAP_NET_ADMIN only, as every daemon wg-exec

@@ -5,12 +5,12 @@
 //! modes a hand-run wg-exec leaves under umask 022. Each runs the real binary in a network
 //! namespace of its own, with WG_EXEC_STATE_DIR in a directory of the test's.
 
-mod common;
-use common::conf::Conf;
-use common::*;
+mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use support::conf::Conf;
+use support::*;
 use wg_exec::journal::{Journal, PolicyRecord, Record, State, Status, What, VERSION};
 
 struct World {

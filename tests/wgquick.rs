@@ -28,14 +28,14 @@
 //! Tests named `finding_*` were written for differences from wg/wg-quick that these tests
 //! found (each says which); wg-exec follows wg/wg-quick there now.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use ipnet::IpNet;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
+use support::conf::{Conf, Peer};
+use support::*;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/conf");
 
