@@ -86,7 +86,7 @@ pub fn ping_in(ns: &str, addr: &str) -> bool {
 }
 
 /// Drops fields that change on their own (counters, link ids of peers).
-fn strip_volatile(json: &str) -> String {
+pub fn strip_volatile(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for part in json.split(',') {
         if [
