@@ -48,10 +48,8 @@ fn daemon_caps(who: Who, hook: bool) {
     if !real_environment(&test) {
         return;
     }
-    let ns = Netns::new("c");
-    let keys = Keys::new();
-    let name = iface("c");
-    let _s = SocketGuard(name.clone());
+    let h = Host::new("c");
+    let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
     let (key, _) = keys.private("a");
     let hook_out = keys.dir.path().join("hook-status");
     let mut conf = Conf::new(&["192.0.2.1/24"], &key).with("listen_port: 51820");
@@ -65,41 +63,12 @@ fn daemon_caps(who: Who, hook: bool) {
         ));
     }
     let config = keys.write("c.ron", &conf.render());
-    let unit_dir = keys.dir.path().join("unit");
-    let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
-    must(&format!(
-        "mkdir -p {} {}",
-        state.display(),
-        sockets.display()
-    ));
-    let run = |op: &str| -> std::process::Output {
-        match who {
-            Who::Root => sh(&format!(
-                "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-                ns.name,
-                state.display(),
-                wg_exec_bin(),
-                config.display()
-            )),
-            Who::UnitUser => sh(&as_unit_user(
-                &["net_admin", "sys_module"],
-                &sockets,
-                &format!(
-                    "ip netns exec {} env WG_EXEC_STATE_DIR={} {{user}} {} -v {op} {name} --config {}",
-                    ns.name,
-                    state.display(),
-                    unit_bin(keys.dir.path()),
-                    config.display()
-                ),
-            )),
-        }
+    let runner = match who {
+        Who::Root => support::Who::Root,
+        Who::UnitUser => support::Who::UnitUser(&["net_admin", "sys_module"]),
     };
-    if who == Who::UnitUser {
-        must(&format!(
-            "chown -R 65534:65534 {}",
-            keys.dir.path().display()
-        ));
-    }
+    let wg = Wg::on(runner, &h, &config).verbose();
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     let pids = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
     let pids: Vec<&str> = pids.split_whitespace().collect();
@@ -153,8 +122,8 @@ fn daemon_caps(who: Who, hook: bool) {
             "ip netns exec {} unshare --mount sh -c 'mount --make-rprivate / && mount --bind {} /run/wireguard && \
              env WG_EXEC_STATE_DIR={} {} status {name} --config {}'",
             ns.name,
-            sockets.display(),
-            state.display(),
+            wg.sockets.display(),
+            wg.state.display(),
             wg_exec_bin(),
             config.display()
         ));
@@ -167,7 +136,7 @@ fn daemon_caps(who: Who, hook: bool) {
     ok(run("down"));
     assert!(!ns.has_link(&name), "{test}: {name} is left");
     assert!(
-        !sockets.join(format!("{name}.sock")).exists() && !socket_exists(&name),
+        !wg.sockets.join(format!("{name}.sock")).exists() && !socket_exists(name),
         "{test}: a socket is left"
     );
 }
@@ -200,10 +169,8 @@ fn hostile_program_leaves_nothing(foreground: bool) {
     if !real_environment(&test) {
         return;
     }
-    let ns = Netns::new("h");
-    let keys = Keys::new();
-    let name = iface("h");
-    let _s = SocketGuard(name.clone());
+    let h = Host::new("h");
+    let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
     let (key, _) = keys.private("a");
     let pid_file = keys.dir.path().join("pid");
     let last = match foreground {

@@ -33,6 +33,21 @@ fn other_daemon(b: &Netns, name: &str, keys: &Keys) -> Vec<i32> {
     pids
 }
 
+/// A host and wg-exec as root there with a state directory of its own, for a configuration
+/// with the userspace backend.
+fn userspace_host(tag: &str) -> (Host, Wg) {
+    let h = Host::new(tag);
+    let (key, _) = h.keys.private("a");
+    let config = h.keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with("backend: Userspace")
+            .render(),
+    );
+    let wg = Wg::on(Who::Root, &h, &config).verbose();
+    (h, wg)
+}
+
 fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
@@ -97,31 +112,12 @@ fn down_without_journal_stops_its_own_daemon() {
     if !real_environment("down without journal stops its own daemon") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("o");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("o");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     assert_eq!(wireguard_go_processes(&name), 1);
-    std::fs::remove_file(state.join(format!("{name}.ron"))).unwrap();
+    std::fs::remove_file(wg.journal()).unwrap();
     let said = ok(run("down"));
     assert!(said.contains("no journal"), "{said}");
     assert!(!a.has_link(&name), "{said}");
@@ -141,28 +137,9 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     if !real_environment("down never kills a reused pid") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("r");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("r");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     let daemon: i32 = must(&format!("pgrep -f -x 'wireguard-go {name}'"))
         .trim()
@@ -186,7 +163,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // The journal records it in the starter's place (the starter exited; its pid was reused).
-    let journal = state.join(format!("{name}.ron"));
+    let journal = wg.journal();
     let text_before = std::fs::read_to_string(&journal).unwrap();
     let start = text_before
         .find("userspace_pids: [")
@@ -220,28 +197,9 @@ fn status_never_removes_a_stale_socket() {
     if !real_environment("status never removes a stale socket") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("t");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("t");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     // SIGKILL: the daemon leaves its socket file behind (and its TUN link goes with it).
     let daemon = must(&format!("pgrep -f -x 'wireguard-go {name}'"));

@@ -1,7 +1,7 @@
 //! The machinery the integration tests share, one file per concern: whether the real
 //! environment is here (`env`), shell commands and unique names (`shell`), network namespaces
 //! made and removed by a test (`netns`), guards for what wg-exec may leave behind (`guard`),
-//! keys (`keys`), running wg-exec as root and as a non-root unit user (`run`), the independent
+//! keys (`keys`), the real tests' scaffold: a test host and wg-exec run there (`host`), running wg-exec as root and as a non-root unit user (`run`), the independent
 //! observers `wg show dump` and the UAPI socket (`observe`), the configuration writer (`conf`),
 //! the rich configuration of the fake-kernel tests (`rich`); and the README tests' machinery: the
 //! Markdown extractor (`markdown`), systemd units read (`systemd`) and emulated (`emulate`) in
@@ -13,6 +13,7 @@ pub mod conf;
 pub mod emulate;
 pub mod env;
 pub mod guard;
+pub mod host;
 pub mod keys;
 pub mod markdown;
 pub mod netns;
@@ -26,6 +27,7 @@ pub mod systemd;
 pub use emulate::*;
 pub use env::*;
 pub use guard::*;
+pub use host::*;
 pub use keys::*;
 pub use markdown::*;
 pub use netns::*;
