@@ -48,20 +48,16 @@ const UNDERLAY_MTU: u64 = 1400;
 /// Tools a test needs beyond wg-exec: a missing one fails the test under CI=true and skips it
 /// loudly elsewhere.
 fn tools(test: &str, needed: &[&str]) -> bool {
-    let missing: Vec<&str> = needed
+    let missing: Vec<String> = needed
         .iter()
-        .copied()
         .filter(|t| which(t).is_none())
+        .map(|t| t.to_string())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: cannot run without {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true: scripts/setup installs wireguard-tools, which has wg-quick)");
-    }
-    eprintln!("SKIPPED (not counted as passed): {msg}");
-    false
+    require(
+        test,
+        &missing,
+        " (CI=true: scripts/setup installs wireguard-tools, which has wg-quick)",
+    )
 }
 
 /// The files of tests/corpus/conf/KIND, sorted.

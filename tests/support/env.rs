@@ -15,12 +15,24 @@ pub fn real_environment(test: &str) -> bool {
             missing.push(tool.to_string());
         }
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: cannot run without {}", missing.join(", "));
+    require(test, &missing, " (CI=true: scripts/setup installs them)")
+}
+
+/// Whether nothing is `missing`; else what a test says when part of its environment is
+/// missing: `TEST: cannot run without A, B` (see `not_here`).
+pub fn require(test: &str, missing: &[String], ci_note: &str) -> bool {
+    missing.is_empty()
+        || not_here(
+            &format!("{test}: cannot run without {}", missing.join(", ")),
+            ci_note,
+        )
+}
+
+/// A test's environment is not here, `msg` says what: under CI=true the test fails loudly
+/// (`ci_note` after the message); elsewhere it says loudly that it did not run. Never true.
+pub fn not_here(msg: &str, ci_note: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true: scripts/setup installs them)");
+        panic!("{msg}{ci_note}");
     }
     eprintln!("SKIPPED (not counted as passed): {msg}");
     false
@@ -43,10 +55,9 @@ pub fn boringtun(test: &str) -> Option<String> {
     if Path::new(&program).is_file() {
         return Some(program);
     }
-    let msg = format!("{test}: {program} is missing (scripts/setup builds it)");
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED (not counted as passed): {msg}");
+    not_here(
+        &format!("{test}: {program} is missing (scripts/setup builds it)"),
+        "",
+    );
     None
 }

@@ -53,21 +53,39 @@ impl Netns {
     /// Everything a test may compare before and after: links, addresses, routes of all tables
     /// and rules, as `ip` prints them (JSON, with counters and timers left out).
     pub fn snapshot(&self) -> String {
-        let mut s = String::new();
-        for what in [
-            "link show",
-            "address show",
-            "-4 route show table all",
-            "-6 route show table all",
-            "-4 rule show",
-            "-6 rule show",
-        ] {
-            s.push_str(&format!("== {what}\n"));
-            let text = self.ip(&format!("-j {what}"));
-            s.push_str(&strip_volatile(&text));
-            s.push('\n');
-        }
-        s
+        snapshot_by(|what| self.ip(&format!("-j {what}")))
+    }
+}
+
+/// What `Netns::snapshot` shows, with `ip` run by `ip(WHAT)` (`WHAT` such as `-4 rule show`,
+/// for one namespace, in JSON): links, addresses, routes of all tables and rules, with
+/// counters and timers left out.
+pub fn snapshot_by(ip: impl Fn(&str) -> String) -> String {
+    let mut s = String::new();
+    for what in [
+        "link show",
+        "address show",
+        "-4 route show table all",
+        "-6 route show table all",
+        "-4 rule show",
+        "-6 rule show",
+    ] {
+        s.push_str(&format!("== {what}\n"));
+        s.push_str(&strip_volatile(&ip(what)));
+        s.push('\n');
+    }
+    s
+}
+
+/// Waits (at most 10 s) until IPv6 configured the link-local address and routes of `dev`;
+/// `ip(ARGS)` runs `ip ARGS` in its namespace.
+pub fn wait_ipv6(dev: &str, ip: impl Fn(&str) -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ip(&format!("-6 route show table local dev {dev}")).contains("ff00::/8")
+        || !ip(&format!("-6 route show dev {dev}")).contains("fe80::/64")
+    {
+        assert!(Instant::now() < deadline, "IPv6 on {dev} did not come up");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -140,17 +158,7 @@ impl Pair {
         }
         // Wait until IPv6 configured the link-local addresses and their routes.
         for (ns, dev) in [(&a, &va), (&b, &vb)] {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !ns
-                .ip(&format!("-6 route show table local dev {dev}"))
-                .contains("ff00::/8")
-                || !ns
-                    .ip(&format!("-6 route show dev {dev}"))
-                    .contains("fe80::/64")
-            {
-                assert!(Instant::now() < deadline, "IPv6 on {dev} did not come up");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_ipv6(dev, |args| ns.ip(args));
         }
         Pair { a, b }
     }

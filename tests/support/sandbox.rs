@@ -7,7 +7,7 @@
 
 use super::guard::STATE_DIR;
 use super::keys::Keys;
-use super::netns::strip_volatile;
+use super::netns::{snapshot_by, wait_ipv6};
 use super::run::wg_exec_bin;
 use super::shell::{must, text};
 use super::systemd::{Unit, SYSTEMD_PATH};
@@ -165,38 +165,13 @@ impl Sandbox {
             ));
         }
         for (ns, dev) in [(a, "ul-a"), (b, "ul-b")] {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !self
-                .must(&format!("ip -n {ns} -6 route show table local dev {dev}"))
-                .contains("ff00::/8")
-                || !self
-                    .must(&format!("ip -n {ns} -6 route show dev {dev}"))
-                    .contains("fe80::/64")
-            {
-                assert!(Instant::now() < deadline, "IPv6 on {dev} did not come up");
-                std::thread::sleep(Duration::from_millis(10));
-            }
+            wait_ipv6(dev, |args| self.must(&format!("ip -n {ns} {args}")));
         }
     }
 
     /// Links, addresses, routes of all tables and rules of a namespace, as `ip -j` shows them.
     pub fn snapshot(&self, ns: &str) -> String {
-        let mut s = String::new();
-        for what in [
-            "link show",
-            "address show",
-            "-4 route show table all",
-            "-6 route show table all",
-            "-4 rule show",
-            "-6 rule show",
-        ] {
-            s.push_str(&format!("== {what}\n"));
-            s.push_str(&strip_volatile(
-                &self.must(&format!("ip -n {ns} -j {what}")),
-            ));
-            s.push('\n');
-        }
-        s
+        snapshot_by(|what| self.must(&format!("ip -n {ns} -j {what}")))
     }
 
     pub fn snapshots(&self, spaces: &[&str]) -> Vec<(String, String)> {
