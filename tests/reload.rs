@@ -357,53 +357,6 @@ fn in_ns(ns: &Netns) -> String {
     format!("ip netns exec {}", ns.name)
 }
 
-/// Everything of an interface under the state directory and /var/run/wireguard, removed however the
-/// test ends.
-struct Guard {
-    iface: String,
-    _socket: SocketGuard,
-}
-
-impl Guard {
-    fn new(iface: &str) -> Guard {
-        Guard {
-            iface: iface.to_string(),
-            _socket: SocketGuard(iface.to_string()),
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for f in applied_files(&self.iface) {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-fn applied_files(iface: &str) -> Vec<PathBuf> {
-    let dir = Path::new(&journal_path(iface))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    std::fs::read_dir(&dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&format!("{iface}.applied")))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn next_record(iface: &str) -> PathBuf {
-    Path::new(&journal_path(iface)).with_file_name(format!("{iface}.applied-next.ron"))
-}
-
 /// wg-exec in `ns`, with environment `env` ("" or "K=V ...").
 fn run(ns: &Netns, env: &str, args: &str) -> Output {
     wg_exec(&format!("{} env {env}", in_ns(ns)), args)
@@ -614,7 +567,7 @@ fn live_reload(implementation: &str) {
     let pair = Pair::new();
     let keys = Keys::new();
     let (ia, ib) = (iface("a"), iface("b"));
-    let _g = (Guard::new(&ia), Guard::new(&ib));
+    let _g = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
     let ka = keys.private("a");
     let kb = keys.private("b");
 
@@ -824,10 +777,8 @@ fn boringtun_peers_get_only_their_own_settings() {
     let Some(program) = boringtun(test) else {
         return;
     };
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("o");
-    let _g = Guard::new(&ia);
+    let h = Host::new("o");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let (psk, _) = keys.psk("full");
     let mut spec = Spec::new(&["192.0.2.1/24"], &keys.private("a"));
     spec.listen_port = Some(51820);
@@ -886,10 +837,8 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("f");
-    let _g = Guard::new(&ia);
+    let h = Host::new("f");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let (psk, _) = keys.psk("gains");
     let mut old = Spec::new(
         &["192.0.2.1/24", "2001:db8:1::1/64", "198.51.100.1/24"],
@@ -941,7 +890,7 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
 
     let cfg = keys.dir.path().join("a.ron");
     old.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     assert_matches(&a, &ia, &old, true, "after up");
     let (dump, snap) = (Dump::of(&a, &ia).stable(), a.snapshot());
     let as_before = |what: &str| {
@@ -1030,17 +979,9 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     as_before("SIGTERM after the key rotation");
 
     // And the real reload.
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
     assert_matches(&a, &ia, &new, true, "after the reload");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,10 +997,8 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("k");
-    let _g = Guard::new(&ia);
+    let h = Host::new("k");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let before = a.snapshot();
     let mut old = Spec::new(&["192.0.2.1/24", "2001:db8:1::1/64"], &keys.private("a"));
     old.listen_port = Some(51820);
@@ -1100,7 +1039,7 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
     for (pause, peers_then) in [("after:peer update", 3000), ("route remove", 2000)] {
         let what = format!("{test} at {pause}");
         old.write(&cfg);
-        ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+        ok(wg_exec_in(&a, "", "up", &ia, &cfg));
         new.write(&cfg);
         let out = run(&a, "", &format!("{reload} --print"));
         assert!(out.status.success(), "{what}: {}", text(&out.stderr));
@@ -1142,11 +1081,7 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
             "{what}: the record being applied is left"
         );
 
-        ok(run(
-            &a,
-            "",
-            &format!("down {ia} --config {}", cfg.display()),
-        ));
+        ok(wg_exec_in(&a, "", "down", &ia, &cfg));
         assert_eq!(a.snapshot(), before, "{what}: the namespace after down");
         assert!(!a.has_link(&ia), "{what}: the link");
         assert!(!socket_exists(&ia), "{what}: the UAPI socket");
@@ -1227,7 +1162,11 @@ fn a_prefix_moving_from_one_peer_to_another_is_never_unrouted() {
 
     let keys = Keys::new();
     let (ia, ib, ic) = (iface("a"), iface("b"), iface("c"));
-    let _g = (Guard::new(&ia), Guard::new(&ib), Guard::new(&ic));
+    let _g = (
+        SocketGuard(ia.clone()),
+        SocketGuard(ib.clone()),
+        SocketGuard(ic.clone()),
+    );
     let (ka, kb, kc) = (keys.private("a"), keys.private("b"), keys.private("c"));
     // B and C both answer at 198.18.77.1.
     for (ns, name, k, ip, port) in [
@@ -1434,7 +1373,7 @@ fn status_tells_each_kind_of_drift_from_what_is_not_drift() {
     let (a, b) = (&pair.a, &pair.b);
     let keys = Keys::new();
     let (ia, ib) = (iface("a"), iface("b"));
-    let _g = (Guard::new(&ia), Guard::new(&ib));
+    let _g = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
     let (ka, kb) = (keys.private("a"), keys.private("b"));
     let (psk, psk_text) = keys.psk("ab");
     let private = std::fs::read_to_string(&ka.0).unwrap().trim().to_string();
@@ -1621,17 +1560,15 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("n");
-    let _g = Guard::new(&ia);
+    let h = Host::new("n");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let mut spec = Spec::new(&["192.0.2.1/24"], &keys.private("a"));
     spec.listen_port = Some(51820);
     spec.peers =
         vec![P::new("p", &fake_key(6, 0), &["198.51.100.2/32"]).endpoint("203.0.113.2:51820")];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     // Only the endpoint changes: one step, a peer update.
     spec.peer_mut("p").endpoint = Some("203.0.113.3:51820".into());
     spec.write(&cfg);
@@ -1643,7 +1580,7 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
     wait_for_pause(&mut child);
     kill9(&mut child);
     assert_matches(&a, &ia, &spec, true, "after the kill");
-    let out = run(&a, "", &format!("reload {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "reload", &ia, &cfg);
     ok(out);
     let mut st = Status {
         ns: &a,
@@ -1657,18 +1594,14 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
         "the interrupted reload's record is left: {:?}",
         applied_files(&ia)
     );
-    let out = run(&a, "", &format!("up {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "up", &ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("it is already up") && !err.contains("interrupted"),
         "no reload is unfinished any more: {err}"
     );
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1706,7 +1639,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     // before anything changes.
     let a = Netns::new("a");
     let ia = iface("r");
-    let _g = Guard::new(&ia);
+    let _g = SocketGuard(ia.clone());
     let cfg = keys.dir.path().join("swap.ron");
     let mut swapped = base.clone();
     swapped.ips[0] = "198.18.0.2/24".into();
@@ -1723,7 +1656,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let mut v6_only = base.clone();
     v6_only.ips = vec!["2001:db8:5::1/64".into()];
     v6_only.write(&cfg);
-    let out = run(&a, "", &format!("reload {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "reload", &ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -1735,17 +1668,9 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let mut moved = base.clone();
     moved.ips[0] = "198.18.1.1/24".into();
     moved.write(&cfg);
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
     assert_matches(&a, &ia, &moved, true, "after moving to another subnet");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 
     // An IPv6 address with another prefix length is the same address to the kernel: the old
     // one goes first, and the reload succeeds.
@@ -1754,11 +1679,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let out = up_then_reload(&a, &ia, &cfg, &base, &prefix);
     ok(out);
     assert_matches(&a, &ia, &prefix, true, "after the prefix change");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 
     // IPv6 dropped while the MTU goes under 1280 (which takes IPv6 off the link): the address
     // goes first, then the MTU.
@@ -1769,11 +1690,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let out = up_then_reload(&a, &ia, &cfg, &base, &small);
     ok(out);
     assert_matches(&a, &ia, &small, true, "after IPv6 went with the MTU");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 #[test]
@@ -1786,10 +1703,8 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("e");
-    let _g = Guard::new(&ia);
+    let h = Host::new("e");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let key = fake_key(8, 0);
     let mut before = Spec::new(&["198.18.0.1/24", "198.18.9.1/24"], &keys.private("a"));
     before.peers = vec![P::new("p", &key, &["198.51.100.0/24"])];
@@ -1798,15 +1713,11 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
     after.peers[0].endpoint = Some("203.0.113.7:51820".into());
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     assert_eq!(Dump::of(&a, &ia).row(&key).endpoint, "(none)");
     after.write(&cfg);
     // The endpoint is set (a peer update), then the address removal fails.
-    let out = run(
-        &a,
-        "WG_EXEC_FAULT='addresses remove'",
-        &format!("reload {ia} --config {}", cfg.display()),
-    );
+    let out = wg_exec_in(&a, "WG_EXEC_FAULT='addresses remove'", "reload", &ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -1819,17 +1730,9 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
         "the rolled-back reload left the new endpoint"
     );
     assert_matches(&a, &ia, &before, true, "after the rollback");
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
     assert_matches(&a, &ia, &after, true, "after the reload");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 #[test]
@@ -1842,10 +1745,8 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("k");
-    let _g = Guard::new(&ia);
+    let h = Host::new("k");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let key = fake_key(9, 0);
     let mut before = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
     before.fwmark = Some(0x77);
@@ -1858,7 +1759,7 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     after.extra = "table: \"1234\"".into();
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     after.write(&cfg);
     let mut child = spawn(
         &a,
@@ -1872,11 +1773,7 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
         "the killed reload wrote its record"
     );
     assert_matches(&a, &ia, &before, true, "after the kill, nothing applied");
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
     let d = Dump::of(&a, &ia);
     assert_eq!(d.fwmark, "off", "the fwmark is cleared");
     assert_eq!(
@@ -1895,13 +1792,9 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
         "the route in table 1234: {t}"
     );
     assert!(!next_record(&ia).exists());
-    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "status", &ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 #[test]
@@ -1914,7 +1807,7 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
     let keys = Keys::new();
     for (i, metric) in ["0", "1024"].iter().enumerate() {
         let ia = iface(&format!("m{i}"));
-        let _g = Guard::new(&ia);
+        let _g = SocketGuard(ia.clone());
         let mut spec = Spec::new(&["198.18.0.1/24", "2001:db8:5::1/64"], &keys.private("a"));
         spec.peers = vec![P::new(
             "p",
@@ -1924,8 +1817,8 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
         spec.extra = format!("metric: {metric}");
         let cfg = keys.dir.path().join(format!("{ia}.ron"));
         spec.write(&cfg);
-        ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        ok(wg_exec_in(&a, "", "up", &ia, &cfg));
+        let out = wg_exec_in(&a, "", "status", &ia, &cfg);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -1943,11 +1836,7 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
             "",
             "metric {metric}: an unchanged reload sends nothing"
         );
-        ok(run(
-            &a,
-            "",
-            &format!("down {ia} --config {}", cfg.display()),
-        ));
+        ok(wg_exec_in(&a, "", "down", &ia, &cfg));
     }
 }
 
@@ -1957,15 +1846,13 @@ fn status_that_cannot_tell_exits_4_never_1() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("u");
-    let _g = Guard::new(&ia);
+    let h = Host::new("u");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let mut spec = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
     spec.peers = vec![P::new("p", &fake_key(11, 0), &["198.51.100.0/24"])];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.ron"));
     let kept = std::fs::read_to_string(&record).unwrap();
     // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
@@ -1974,7 +1861,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
             true => std::fs::write(&record, "Applied(").unwrap(),
             false => std::fs::remove_file(&record).unwrap(),
         }
-        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        let out = wg_exec_in(&a, "", "status", &ia, &cfg);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
         assert!(
@@ -1983,11 +1870,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
         );
     }
     std::fs::write(&record, kept).unwrap();
-    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "status", &ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }

@@ -1,7 +1,8 @@
-//! Guards that remove what a test's wg-exec may leave behind after a failure or SIGKILL.
+//! wg-exec's files in its default state directory, and the guard that removes what a test's
+//! wg-exec may leave behind after a failure or SIGKILL.
 
 use super::shell::sh;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Removes a userspace WireGuard's socket file and wg-exec's journal and records if a test left
 /// them behind (after a failure or SIGKILL).
@@ -15,11 +16,34 @@ pub fn journal_path(iface: &str) -> String {
     format!("{STATE_DIR}/{iface}.ron")
 }
 
+/// The records of what was applied to an interface (`IFACE.applied.ron`, the next one, and any
+/// other `IFACE.applied*`) in the default state directory.
+pub fn applied_files(iface: &str) -> Vec<PathBuf> {
+    let prefix = format!("{iface}.applied");
+    std::fs::read_dir(STATE_DIR)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The next record of what was applied, written by a reload before its rename.
+pub fn next_record(iface: &str) -> PathBuf {
+    Path::new(STATE_DIR).join(format!("{iface}.applied-next.ron"))
+}
+
 impl Drop for SocketGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(journal_path(&self.0));
-        for record in ["applied", "applied-next"] {
-            let _ = std::fs::remove_file(format!("{STATE_DIR}/{}.{record}.ron", self.0));
+        for record in applied_files(&self.0) {
+            let _ = std::fs::remove_file(record);
         }
         let path = format!("/var/run/wireguard/{}.sock", self.0);
         if Path::new(&path).exists() {

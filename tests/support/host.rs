@@ -7,7 +7,7 @@ use super::guard::{journal_path, SocketGuard};
 use super::keys::Keys;
 use super::netns::Netns;
 use super::observe::{socket_exists, wireguard_go_processes};
-use super::run::{as_unit_user, unit_bin, wg_exec, wg_exec_bin};
+use super::run::{as_unit_user, unit_bin, wg_exec, wg_exec_bin, wg_exec_in};
 use super::shell::{iface, must, sh};
 use std::path::{Path, PathBuf};
 use std::process::Output;

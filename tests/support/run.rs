@@ -1,6 +1,7 @@
 //! Running wg-exec: as root (optionally inside a namespace) and as a non-root unit user with
 //! ambient capabilities, the way a systemd unit with `User=` runs it.
 
+use super::netns::Netns;
 use super::shell::{must, sh, text};
 use std::path::Path;
 use std::process::Output;
@@ -18,6 +19,15 @@ pub fn unit_bin(dir: &Path) -> String {
         must(&format!("chmod 0755 {}", to.display()));
     }
     to.display().to_string()
+}
+
+/// `wg-exec VERB IFACE --config CFG` as root inside namespace `ns`, with environment `env` (""
+/// or "K=V ...") and the default state directory.
+pub fn wg_exec_in(ns: &Netns, env: &str, verb: &str, iface: &str, cfg: &Path) -> Output {
+    wg_exec(
+        &format!("ip netns exec {} env {env}", ns.name),
+        &format!("{verb} {iface} --config {}", cfg.display()),
+    )
 }
 
 /// Runs `wg-exec ARGS` (optionally prefixed, e.g. by `ip netns exec NS`) and returns the output.
