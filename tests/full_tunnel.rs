@@ -135,6 +135,23 @@ impl Hosts {
         ))
     }
 
+    /// The device's fwmark, as `wg show` says it.
+    fn fwmark(&self) -> String {
+        must(&format!(
+            "ip netns exec {} wg show {} fwmark",
+            self.client.name, self.iface
+        ))
+        .trim()
+        .to_string()
+    }
+
+    /// The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
+    fn lose_journal(&self) {
+        for f in ["ron", "applied.ron"] {
+            std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", self.iface)).unwrap();
+        }
+    }
+
     /// The client's transfer counters of its one peer (rx, tx).
     fn transfer(&self) -> (u64, u64) {
         let dump = self.client.wg_dump(&self.iface);
@@ -148,11 +165,7 @@ fn the_full_tunnel_works(h: &Hosts, v6: bool) {
     // the endpoint through the underlay.
     let inet = h.route_get("198.51.100.7");
     assert!(inet.contains(&format!("dev {}", h.iface)), "{inet}");
-    let mark = must(&format!(
-        "ip netns exec {} wg show {} fwmark",
-        h.client.name, h.iface
-    ));
-    let marked = h.route_get(&format!("192.0.2.1 mark {}", mark.trim()));
+    let marked = h.route_get(&format!("192.0.2.1 mark {}", h.fwmark()));
     assert!(!marked.contains(&h.iface), "{marked}");
     // The endpoint's replies, checked without the mark, would be routed into the tunnel: the
     // strict filter would drop them unless their mark is restored. That is what this test is
@@ -226,14 +239,7 @@ fn full_tunnel_ipv4_and_ipv6_as_root_and_down_restores_everything_byte_for_byte(
     // stays: it is not in the configuration).
     ok(h.run("status", &cfg));
     ok(h.run("reload", &cfg));
-    assert_eq!(
-        must(&format!(
-            "ip netns exec {} wg show {} fwmark",
-            h.client.name, h.iface
-        ))
-        .trim(),
-        "0xca6c"
-    );
+    assert_eq!(h.fwmark(), "0xca6c");
     the_full_tunnel_works(&h, true);
     // A live change keeps the full tunnel as it is.
     let rules_up = h.client.ip("-6 rule show");
@@ -338,30 +344,16 @@ fn full_tunnel_as_a_unit_user_with_ambient_capabilities() {
     let before = state(&h.client);
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     // The unit user's world: its own state directory and /run/wireguard, its files.
-    let bin = unit_bin(h.keys.dir.path());
-    let state_dir = h.keys.dir.path().join("state");
-    let sockets = h.keys.dir.path().join("run");
-    must(&format!(
-        "mkdir -p {0} {1} && chown -R 65534:65534 {2}",
-        state_dir.display(),
-        sockets.display(),
-        h.keys.dir.path().display()
-    ));
-    let run = |verb: &str| {
-        sh(&as_unit_user(
-            &["net_admin"],
-            &sockets,
-            &format!(
-                "ip netns exec {} {{user}} env WG_EXEC_STATE_DIR={} {bin} {verb} {} --config {}",
-                h.client.name,
-                state_dir.display(),
-                h.iface,
-                cfg.display()
-            ),
-        ))
-    };
+    let wg = Wg::new(
+        Who::UnitUser(&["net_admin"]),
+        h.keys.dir.path(),
+        &h.client.name,
+        &h.iface,
+        &cfg,
+    );
+    let run = |verb: &str| wg.run(verb);
     ok(run("up"));
-    let dump = wg_dump_in(&h.client.name, &h.iface, Some(&sockets));
+    let dump = wg_dump_in(&h.client.name, &h.iface, Some(&wg.sockets));
     assert_eq!(dump[0][3], "0xca6c", "fwmark: {dump:?}");
     assert!(h.client.ping("198.51.100.7"));
     assert!(h.client.ping("2001:db8:100::7"));
@@ -440,33 +432,12 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
     // SIGKILL after the sysctl step (everything applied): the journal
     // alone takes it all back, by down, or by the next up before it starts over.
     let killed_after_sysctl = || {
-        let mut child = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &h.client.name,
-                wg_exec_bin(),
-                "up",
-                &h.iface,
-            ])
-            .arg("--config")
-            .arg(&cfg)
-            .env("WG_EXEC_PAUSE", "after:sysctl")
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::BufRead;
-            let mut reader = std::io::BufReader::new(child.stderr.as_mut().unwrap());
-            loop {
-                let mut line = String::new();
-                assert!(reader.read_line(&mut line).unwrap() > 0, "no pause");
-                if line.contains("test pause") {
-                    break;
-                }
-            }
-        }
+        let mut child = spawn_in(
+            &h.client,
+            &[("WG_EXEC_PAUSE", "after:sysctl")],
+            &["up", &h.iface, "--config", &cfg.display().to_string()],
+        );
+        wait_for_pause(&mut child);
         must(&format!("kill -9 {}", child.id()));
         let _ = child.wait();
         assert!(state(&h.client).contains("31821"), "the rules were there");
@@ -522,6 +493,19 @@ fn a_rule_at_the_full_tunnel_priorities_is_refused_and_left_alone() {
     assert_eq!(state(&h.client), before);
 }
 
+/// `down` without a journal finds the full tunnel by its shape and leaves the client as it was
+/// before up, but for the sysctl, whose earlier value nobody knows: it stays 1, as said.
+fn down_finds_what_a_full_tunnel_left(h: &Hosts, cfg: &std::path::Path, before: &str) {
+    let said = ok(h.run("down", cfg));
+    assert!(said.contains("removing what a full tunnel left"), "{said}");
+    let after = state(&h.client);
+    assert_eq!(
+        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
+        before,
+        "{after}"
+    );
+}
+
 #[test]
 fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     if !real_environment("full_tunnel_no_journal") {
@@ -531,35 +515,15 @@ fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     let before = state(&h.client);
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     ok(h.run("up", &cfg));
-    // The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
-    for f in ["ron", "applied.ron"] {
-        std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
-    }
-    let said = ok(h.run("down", &cfg));
-    assert!(said.contains("removing what a full tunnel left"), "{said}");
-    // Everything but the sysctl, whose earlier value nobody knows: it stays 1, as said.
-    let after = state(&h.client);
-    assert_eq!(
-        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
-        before,
-        "{after}"
-    );
+    h.lose_journal();
+    down_finds_what_a_full_tunnel_left(&h, &cfg, &before);
     // And without the link too (its wireguard-go killed, its journal lost): the rules whose
     // table no device's route uses any more are an orphan's, and go with the firewall tables.
     let cfg4 = h.config("\"0.0.0.0/0\"", "");
     ok(h.run("up", &cfg4));
-    for f in ["ron", "applied.ron"] {
-        std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
-    }
+    h.lose_journal();
     must(&format!("ip -n {} link del {}", h.client.name, h.iface));
-    let said = ok(h.run("down", &cfg4));
-    assert!(said.contains("removing what a full tunnel left"), "{said}");
-    let after = state(&h.client);
-    assert_eq!(
-        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
-        before,
-        "{after}"
-    );
+    down_finds_what_a_full_tunnel_left(&h, &cfg4, &before);
     // So the next up is not stuck behind them.
     ok(h.run("up", &cfg4));
     ok(h.run("down", &cfg4));
@@ -644,24 +608,14 @@ fn dns_is_refused_when_wg_exec_runs_in_a_namespace_other_than_the_hosts() {
         "{err}"
     );
     assert_eq!(state(&h.client), before);
-    let dir = h.keys.dir.path().join("unit");
-    std::fs::create_dir_all(&dir).unwrap();
-    must(&format!(
-        "chown -R 65534:65534 {}",
-        h.keys.dir.path().display()
-    ));
-    let out = sh(&as_unit_user(
-        &["net_admin"],
-        &dir,
-        &format!(
-            "ip netns exec {} {{user}} env WG_EXEC_STATE_DIR={} {} check {} --config {}",
-            h.client.name,
-            dir.display(),
-            unit_bin(h.keys.dir.path()),
-            h.iface,
-            cfg.display()
-        ),
-    ));
+    let wg = Wg::new(
+        Who::UnitUser(&["net_admin"]),
+        h.keys.dir.path(),
+        &h.client.name,
+        &h.iface,
+        &cfg,
+    );
+    let out = wg.run("check");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("other than the host's"), "{err}");

@@ -39,20 +39,6 @@ fn ready(test: &str) -> bool {
     real_environment(test) && dns_tools(test)
 }
 
-/// Polls `cond` every 50 ms until it holds or `bound` passes.
-fn within(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + bound;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// What `name` resolves to in `ns` (IPv4, the first answer), as a program there sees it.
 fn resolves_in(ns: &str, name: &str) -> Option<String> {
     let out = sh(&format!("ip netns exec {ns} getent ahostsv4 {name}"));
@@ -63,20 +49,6 @@ fn resolves_in(ns: &str, name: &str) -> Option<String> {
         .split_whitespace()
         .next()
         .map(str::to_string)
-}
-
-/// Pings `addr` from `ns` until one answer arrives; how long that took, None after `bound`.
-fn ping_within(ns: &str, addr: &str, bound: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < bound {
-        if sh(&format!("ip netns exec {ns} ping -c 1 -W 1 {addr}"))
-            .status
-            .success()
-        {
-            return Some(started.elapsed());
-        }
-    }
-    None
 }
 
 /// A DNS server in a namespace: dnsmasq answering from `hosts` only, and
@@ -448,6 +420,42 @@ impl World {
         within(bound, || self.endpoint(key).as_deref() == Some(want))
     }
 
+    /// B's wireguard-go keeps sending from the address it was reached at (its sticky source);
+    /// setting its port again (51821, as it was) rebinds and forgets it, as a host's WireGuard
+    /// does after a network change.
+    fn rebind_b(&self) {
+        must(&format!(
+            "ip netns exec {} wg set {} listen-port 51821",
+            self.pair.b.name, self.ib
+        ));
+    }
+
+    /// B moves from underlay address `from` to `to` and rebinds; A learns `to` by roaming.
+    fn roam_b(&self, test: &str, from: &str, to: &str) {
+        move_host(&self.pair.b, from, to);
+        self.rebind_b();
+        assert!(
+            self.wait_endpoint(&self.pb, &format!("{to}:51821"), Duration::from_secs(5)),
+            "{test}: A did not learn B's new address by roaming: {:?}",
+            self.endpoint(&self.pb)
+        );
+    }
+
+    /// For 4 s (several periods of a refresh), A's endpoint of B stays `want`.
+    fn endpoint_stays(&self, test: &str, refresh: &Running, want: &str) {
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_secs(4) {
+            assert_eq!(
+                self.endpoint(&self.pb).as_deref(),
+                Some(want),
+                "{test}: the roamed endpoint was replaced after {:?}: {}",
+                watch.elapsed(),
+                refresh.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn downs(&self) {
         ok(self.a(&format!("down {}", self.ia)));
         ok(wg_exec(
@@ -455,6 +463,17 @@ impl World {
             &format!("down {}", self.ib),
         ));
     }
+}
+
+/// Ends a refresh: its passes after the first `skip` are at least 3 and push nothing. Its log.
+fn quiet_passes_after(test: &str, refresh: &mut Running, skip: usize) -> String {
+    let log = refresh.terminate();
+    let after: Vec<String> = passes(&log).into_iter().skip(skip).collect();
+    assert!(after.len() >= 3, "{test}: too few passes: {log}");
+    for p in &after {
+        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
+    }
+    log
 }
 
 /// The live endpoint of peer `key` of `iface` in `ns`, from `wg show dump`.
@@ -596,42 +615,18 @@ fn a_roamed_endpoint_is_left_alone() {
     let mut refresh = w.refresh("refresh.log");
     refresh.wait_passes(1, Duration::from_secs(5));
 
-    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
     // B's wireguard-go keeps sending from the address it was reached at (its sticky source),
     // which is gone; setting its port again rebinds and forgets it, as a host's WireGuard does
     // after a network change. The port stays 51821.
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
-    assert!(
-        w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(5)),
-        "{test}: A did not learn B's new address by roaming: {:?}",
-        w.endpoint(&w.pb)
-    );
+    w.roam_b(test, "203.0.113.2", "203.0.113.3");
     let roamed = refresh.passes().len();
     // Several periods: the roamed endpoint stays, whatever the passes do.
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_secs(4) {
-        assert_eq!(
-            w.endpoint(&w.pb).as_deref(),
-            Some("203.0.113.3:51821"),
-            "{test}: the roamed endpoint was replaced after {:?}: {}",
-            watch.elapsed(),
-            refresh.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    w.endpoint_stays(test, &refresh, "203.0.113.3:51821");
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(3)).is_some(),
         "{test}: no traffic over the roamed endpoint"
     );
-    let log = refresh.terminate();
-    let after: Vec<String> = passes(&log).into_iter().skip(roamed).collect();
-    assert!(after.len() >= 3, "{test}: too few passes: {log}");
-    for p in &after {
-        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
-    }
+    let log = quiet_passes_after(test, &mut refresh, roamed);
     assert!(!log.contains("peer b: endpoint"), "{test}: {log}");
 
     // A fresh refresh reads the device at its first pass and sees the roamed endpoint: it is
@@ -1350,10 +1345,7 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     // endpoint is .3).
     move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
     w.dns.set(&[(B_NAME, "203.0.113.3")]);
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
+    w.rebind_b();
     assert!(
         w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(5)),
         "{test}: endpoint {:?} after the name moved: {}",
@@ -1368,34 +1360,10 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     });
 
     // B roams to .4; the name stays .3.
-    move_host(&w.pair.b, "203.0.113.3", "203.0.113.4");
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
-    assert!(
-        w.wait_endpoint(&w.pb, "203.0.113.4:51821", Duration::from_secs(5)),
-        "{test}: A did not learn B's new address by roaming: {:?}",
-        w.endpoint(&w.pb)
-    );
+    w.roam_b(test, "203.0.113.3", "203.0.113.4");
     let roamed = refresh.passes().len();
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_secs(4) {
-        assert_eq!(
-            w.endpoint(&w.pb).as_deref(),
-            Some("203.0.113.4:51821"),
-            "{test}: the roamed endpoint was replaced after {:?}: {}",
-            watch.elapsed(),
-            refresh.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = refresh.terminate();
-    let after: Vec<String> = passes(&log).into_iter().skip(roamed).collect();
-    assert!(after.len() >= 3, "{test}: too few passes: {log}");
-    for p in &after {
-        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
-    }
+    w.endpoint_stays(test, &refresh, "203.0.113.4:51821");
+    let log = quiet_passes_after(test, &mut refresh, roamed);
     assert!(
         !log.contains("-> 203.0.113.3:51821 (b.wg-exec.test:51821): the handshake"),
         "{test}: {log}"

@@ -362,46 +362,6 @@ fn run(ns: &Netns, env: &str, args: &str) -> Output {
     wg_exec(&format!("{} env {env}", in_ns(ns)), args)
 }
 
-/// Starts wg-exec in `ns` with its stderr piped, the process itself (not a shell) as the child.
-fn spawn(ns: &Netns, env: &[(&str, &str)], args: &[&str]) -> Child {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name, wg_exec_bin()])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stderr until its "test pause" line; returns what it said so far.
-fn wait_for_pause(child: &mut Child) -> String {
-    let mut said = String::new();
-    let mut reader = BufReader::new(child.stderr.as_mut().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("wg-exec ended before its test pause: {said}");
-        }
-        said.push_str(&line);
-        if line.contains("test pause") {
-            return said;
-        }
-    }
-}
-
-fn kill9(child: &mut Child) {
-    must(&format!("kill -KILL {}", child.id()));
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        None,
-        "wg-exec was killed, not ended: {status}"
-    );
-}
-
 /// A ping running in the background, its output read line by line.
 struct Ping {
     child: Child,
@@ -495,15 +455,6 @@ fn echo_requests_received(ns: &Netns) -> u64 {
     let values: Vec<&str> = icmp[1].split_whitespace().collect();
     let i = names.iter().position(|n| *n == "InEchos").unwrap();
     values[i].parse().unwrap()
-}
-
-/// Polls (at most 20 s) until `cond` holds.
-fn poll(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The step kinds of a `reload --print` plan, in order, consecutive repeats merged. `old` are
@@ -951,7 +902,7 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
 
     // Stopped after the last step (the private key is new by then): everything is undone,
     // the key too.
-    let mut child = spawn(
+    let mut child = spawn_in(
         &a,
         &[("WG_EXEC_PAUSE", "after:key rotate")],
         &["reload", &ia, "--config", cfg.to_str().unwrap()],
@@ -1057,7 +1008,7 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
         );
         assert_eq!(plan.lines().count(), 1000 * 6, "{what}: the plan's size");
 
-        let mut child = spawn(
+        let mut child = spawn_in(
             &a,
             &[("WG_EXEC_PAUSE", pause)],
             &["reload", &ia, "--config", cfg.to_str().unwrap()],
@@ -1219,7 +1170,7 @@ fn a_prefix_moving_from_one_peer_to_another_is_never_unrouted() {
         "the plan: C gains, then B loses"
     );
     let show = || must(&format!("{} wg show {ia} allowed-ips", in_ns(a)));
-    let mut child = spawn(
+    let mut child = spawn_in(
         a,
         &[("WG_EXEC_PAUSE", "after:peer update")],
         &["reload", &ia, "--config", cfg.to_str().unwrap()],
@@ -1572,7 +1523,7 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
     // Only the endpoint changes: one step, a peer update.
     spec.peer_mut("p").endpoint = Some("203.0.113.3:51820".into());
     spec.write(&cfg);
-    let mut child = spawn(
+    let mut child = spawn_in(
         &a,
         &[("WG_EXEC_PAUSE", "after:peer update")],
         &["reload", &ia, "--config", cfg.to_str().unwrap()],
@@ -1761,7 +1712,7 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     before.write(&cfg);
     ok(wg_exec_in(&a, "", "up", &ia, &cfg));
     after.write(&cfg);
-    let mut child = spawn(
+    let mut child = spawn_in(
         &a,
         &[("WG_EXEC_PAUSE", "device set")],
         &["reload", &ia, "--config", cfg.to_str().unwrap()],

@@ -1,6 +1,7 @@
 //! Network namespaces owned by a test (dropped = their processes killed, the namespace
 //! deleted): one host, two hosts joined by veth, and a namespace that plays PID 1's.
 
+use super::poll::ping_within;
 use super::shell::{must, sh, text, unique};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -91,16 +92,7 @@ pub fn wait_ipv6(dev: &str, ip: impl Fn(&str) -> String) {
 
 /// Pings from namespace `ns` until one answer arrives, for at most 20 s.
 pub fn ping_in(ns: &str, addr: &str) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if sh(&format!("ip netns exec {ns} ping -c 1 -W 1 {addr}"))
-            .status
-            .success()
-        {
-            return true;
-        }
-    }
-    false
+    ping_within(ns, addr, Duration::from_secs(20)).is_some()
 }
 
 /// Drops fields that change on their own (counters, link ids of peers).
