@@ -47,17 +47,7 @@ impl Hosts {
     fn new() -> Hosts {
         let client = Netns::new("c");
         let server = Netns::new("s");
-        let (vc, vs) = (format!("v{}", unique()), format!("v{}", unique()));
-        must(&format!(
-            "ip -n {} link add {vc} type veth peer name {vs} netns {}",
-            client.name, server.name
-        ));
-        client.ip(&format!("address add 203.0.113.1/24 dev {vc}"));
-        client.ip(&format!("address add 2001:db8:ffff::1/64 dev {vc} nodad"));
-        client.ip(&format!("link set {vc} up"));
-        server.ip(&format!("address add 203.0.113.2/24 dev {vs}"));
-        server.ip(&format!("address add 2001:db8:ffff::2/64 dev {vs} nodad"));
-        server.ip(&format!("link set {vs} up"));
+        let (vc, _) = underlay(&client, &server);
         client.ip("route add default via 203.0.113.2");
         client.ip(&format!(
             "-6 route add default via 2001:db8:ffff::2 dev {vc}"

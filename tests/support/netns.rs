@@ -125,8 +125,8 @@ impl Drop for Netns {
     }
 }
 
-/// Two test hosts joined by a veth pair: 203.0.113.1/24 + 2001:db8:ffff::1/64 on `a`,
-/// .2 / ::2 on `b`.
+/// Two test hosts joined by a veth pair (`underlay`): 203.0.113.1/24 + 2001:db8:ffff::1/64 on
+/// `a`, .2 / ::2 on `b`.
 pub struct Pair {
     pub a: Netns,
     pub b: Netns,
@@ -136,24 +136,30 @@ impl Pair {
     pub fn new() -> Pair {
         let a = Netns::new("a");
         let b = Netns::new("b");
-        let (va, vb) = (format!("v{}", unique()), format!("v{}", unique()));
-        must(&format!(
-            "ip -n {} link add {va} type veth peer name {vb} netns {}",
-            a.name, b.name
-        ));
-        for (ns, dev, n) in [(&a, &va, 1), (&b, &vb, 2)] {
-            ns.ip(&format!("address add 203.0.113.{n}/24 dev {dev}"));
-            ns.ip(&format!(
-                "address add 2001:db8:ffff::{n}/64 dev {dev} nodad"
-            ));
-            ns.ip(&format!("link set {dev} up"));
-        }
-        // Wait until IPv6 configured the link-local addresses and their routes.
-        for (ns, dev) in [(&a, &va), (&b, &vb)] {
-            wait_ipv6(dev, |args| ns.ip(args));
-        }
+        underlay(&a, &b);
         Pair { a, b }
     }
+}
+
+/// A veth between `a` (203.0.113.1/24, 2001:db8:ffff::1/64) and `b` (.2, ::2), up, and settled
+/// (IPv6 configured the link-local addresses and their routes); its ends' names in `a` and `b`.
+pub fn underlay(a: &Netns, b: &Netns) -> (String, String) {
+    let (va, vb) = (format!("v{}", unique()), format!("v{}", unique()));
+    must(&format!(
+        "ip -n {} link add {va} type veth peer name {vb} netns {}",
+        a.name, b.name
+    ));
+    for (ns, dev, n) in [(a, &va, 1), (b, &vb, 2)] {
+        ns.ip(&format!("address add 203.0.113.{n}/24 dev {dev}"));
+        ns.ip(&format!(
+            "address add 2001:db8:ffff::{n}/64 dev {dev} nodad"
+        ));
+        ns.ip(&format!("link set {dev} up"));
+    }
+    for (ns, dev) in [(a, &va), (b, &vb)] {
+        wait_ipv6(dev, |args| ns.ip(args));
+    }
+    (va, vb)
 }
 
 /// A network namespace that plays PID 1's ("init") for a test: wg-exec runs in a fresh PID
