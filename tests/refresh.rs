@@ -360,6 +360,22 @@ impl World {
         }
     }
 
+    /// A world whose DNS server answers B's name with 203.0.113.2, B up (`b_fields` for its
+    /// peer A, see `b_up`), and A's configuration a.ron with B known by name (`a_fields`).
+    fn named(b_fields: &str, a_fields: &str) -> (World, PathBuf) {
+        let mut w = World::new();
+        w.dns.set(&[(B_NAME, "203.0.113.2")]);
+        w.dns.start();
+        w.b_up(b_fields);
+        let ca = w.a_conf("a.ron", vec![w.peer_b(a_fields)]);
+        (w, ca)
+    }
+
+    /// `up` of A with configuration `ca`, as root; its log.
+    fn a_up(&self, ca: &Path) -> String {
+        ok(self.a(&format!("up {} --config {}", self.ia, ca.display())))
+    }
+
     fn a_ns(&self) -> &str {
         &self.pair.a.name
     }
@@ -525,16 +541,12 @@ fn a_peer_that_moves_is_followed_through_dns() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B learns A's address from A's packets: it has no endpoint of its own to roam A with.
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
@@ -599,15 +611,11 @@ fn a_roamed_endpoint_is_left_alone() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("dynamic_endpoint_refresh_seconds: 1")],
+    let (w, ca) = World::named(
+        "endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1",
+        "dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
         "{test}: no traffic before the move"
@@ -656,15 +664,11 @@ fn a_dns_outage_keeps_the_endpoint_and_is_said_once() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     let mut refresh = w.refresh("refresh.log");
     refresh.wait_passes(1, Duration::from_secs(5));
 
@@ -853,7 +857,7 @@ fn unchanged_answers_cost_no_request() {
             ),
         ],
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
 
     let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
     let single = requests(&once);
@@ -1010,7 +1014,7 @@ fn a_name_unresolved_at_up_is_set_by_refresh() {
         )],
     );
     let started = Instant::now();
-    let up = ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    let up = w.a_up(&ca);
     let took = started.elapsed();
     assert!(
         took < Duration::from_millis(6500),
@@ -1117,7 +1121,7 @@ fn an_endpoint_name_unresolved_at_reload_is_sent_by_the_next_reload() {
     let by_address =
         Peer::new(&w.pb, &["192.0.2.2/32"]).with("name: \"b\", endpoint: \"203.0.113.99:51821\"");
     let ca = w.a_conf("a.ron", vec![by_address]);
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.99:51821"));
     // The name, while no DNS server answers.
     let ca = w.a_conf("a.ron", vec![w.peer_b("")]);
@@ -1216,16 +1220,12 @@ fn a_killed_up_leaves_no_resolver_holding_the_lock() {
 /// A and B up with B known by the name answering .2, traffic flowing; then B moves to .3 and
 /// its name follows while no refresh runs (issue 20, case 1). Returns the world.
 fn moved_while_no_refresh_ran(test: &str) -> World {
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B learns A's address from A's packets.
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
@@ -1324,16 +1324,12 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B knows A by address and keeps talking to it: it can roam A's endpoint for it.
-    w.b_up("endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1",
+        "dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
         "{test}: no traffic at first"
@@ -1415,7 +1411,7 @@ fn a_name_set_after_boot_without_dns_is_the_baseline() {
         "a.ron",
         vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
     );
-    let up = ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    let up = w.a_up(&ca);
     assert!(
         up.contains(&format!("peer b: endpoint {B_ENDPOINT} did not resolve")),
         "{test}: no warning: {up}"
@@ -1466,13 +1462,9 @@ fn a_dns_change_before_refresh_once_is_followed_as_the_unit_user() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
     let unit = w.keys.dir.path().join("unit");
     let (state, sockets) = (unit.join("state"), unit.join("wireguard"));

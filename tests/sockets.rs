@@ -120,13 +120,7 @@ fn down_without_journal_stops_its_own_daemon() {
     std::fs::remove_file(wg.journal()).unwrap();
     let said = ok(run("down"));
     assert!(said.contains("no journal"), "{said}");
-    assert!(!a.has_link(&name), "{said}");
-    assert!(!socket_exists(&name), "the socket remains: {said}");
-    assert_eq!(
-        wireguard_go_processes(&name),
-        0,
-        "the daemon remains: {said}"
-    );
+    assert_down_took_all(a, name, &said);
 }
 
 /// A pid the journal recorded for the daemon, reused by another program that names the
@@ -181,13 +175,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     let _ = impostor.kill();
     let _ = impostor.wait();
     assert!(survived, "down killed pid {pid} (sh naming {name}): {said}");
-    assert!(!a.has_link(&name), "{said}");
-    assert!(!socket_exists(&name), "the socket remains: {said}");
-    assert_eq!(
-        wireguard_go_processes(&name),
-        0,
-        "the daemon remains: {said}"
-    );
+    assert_down_took_all(a, name, &said);
 }
 
 /// `status` only reads: the UAPI socket a killed daemon left (nobody listens on it) is reported

@@ -1,6 +1,7 @@
 //! Independent observers of what wg-exec made: `wg show dump`, the UAPI socket, the
 //! wireguard-go processes.
 
+use super::netns::Netns;
 use super::shell::{must, sh, text};
 use std::path::Path;
 
@@ -28,4 +29,16 @@ pub fn wg_dump_in(ns: &str, iface: &str, sockets: Option<&Path>) -> Vec<Vec<Stri
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
+}
+
+/// Asserts that a `down` (its log `said`) took everything of `iface`: its link in `ns`, the
+/// UAPI socket, the wireguard-go serving it.
+pub fn assert_down_took_all(ns: &Netns, iface: &str, said: &str) {
+    assert!(!ns.has_link(iface), "{said}");
+    assert!(!socket_exists(iface), "the socket remains: {said}");
+    assert_eq!(
+        wireguard_go_processes(iface),
+        0,
+        "the daemon remains: {said}"
+    );
 }
