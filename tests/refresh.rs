@@ -1466,28 +1466,17 @@ fn a_dns_change_before_refresh_once_is_followed_as_the_unit_user() {
         "",
         "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    let unit = w.keys.dir.path().join("unit");
-    let (state, sockets) = (unit.join("state"), unit.join("wireguard"));
-    must(&format!(
-        "mkdir -p {} {} && chown -R 65534:65534 {}",
-        state.display(),
-        sockets.display(),
-        w.keys.dir.path().display()
-    ));
-    let bin = unit_bin(w.keys.dir.path());
+    let unit = Wg::new(
+        Who::UnitUser(&["net_admin"]),
+        w.keys.dir.path(),
+        w.a_ns(),
+        &w.ia,
+        &ca,
+    );
     let (a_ns, ia, pb) = (w.a_ns().to_string(), w.ia.clone(), w.pb.clone());
-    let as_unit = |args: &str| {
-        sh(&as_unit_user(
-            &["net_admin"],
-            &sockets,
-            &format!(
-                "ip netns exec {a_ns} env WG_EXEC_STATE_DIR={} {{user}} {bin} {args}",
-                state.display()
-            ),
-        ))
-    };
+    let as_unit = |args: &str| unit.args(args);
     let endpoint = || {
-        wg_dump_in(&a_ns, &ia, Some(&sockets))
+        wg_dump_in(&a_ns, &ia, Some(&unit.sockets))
             .into_iter()
             .skip(1)
             .find(|f| f[0] == pb)
