@@ -664,27 +664,6 @@ impl PlainWorld {
         }
     }
 
-    /// An interface unit's start: systemd's part (`unit_starting`), then its ExecStart lines.
-    fn start(&self, unit: &Unit) {
-        self.sb.unit_starting(unit);
-        self.exec(unit, "ExecStart", &unit.start);
-        self.sb.unit_started(unit);
-    }
-
-    /// The lines of a unit's Exec setting (`which`), each run to its end and successful.
-    fn exec(&self, unit: &Unit, which: &str, lines: &[String]) {
-        for line in lines {
-            let out = self.sb.exec_unit(unit, HOST, line, &[]);
-            assert!(
-                out.status.success(),
-                "{}: {which}={line} failed ({}): {}",
-                unit.title,
-                out.status,
-                text(&out.stderr)
-            );
-        }
-    }
-
     /// `wg show wg0 endpoints` in HOST: the peer's endpoint.
     fn endpoint(&self) -> String {
         let out = self.sb.must(&format!(
@@ -744,7 +723,7 @@ fn plain_configuration_through(unit: &Unit) {
     let before = sb.snapshots(&[HOST]);
     let state_dir = unit.state_dir();
 
-    w.start(unit);
+    w.sb.start_unit(unit, &[]);
     let link = sb.must(&format!("ip -n {HOST} -j -d link show dev {INSTANCE}"));
     assert!(link.contains("\"info_kind\":\"tun\""), "{what}: {link}");
     let procs = sb.processes(HOST);
@@ -814,14 +793,14 @@ fn plain_configuration_through(unit: &Unit) {
             .replace("persistent_keepalive: 25", "persistent_keepalive: 15");
         std::fs::write(&cfg, edited).unwrap();
         let handshake = dump[1][4].clone();
-        w.exec(unit, "ExecReload", &unit.reload);
+        w.sb.exec_lines(unit, "ExecReload", &[], &unit.reload);
         let after = sb.wg_dump(HOST, INSTANCE);
         assert_eq!(after[1][7], "15", "{what}: keepalive after reload");
         assert_eq!(after[1][4], handshake, "{what}: the session was kept");
         assert!(sb.ping(HOST, "192.0.2.2"), "{what}: ping after reload");
     }
 
-    w.exec(unit, "ExecStop", &unit.stop);
+    w.sb.exec_lines(unit, "ExecStop", &[], &unit.stop);
     w.check_no_trace(unit, &before, what);
     w.peer_down();
 }
@@ -947,32 +926,14 @@ fn readme_non_root_unit_with_cap_sys_admin_runs_the_example() {
     let before = sb.snapshots(&w.spaces());
     // The test's addition: a failed lookup fails at once instead of being retried.
     let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
-    sb.unit_starting(&unit);
-    for line in &unit.start {
-        let out = sb.exec_unit(&unit, HOST, line, &env);
-        assert!(
-            out.status.success(),
-            "{what}: ExecStart={line} failed ({}): {}",
-            out.status,
-            text(&out.stderr)
-        );
-    }
-    sb.unit_started(&unit);
+    sb.start_unit(&unit, &env);
     w.check_up(UNIT_UID);
     assert!(
         sb.entries(&unit.state_dir()).contains("wg0.ron"),
         "{what}: the journal in {} while up",
         unit.state_dir()
     );
-    for line in &unit.stop {
-        let out = sb.exec_unit(&unit, HOST, line, &env);
-        assert!(
-            out.status.success(),
-            "{what}: ExecStop={line} failed ({}): {}",
-            out.status,
-            text(&out.stderr)
-        );
-    }
+    sb.exec_lines(&unit, "ExecStop", &env, &unit.stop);
     sb.unit_stopped(&unit);
     w.check_no_trace(&before, &unit.state_dir());
 }
@@ -1075,7 +1036,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
     let before = sb.snapshots(&[HOST]);
 
     // Up through the interface unit, then the refresh unit's main process.
-    w.start(interface);
+    w.sb.start_unit(interface, &[]);
     assert_eq!(
         w.endpoint(),
         "203.0.113.2:51821",
@@ -1151,7 +1112,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
 
     // The interface unit stops. With BindsTo= systemd would stop the refresh unit too; here it
     // has to notice by itself.
-    w.exec(interface, "ExecStop", &interface.stop);
+    w.sb.exec_lines(interface, "ExecStop", &[], &interface.stop);
     let (status, ended) = service
         .wait_exit(Duration::from_secs(2))
         .unwrap_or_else(|| {
@@ -1177,7 +1138,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
 
     // Up again (the name now resolves to the new address at up), refresh again, and
     // systemd's stop of the refresh unit: SIGTERM.
-    w.start(interface);
+    w.sb.start_unit(interface, &[]);
     assert_eq!(
         w.endpoint(),
         "203.0.113.3:51821",
@@ -1204,7 +1165,7 @@ fn refresh_through(interface: &Unit, unit: &Unit) {
         "{what}: says why it ended: {log}"
     );
     assert!(!log.contains(" -> "), "{what}: nothing to push: {log}");
-    w.exec(interface, "ExecStop", &interface.stop);
+    w.sb.exec_lines(interface, "ExecStop", &[], &interface.stop);
     w.check_no_trace(interface, &before, what);
     w.peer_down();
     eprintln!(

@@ -5,7 +5,7 @@
 //! Exec lines, %i).
 
 use super::run::wg_exec_bin;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, HOST};
 use super::shell::{q, text};
 use super::systemd::{exec_argv, root_line, Kind, Unit, SYSTEMD_PATH};
 use std::path::{Path, PathBuf};
@@ -230,6 +230,36 @@ impl Sandbox {
         extra_env: &[(&str, &str)],
     ) -> Output {
         self.sh(&self.unit_command(unit, ns, line, extra_env, Some(90)))
+    }
+
+    /// An interface unit's start: systemd's part (`unit_starting`), its ExecStart lines (each
+    /// run to its end and successful), then ExecStartPost= (`unit_started`). `extra_env` as in
+    /// `unit_command`.
+    pub fn start_unit(&self, unit: &Unit, extra_env: &[(&str, &str)]) {
+        self.unit_starting(unit);
+        self.exec_lines(unit, "ExecStart", extra_env, &unit.start);
+        self.unit_started(unit);
+    }
+
+    /// The lines of a unit's Exec setting (`which`), in the namespace standing in for the
+    /// machine's own, each run to its end and successful.
+    pub fn exec_lines(
+        &self,
+        unit: &Unit,
+        which: &str,
+        extra_env: &[(&str, &str)],
+        lines: &[String],
+    ) {
+        for line in lines {
+            let out = self.exec_unit(unit, HOST, line, extra_env);
+            assert!(
+                out.status.success(),
+                "{}: {which}={line} failed ({}): {}",
+                unit.title,
+                out.status,
+                text(&out.stderr)
+            );
+        }
     }
 
     /// The start of a Type=simple unit (`unit_starting`, then its ExecStart, not waited for):
