@@ -14,17 +14,10 @@ const SYS_MODULE: u64 = 1 << 16;
 
 /// The Cap* lines of /proc/PID/status, as masks.
 fn caps_of(pid: &str) -> BTreeMap<String, u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            let v = u64::from_str_radix(v.trim(), 16).ok()?;
-            k.starts_with("Cap").then(|| (k.to_string(), v))
-        })
-        .collect()
+    parse_caps(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap())
 }
 
+/// The Cap* lines of a /proc/PID/status text, as masks.
 fn parse_caps(status: &str) -> BTreeMap<String, u64> {
     status
         .lines()
