@@ -10,7 +10,7 @@
 //! address on the server (198.51.100.7, 2001:db8:100::7) answers through the tunnel.
 
 mod support;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use support::*;
 
 /// The client's state that a full tunnel touches, as text to compare before and after:
@@ -123,6 +123,18 @@ impl Hosts {
             "ip netns exec {} ip route get {args}",
             self.client.name
         ))
+    }
+
+    /// wg-exec for the client's interface as the unit user (uid 65534, ambient CAP_NET_ADMIN),
+    /// with its own state directory and /run/wireguard; made after the files it reads.
+    fn unit_user(&self, cfg: &Path) -> Wg {
+        Wg::new(
+            Who::UnitUser(&["net_admin"]),
+            self.keys.dir.path(),
+            &self.client.name,
+            &self.iface,
+            cfg,
+        )
     }
 
     /// The device's fwmark, as `wg show` says it.
@@ -334,13 +346,7 @@ fn full_tunnel_as_a_unit_user_with_ambient_capabilities() {
     let before = state(&h.client);
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     // The unit user's world: its own state directory and /run/wireguard, its files.
-    let wg = Wg::new(
-        Who::UnitUser(&["net_admin"]),
-        h.keys.dir.path(),
-        &h.client.name,
-        &h.iface,
-        &cfg,
-    );
+    let wg = h.unit_user(&cfg);
     let run = |verb: &str| wg.run(verb);
     ok(run("up"));
     let dump = wg_dump_in(&h.client.name, &h.iface, Some(&wg.sockets));
@@ -485,7 +491,7 @@ fn a_rule_at_the_full_tunnel_priorities_is_refused_and_left_alone() {
 
 /// `down` without a journal finds the full tunnel by its shape and leaves the client as it was
 /// before up, but for the sysctl, whose earlier value nobody knows: it stays 1, as said.
-fn down_finds_what_a_full_tunnel_left(h: &Hosts, cfg: &std::path::Path, before: &str) {
+fn down_finds_what_a_full_tunnel_left(h: &Hosts, cfg: &Path, before: &str) {
     let said = ok(h.run("down", cfg));
     assert!(said.contains("removing what a full tunnel left"), "{said}");
     let after = state(&h.client);
@@ -598,13 +604,7 @@ fn dns_is_refused_when_wg_exec_runs_in_a_namespace_other_than_the_hosts() {
         "{err}"
     );
     assert_eq!(state(&h.client), before);
-    let wg = Wg::new(
-        Who::UnitUser(&["net_admin"]),
-        h.keys.dir.path(),
-        &h.client.name,
-        &h.iface,
-        &cfg,
-    );
+    let wg = h.unit_user(&cfg);
     let out = wg.run("check");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");

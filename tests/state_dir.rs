@@ -522,7 +522,8 @@ fn a_journal_naming_a_configuration_in_the_state_directory_or_writable_by_others
     ] {
         let mut j = wg_exec::journal::parse(&w.plain_journal()).unwrap();
         j.config = config;
-        w.plant_journal(&ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
+        w.plant_journal(
+            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
             0o600,
         );
         let out = w.down();
