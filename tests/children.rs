@@ -127,7 +127,7 @@ fn daemon_caps(who: Who, hook: bool) {
         );
     }
     ok(run("down"));
-    assert!(!ns.has_link(&name), "{test}: {name} is left");
+    assert!(!ns.has_link(name), "{test}: {name} is left");
     assert!(
         !wg.sockets.join(format!("{name}.sock")).exists() && !socket_exists(name),
         "{test}: a socket is left"
@@ -211,8 +211,8 @@ fn hostile_program_leaves_nothing(foreground: bool) {
         "{test}: took {:?}",
         started.elapsed()
     );
-    assert!(!ns.has_link(&name), "{test}: link {name} left: {log}");
-    assert!(!socket_exists(&name), "{test}: socket file left: {log}");
+    assert!(!ns.has_link(name), "{test}: link {name} left: {log}");
+    assert!(!socket_exists(name), "{test}: socket file left: {log}");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let pid = pid.trim();
     let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -741,7 +741,7 @@ fn boringtun_peers_get_only_their_own_settings() {
     let bare = P::new("bare", &fake_key(0x40, 1), &["198.18.41.0/24"]);
     // What the bare peer got that it should not have, after each step (all are reported).
     let bare_problem = |what: &str| -> Option<String> {
-        let d = Dump::of(&a, &ia);
+        let d = Dump::of(a, ia);
         assert_ne!(d.row(&full.key).psk, "(none)", "{what}: full has its psk");
         let r = d.row(&bare.key);
         let got = (r.psk.as_str(), r.endpoint.as_str(), r.keepalive.as_str());
@@ -755,7 +755,7 @@ fn boringtun_peers_get_only_their_own_settings() {
     // Up with the bare peer first (nothing before it to inherit from).
     spec.peers = vec![bare.clone(), full.clone()];
     spec.write(&cfg);
-    ok(run(&a, "", &op("up")));
+    ok(run(a, "", &op("up")));
     problems.extend(bare_problem("after up, the bare peer first"));
     // A reload that changes both, the full one listed first: boringtun-cli gets both again.
     spec.peers = vec![
@@ -763,15 +763,15 @@ fn boringtun_peers_get_only_their_own_settings() {
         bare.clone().ips(&["198.18.41.0/24", "198.18.42.0/24"]),
     ];
     spec.write(&cfg);
-    ok(run(&a, "", &op("reload")));
+    ok(run(a, "", &op("reload")));
     problems.extend(bare_problem(
         "after a reload that changed both, the full peer first",
     ));
-    ok(run(&a, "", &op("down")));
+    ok(run(a, "", &op("down")));
     // Up with the full peer first.
-    ok(run(&a, "", &op("up")));
+    ok(run(a, "", &op("up")));
     problems.extend(bare_problem("after up, the full peer first"));
-    ok(run(&a, "", &op("down")));
+    ok(run(a, "", &op("down")));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -841,28 +841,28 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
 
     let cfg = keys.dir.path().join("a.ron");
     old.write(&cfg);
-    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
-    assert_matches(&a, &ia, &old, true, "after up");
-    let (dump, snap) = (Dump::of(&a, &ia).stable(), a.snapshot());
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    assert_matches(a, ia, &old, true, "after up");
+    let (dump, snap) = (Dump::of(a, ia).stable(), a.snapshot());
     let as_before = |what: &str| {
-        assert_eq!(Dump::of(&a, &ia).stable(), dump, "{what}: the device");
+        assert_eq!(Dump::of(a, ia).stable(), dump, "{what}: the device");
         assert_eq!(a.snapshot(), snap, "{what}: the namespace");
         assert!(
-            !next_record(&ia).exists(),
+            !next_record(ia).exists(),
             "{what}: the record being applied is left"
         );
     };
 
     new.write(&cfg);
     let out = run(
-        &a,
+        a,
         "",
         &format!("reload {ia} --config {} --print", cfg.display()),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
     let on_device: BTreeSet<String> = old.peers.iter().map(|p| p.key.clone()).collect();
-    let kinds = plan_kinds(&plan, &ia, &on_device);
+    let kinds = plan_kinds(&plan, ia, &on_device);
     assert_eq!(
         kinds,
         [
@@ -886,7 +886,7 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     assert_eq!(distinct.len(), 10);
     for kind in &distinct {
         let out = run(
-            &a,
+            a,
             &format!("WG_EXEC_FAULT='{kind}'"),
             &format!("reload {ia} --config {}", cfg.display()),
         );
@@ -903,13 +903,13 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     // Stopped after the last step (the private key is new by then): everything is undone,
     // the key too.
     let mut child = spawn_in(
-        &a,
+        a,
         &[("WG_EXEC_PAUSE", "after:key rotate")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     assert_eq!(
-        Dump::of(&a, &ia).public,
+        Dump::of(a, ia).public,
         k2.1,
         "the new key is in while paused"
     );
@@ -930,9 +930,9 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     as_before("SIGTERM after the key rotation");
 
     // And the real reload.
-    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
-    assert_matches(&a, &ia, &new, true, "after the reload");
-    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    assert_matches(a, ia, &new, true, "after the reload");
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -990,13 +990,13 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
     for (pause, peers_then) in [("after:peer update", 3000), ("route remove", 2000)] {
         let what = format!("{test} at {pause}");
         old.write(&cfg);
-        ok(wg_exec_in(&a, "", "up", &ia, &cfg));
+        ok(wg_exec_in(a, "", "up", ia, &cfg));
         new.write(&cfg);
-        let out = run(&a, "", &format!("{reload} --print"));
+        let out = run(a, "", &format!("{reload} --print"));
         assert!(out.status.success(), "{what}: {}", text(&out.stderr));
         let plan = text(&out.stdout);
         assert_eq!(
-            plan_kinds(&plan, &ia, &on_device),
+            plan_kinds(&plan, ia, &on_device),
             [
                 "peer set",
                 "peer update",
@@ -1009,39 +1009,33 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
         assert_eq!(plan.lines().count(), 1000 * 6, "{what}: the plan's size");
 
         let mut child = spawn_in(
-            &a,
+            a,
             &[("WG_EXEC_PAUSE", pause)],
-            &["reload", &ia, "--config", cfg.to_str().unwrap()],
+            &["reload", ia, "--config", cfg.to_str().unwrap()],
         );
         wait_for_pause(&mut child);
         kill9(&mut child);
         // Really in the middle.
-        assert_eq!(Dump::of(&a, &ia).peers.len(), peers_then, "{what}");
+        assert_eq!(Dump::of(a, ia).peers.len(), peers_then, "{what}");
 
-        let log = ok(run(&a, "", &format!("-v {reload}")));
+        let log = ok(run(a, "", &format!("-v {reload}")));
         assert!(log.contains("reloaded"), "{what}: {log}");
-        assert_matches(
-            &a,
-            &ia,
-            &new,
-            true,
-            &format!("{what}: after the next reload"),
-        );
+        assert_matches(a, ia, &new, true, &format!("{what}: after the next reload"));
         assert!(
-            !next_record(&ia).exists(),
+            !next_record(ia).exists(),
             "{what}: the record being applied is left"
         );
 
-        ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+        ok(wg_exec_in(a, "", "down", ia, &cfg));
         assert_eq!(a.snapshot(), before, "{what}: the namespace after down");
-        assert!(!a.has_link(&ia), "{what}: the link");
-        assert!(!socket_exists(&ia), "{what}: the UAPI socket");
-        assert_eq!(wireguard_go_processes(&ia), 0, "{what}: wireguard-go");
+        assert!(!a.has_link(ia), "{what}: the link");
+        assert!(!socket_exists(ia), "{what}: the UAPI socket");
+        assert_eq!(wireguard_go_processes(ia), 0, "{what}: wireguard-go");
         assert!(
-            !Path::new(&journal_path(&ia)).exists(),
+            !Path::new(&journal_path(ia)).exists(),
             "{what}: the journal"
         );
-        assert_eq!(applied_files(&ia), Vec::<PathBuf>::new(), "{what}: records");
+        assert_eq!(applied_files(ia), Vec::<PathBuf>::new(), "{what}: records");
         assert!(
             !Path::new(&format!("{STATE_DIR}/{ia}.lock")).exists(),
             "{what}: the lock"
@@ -1519,40 +1513,40 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
         vec![P::new("p", &fake_key(6, 0), &["198.51.100.2/32"]).endpoint("203.0.113.2:51820")];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
     // Only the endpoint changes: one step, a peer update.
     spec.peer_mut("p").endpoint = Some("203.0.113.3:51820".into());
     spec.write(&cfg);
     let mut child = spawn_in(
-        &a,
+        a,
         &[("WG_EXEC_PAUSE", "after:peer update")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     kill9(&mut child);
-    assert_matches(&a, &ia, &spec, true, "after the kill");
-    let out = wg_exec_in(&a, "", "reload", &ia, &cfg);
+    assert_matches(a, ia, &spec, true, "after the kill");
+    let out = wg_exec_in(a, "", "reload", ia, &cfg);
     ok(out);
     let mut st = Status {
-        ns: &a,
+        ns: a,
         iface: ia.clone(),
         cfg: cfg.clone(),
         said: Vec::new(),
     };
     st.in_sync("after the next reload");
     assert!(
-        !next_record(&ia).exists(),
+        !next_record(ia).exists(),
         "the interrupted reload's record is left: {:?}",
-        applied_files(&ia)
+        applied_files(ia)
     );
-    let out = wg_exec_in(&a, "", "up", &ia, &cfg);
+    let out = wg_exec_in(a, "", "up", ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("it is already up") && !err.contains("interrupted"),
         "no reload is unfinished any more: {err}"
     );
-    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1664,11 +1658,11 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
     after.peers[0].endpoint = Some("203.0.113.7:51820".into());
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
-    assert_eq!(Dump::of(&a, &ia).row(&key).endpoint, "(none)");
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    assert_eq!(Dump::of(a, ia).row(&key).endpoint, "(none)");
     after.write(&cfg);
     // The endpoint is set (a peer update), then the address removal fails.
-    let out = wg_exec_in(&a, "WG_EXEC_FAULT='addresses remove'", "reload", &ia, &cfg);
+    let out = wg_exec_in(a, "WG_EXEC_FAULT='addresses remove'", "reload", ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -1676,14 +1670,14 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
         "{err}"
     );
     assert_eq!(
-        Dump::of(&a, &ia).row(&key).endpoint,
+        Dump::of(a, ia).row(&key).endpoint,
         "(none)",
         "the rolled-back reload left the new endpoint"
     );
-    assert_matches(&a, &ia, &before, true, "after the rollback");
-    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
-    assert_matches(&a, &ia, &after, true, "after the reload");
-    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+    assert_matches(a, ia, &before, true, "after the rollback");
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    assert_matches(a, ia, &after, true, "after the reload");
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 #[test]
@@ -1710,22 +1704,22 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     after.extra = "table: \"1234\"".into();
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
     after.write(&cfg);
     let mut child = spawn_in(
-        &a,
+        a,
         &[("WG_EXEC_PAUSE", "device set")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     kill9(&mut child);
     assert!(
-        next_record(&ia).exists(),
+        next_record(ia).exists(),
         "the killed reload wrote its record"
     );
-    assert_matches(&a, &ia, &before, true, "after the kill, nothing applied");
-    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
-    let d = Dump::of(&a, &ia);
+    assert_matches(a, ia, &before, true, "after the kill, nothing applied");
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    let d = Dump::of(a, ia);
     assert_eq!(d.fwmark, "off", "the fwmark is cleared");
     assert_eq!(
         d.row(&key).endpoint,
@@ -1742,10 +1736,10 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
         t.contains("198.51.100.0/24"),
         "the route in table 1234: {t}"
     );
-    assert!(!next_record(&ia).exists());
-    let out = wg_exec_in(&a, "", "status", &ia, &cfg);
+    assert!(!next_record(ia).exists());
+    let out = wg_exec_in(a, "", "status", ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 #[test]
@@ -1803,8 +1797,8 @@ fn status_that_cannot_tell_exits_4_never_1() {
     spec.peers = vec![P::new("p", &fake_key(11, 0), &["198.51.100.0/24"])];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(wg_exec_in(&a, "", "up", &ia, &cfg));
-    let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.ron"));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    let record = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.applied.ron"));
     let kept = std::fs::read_to_string(&record).unwrap();
     // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
     for (what, garble) in [("garbled", true), ("missing", false)] {
@@ -1812,7 +1806,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
             true => std::fs::write(&record, "Applied(").unwrap(),
             false => std::fs::remove_file(&record).unwrap(),
         }
-        let out = wg_exec_in(&a, "", "status", &ia, &cfg);
+        let out = wg_exec_in(a, "", "status", ia, &cfg);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
         assert!(
@@ -1821,7 +1815,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
         );
     }
     std::fs::write(&record, kept).unwrap();
-    let out = wg_exec_in(&a, "", "status", &ia, &cfg);
+    let out = wg_exec_in(a, "", "status", ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }

@@ -116,7 +116,7 @@ fn down_without_journal_stops_its_own_daemon() {
     let (a, name) = (&h.ns, &h.ia);
     let run = |op: &str| wg.run(op);
     ok(run("up"));
-    assert_eq!(wireguard_go_processes(&name), 1);
+    assert_eq!(wireguard_go_processes(name), 1);
     std::fs::remove_file(wg.journal()).unwrap();
     let said = ok(run("down"));
     assert!(said.contains("no journal"), "{said}");
@@ -142,7 +142,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     // The impostor: root's, in the same namespace, its arguments naming the interface.
     let mut impostor = std::process::Command::new("ip")
         .args(["netns", "exec", &a.name, "sh", "-c", "sleep 1000; :", "sh"])
-        .arg(&name)
+        .arg(name)
         .spawn()
         .unwrap();
     let pid = impostor.id() as i32;
@@ -204,14 +204,14 @@ fn status_never_removes_a_stale_socket() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(
-        socket_exists(&name),
+        socket_exists(name),
         "the stale socket is the test's premise"
     );
     // Its TUN link went with it: one of that name again, so that status gets to the socket.
     a.ip(&format!("tuntap add {name} mode tun"));
     let said = text(&run("status").stderr);
     assert!(
-        socket_exists(&name),
+        socket_exists(name),
         "status removed the stale socket: {said}"
     );
     assert!(said.contains("is stale"), "{said}");

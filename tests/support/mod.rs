@@ -1,12 +1,19 @@
-//! The machinery the integration tests share, one file per concern: whether the real
-//! environment is here (`env`), shell commands and unique names (`shell`), network namespaces
-//! made and removed by a test (`netns`), guards for what wg-exec may leave behind (`guard`),
-//! keys (`keys`), the real tests' scaffold: a test host and wg-exec run there (`host`), running wg-exec as root and as a non-root unit user (`run`), the independent
-//! observers `wg show dump` and the UAPI socket (`observe`), the configuration writer (`conf`),
-//! the rich configuration of the fake-kernel tests (`rich`); and the README tests' machinery: the
-//! Markdown extractor (`markdown`), systemd units read (`systemd`) and emulated (`emulate`) in
-//! a private mount namespace (`sandbox`). Everything a test needs at
-//! hand is re-exported here, so that `use support::*;` brings it.
+//! The machinery the integration tests share, one file per concern (`mod support;` in a test
+//! file, then `use support::*;` brings everything re-exported here):
+//! - `env`: whether the real environment is here; under CI=true a missing piece fails loudly.
+//! - `shell`: shell commands, unique names, output as text.
+//! - `netns`: network namespaces a test makes and always removes; two hosts on a veth; a
+//!   namespace playing PID 1's; snapshots of links, addresses, routes and rules.
+//! - `guard`: wg-exec's files in its default state directory, and the guard that removes them.
+//! - `keys`: keys made by `wg`, and the files a configuration names.
+//! - `run`: wg-exec run as root and as a non-root unit user with ambient capabilities.
+//! - `host`: the real tests' scaffold: a test host in the plain shape, and wg-exec for one
+//!   interface run there as root or as the unit user, with a state directory of its own.
+//! - `observe`: independent observers (`wg show dump`, the UAPI socket, wireguard-go).
+//! - `poll`: bounded polls and pings, wg-exec spawned and held at a test pause.
+//! - `conf`: the configuration writer; `rich`: the rich configuration of the fake-kernel tests.
+//! - The README tests' machinery: the Markdown extractor (`markdown`), systemd units read
+//!   (`systemd`) and emulated (`emulate`) in a private mount namespace (`sandbox`).
 #![allow(dead_code, unused_imports)]
 
 pub mod conf;
