@@ -909,6 +909,20 @@ fn non_root_unit_for_namespaces(add_sys_admin: bool) -> Unit {
     unit
 }
 
+/// The test's addition to a unit's environment: a failed lookup fails at once instead of being
+/// retried.
+const NO_RETRIES: &[(&str, &str)] = &[("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
+
+/// The README's example set up as written, `unit` installed and /etc/wg-exec made for it; the
+/// namespaces as they were before.
+fn example_through(unit: &Unit) -> (ExampleWorld, Vec<(String, String)>) {
+    let w = ExampleWorld::new(&example(&readme()));
+    w.sb.install_unit(unit);
+    w.sb.etc_for(unit);
+    let before = w.sb.snapshots(&w.spaces());
+    (w, before)
+}
+
 /// The README: a configuration that names namespaces needs CAP_SYS_ADMIN added to the
 /// non-root unit. The example configuration through that unit, with it added.
 #[test]
@@ -916,24 +930,19 @@ fn readme_non_root_unit_with_cap_sys_admin_runs_the_example() {
     if !real_environment("readme_non_root_unit_with_cap_sys_admin_runs_the_example") {
         return;
     }
-    let ex = example(&readme());
     let unit = non_root_unit_for_namespaces(true);
     let what = &unit.title;
-    let w = ExampleWorld::new(&ex);
+    let (w, before) = example_through(&unit);
     let sb = &w.sb;
-    sb.install_unit(&unit);
-    sb.etc_for(&unit);
-    let before = sb.snapshots(&w.spaces());
-    // The test's addition: a failed lookup fails at once instead of being retried.
-    let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
-    sb.start_unit(&unit, &env);
+    let env = NO_RETRIES;
+    sb.start_unit(&unit, env);
     w.check_up(UNIT_UID);
     assert!(
         sb.entries(&unit.state_dir()).contains("wg0.ron"),
         "{what}: the journal in {} while up",
         unit.state_dir()
     );
-    sb.exec_lines(&unit, "ExecStop", &env, &unit.stop);
+    sb.exec_lines(&unit, "ExecStop", env, &unit.stop);
     sb.unit_stopped(&unit);
     w.check_no_trace(&before, &unit.state_dir());
 }
@@ -944,18 +953,14 @@ fn readme_non_root_unit_without_cap_sys_admin_refuses_the_example() {
     if !real_environment("readme_non_root_unit_without_cap_sys_admin_refuses_the_example") {
         return;
     }
-    let ex = example(&readme());
     let unit = non_root_unit_for_namespaces(false);
     let what = &unit.title;
-    let w = ExampleWorld::new(&ex);
+    let (w, before) = example_through(&unit);
     let sb = &w.sb;
-    sb.install_unit(&unit);
-    sb.etc_for(&unit);
-    let before = sb.snapshots(&w.spaces());
     let files = sb.config_files();
-    let env = [("WG_ENDPOINT_RESOLUTION_RETRIES", "0")];
+    let env = NO_RETRIES;
     sb.unit_starting(&unit);
-    let out = sb.exec_unit(&unit, HOST, &unit.start[0], &env);
+    let out = sb.exec_unit(&unit, HOST, &unit.start[0], env);
     let log = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{what}: ExecStart: {log}");
     assert!(log.contains("CAP_SYS_ADMIN"), "{what}: names it: {log}");
