@@ -154,6 +154,22 @@ impl World {
         ))
     }
 
+    /// `down` as root, refused: exit 1. What it said.
+    fn down_refused(&self) -> String {
+        let out = self.down();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        err
+    }
+
+    /// The journal `j` planted as the interface's (0600).
+    fn plant(&self, j: &Journal) -> PathBuf {
+        self.plant_journal(
+            &ron::ser::to_string_pretty(j, Default::default()).unwrap(),
+            0o600,
+        )
+    }
+
     /// `text` as the interface's journal, with `mode`.
     fn plant_journal(&self, text: &str, mode: u32) -> PathBuf {
         self.write_state_file(&format!("{}.ron", self.iface), text, mode)
@@ -188,9 +204,7 @@ fn a_symlink_planted_as_the_lock_is_refused_and_what_it_points_to_is_untouched()
     w.make_state(0o700);
     let victim = w.victim("victim", "precious\n");
     std::os::unix::fs::symlink(&victim, w.state.join(format!("{}.lock", w.iface))).unwrap();
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the lock {}/{}.lock is a symbolic link: wg-exec makes none",
@@ -229,9 +243,7 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     );
     assert!(err.contains("is refused"), "{err}");
 
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the journal {} is refused (record 1 (generate key): the key file {} (owner uid 0, mode 0644) is not uid 0's with mode 0600: it is not a key wg-exec generated); nothing in it was acted on",
@@ -249,13 +261,8 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     // The sysctl alone (no key file record) is refused for its path.
     let mut j = wg_exec::journal::parse(&text_of).unwrap();
     j.records.remove(0);
-    w.plant_journal(
-        &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
-        0o600,
-    );
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    w.plant(&j);
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "record 1 (policy): the sysctl \"../..{}\" is not net/ipv4/conf/all/src_valid_mark, the one wg-exec sets",
@@ -277,9 +284,7 @@ fn a_state_directory_of_another_user_is_refused_for_changes_and_only_read_with_a
     must(&format!("chown -R 65534:65534 {}", w.state.display()));
     let before = w.entries();
 
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state directory {} belongs to uid 65534",
@@ -319,9 +324,7 @@ fn a_group_writable_directory_or_journal_is_refused() {
         return;
     };
     w.make_state(0o770);
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state directory {} (owner uid 0 (root)) has mode 0770: group or others may write it",
@@ -333,9 +336,7 @@ fn a_group_writable_directory_or_journal_is_refused() {
 
     std::fs::set_permissions(&w.state, std::fs::Permissions::from_mode(0o700)).unwrap();
     let journal = w.plant_journal(&w.plain_journal(), 0o664);
-    let out = w.down();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state file {} (owner uid 0 (root)) has mode 0664: group or others may write it",
@@ -522,13 +523,8 @@ fn a_journal_naming_a_configuration_in_the_state_directory_or_writable_by_others
     ] {
         let mut j = wg_exec::journal::parse(&w.plain_journal()).unwrap();
         j.config = config;
-        w.plant_journal(
-            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
-            0o600,
-        );
-        let out = w.down();
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        w.plant(&j);
+        let err = w.down_refused();
         assert!(
             err.contains(&format!(
                 "the journal {} is refused ({reason}",
