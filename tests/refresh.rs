@@ -173,29 +173,6 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
 
-/// wg-exec's state files of an interface (journal, applied records, lock).
-fn state_files(iface: &str) -> Vec<String> {
-    std::fs::read_dir(STATE_DIR)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("{iface}.")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes what a failed test left in the state directory beyond the journal (SocketGuard's).
-struct StateGuard(String);
-
-impl Drop for StateGuard {
-    fn drop(&mut self) {
-        for f in state_files(&self.0) {
-            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(f));
-        }
-    }
-}
-
 /// A long-running wg-exec (refresh), its log in a file. Dropped while running = SIGKILL.
 struct Running {
     child: Child,
@@ -325,7 +302,7 @@ fn requests(log: &str) -> [u64; 4] {
 /// order: the DNS server and /etc/netns/A first, the namespaces last.
 struct World {
     dns: Dns,
-    _guards: (SocketGuard, SocketGuard, StateGuard, StateGuard),
+    _guards: (SocketGuard, SocketGuard),
     pair: Pair,
     keys: Keys,
     ia: String,
@@ -344,12 +321,7 @@ impl World {
         let (_, pb) = keys.private("b");
         World {
             dns: Dns::new(&pair.a, keys.dir.path()),
-            _guards: (
-                SocketGuard(ia.clone()),
-                SocketGuard(ib.clone()),
-                StateGuard(ia.clone()),
-                StateGuard(ib.clone()),
-            ),
+            _guards: (SocketGuard(ia.clone()), SocketGuard(ib.clone())),
             pair,
             keys,
             ia,

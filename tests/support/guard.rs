@@ -4,8 +4,9 @@
 use super::shell::sh;
 use std::path::{Path, PathBuf};
 
-/// Removes a userspace WireGuard's socket file and wg-exec's journal and records if a test left
-/// them behind (after a failure or SIGKILL).
+/// Removes a userspace WireGuard's socket file (killing whoever holds it) and wg-exec's files of
+/// the interface in the default state directory (journal, records, lock) if a test left them
+/// behind (after a failure or SIGKILL).
 pub struct SocketGuard(pub String);
 
 /// wg-exec's default state directory (journals, records of what was applied, locks).
@@ -41,13 +42,26 @@ pub fn next_record(iface: &str) -> PathBuf {
 
 impl Drop for SocketGuard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(journal_path(&self.0));
-        for record in applied_files(&self.0) {
-            let _ = std::fs::remove_file(record);
+        for f in state_files(&self.0) {
+            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(f));
         }
         let path = format!("/var/run/wireguard/{}.sock", self.0);
         if Path::new(&path).exists() {
             let _ = sh(&format!("fuser -k -9 {path} 2>/dev/null; rm -f {path}"));
         }
     }
+}
+
+/// wg-exec's files of an interface in the default state directory (journal, records of what
+/// was applied, lock), by name.
+pub fn state_files(iface: &str) -> Vec<String> {
+    let prefix = format!("{iface}.");
+    std::fs::read_dir(STATE_DIR)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
 }
