@@ -515,10 +515,8 @@ fn live_reload(implementation: &str) {
     };
     // boringtun-cli reports neither its own key nor handshake times: B's side tells.
     let boring = implementation == "boringtun-cli";
-    let pair = Pair::new();
-    let keys = Keys::new();
-    let (ia, ib) = (iface("a"), iface("b"));
-    let _g = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
+    let two = TwoHosts::new();
+    let (pair, keys, ia, ib) = (&two.pair, &two.keys, &two.ia, &two.ib);
     let ka = keys.private("a");
     let kb = keys.private("b");
 
@@ -579,7 +577,7 @@ fn live_reload(implementation: &str) {
         "",
         &format!("up {ia} --config {}", ca.display()),
     ));
-    assert_matches(&pair.a, &ia, &old, !boring, &format!("{test}: after up"));
+    assert_matches(&pair.a, ia, &old, !boring, &format!("{test}: after up"));
     assert!(
         pair.a.ping("192.0.2.2"),
         "{test}: A -> B through the tunnel"
@@ -588,14 +586,14 @@ fn live_reload(implementation: &str) {
     // A ping to B runs throughout; the reload happens in its middle.
     let mut ping = Ping::start(&pair.a, "192.0.2.2", "0.02", 150);
     ping.replies(50);
-    let (a0, b0) = (Dump::of(&pair.a, &ia), Dump::of(&pair.b, &ib));
+    let (a0, b0) = (Dump::of(&pair.a, ia), Dump::of(&pair.b, ib));
     new.write(&ca);
     let out = run(
         &pair.a,
         "",
         &format!("-v reload {ia} --config {}", ca.display()),
     );
-    let (a1, b1) = (Dump::of(&pair.a, &ia), Dump::of(&pair.b, &ib));
+    let (a1, b1) = (Dump::of(&pair.a, ia), Dump::of(&pair.b, ib));
     assert!(ping.running(), "{test}: the reload ran while the ping did");
     let log = ok(out);
     let (sent, received, said) = ping.finish();
@@ -635,13 +633,7 @@ fn live_reload(implementation: &str) {
     }
 
     // Exactly the new configuration.
-    assert_matches(
-        &pair.a,
-        &ia,
-        &new,
-        !boring,
-        &format!("{test}: after reload"),
-    );
+    assert_matches(&pair.a, ia, &new, !boring, &format!("{test}: after reload"));
     let restarts = |name: &str| {
         format!("peer {name}: the userspace implementation cannot update a peer in place; it is removed and added again, and its session restarts")
     };
@@ -670,13 +662,13 @@ fn live_reload(implementation: &str) {
         "",
         "{test}: a second reload has nothing to do"
     );
-    let (dump, snap) = (Dump::of(&pair.a, &ia), pair.a.snapshot());
+    let (dump, snap) = (Dump::of(&pair.a, ia), pair.a.snapshot());
     ok(run(
         &pair.a,
         "",
         &format!("reload {ia} --config {}", ca.display()),
     ));
-    let again = Dump::of(&pair.a, &ia);
+    let again = Dump::of(&pair.a, ia);
     assert_eq!(
         again.stable(),
         dump.stable(),
@@ -687,7 +679,7 @@ fn live_reload(implementation: &str) {
         snap,
         "{test}: a second reload changed the namespace"
     );
-    let hb = Dump::of(&pair.b, &ib);
+    let hb = Dump::of(&pair.b, ib);
     assert_eq!(
         hb.row(&ka.1).handshake,
         rb0.handshake,

@@ -5,7 +5,7 @@
 
 use super::guard::{journal_path, SocketGuard};
 use super::keys::Keys;
-use super::netns::Netns;
+use super::netns::{Netns, Pair};
 use super::observe::{socket_exists, wireguard_go_processes};
 use super::run::{as_unit_user, unit_bin, wg_exec, wg_exec_bin, wg_exec_in};
 use super::shell::{iface, must, sh};
@@ -88,6 +88,31 @@ impl Host {
             !Path::new(&journal_path(&self.ia)).exists(),
             "{what}: journal"
         );
+    }
+}
+
+/// Two test hosts joined by a veth (`Pair`: 203.0.113.1 in `a`, .2 in `b`), keys, and an
+/// interface name for each, `ia` in `a` and `ib` in `b`, whose leftovers guards remove.
+pub struct TwoHosts {
+    pub pair: Pair,
+    pub keys: Keys,
+    pub ia: String,
+    pub ib: String,
+    _guards: (SocketGuard, SocketGuard),
+}
+
+impl TwoHosts {
+    pub fn new() -> TwoHosts {
+        let pair = Pair::new();
+        let keys = Keys::new();
+        let (ia, ib) = (iface("a"), iface("b"));
+        TwoHosts {
+            _guards: (SocketGuard(ia.clone()), SocketGuard(ib.clone())),
+            pair,
+            keys,
+            ia,
+            ib,
+        }
     }
 }
 
