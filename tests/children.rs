@@ -3,28 +3,21 @@
 //! capabilities, with and without hooks; hooks get what the unit granted wg-exec. Read from
 //! /proc/PID/status of the running processes, in the plain shape (no namespace options).
 
-mod common;
+mod support;
 
-use common::conf::Conf;
-use common::*;
 use std::collections::BTreeMap;
+use support::conf::Conf;
+use support::*;
 
 const NET_ADMIN: u64 = 1 << 12;
 const SYS_MODULE: u64 = 1 << 16;
 
 /// The Cap* lines of /proc/PID/status, as masks.
 fn caps_of(pid: &str) -> BTreeMap<String, u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            let v = u64::from_str_radix(v.trim(), 16).ok()?;
-            k.starts_with("Cap").then(|| (k.to_string(), v))
-        })
-        .collect()
+    parse_caps(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap())
 }
 
+/// The Cap* lines of a /proc/PID/status text, as masks.
 fn parse_caps(status: &str) -> BTreeMap<String, u64> {
     status
         .lines()
@@ -48,10 +41,8 @@ fn daemon_caps(who: Who, hook: bool) {
     if !real_environment(&test) {
         return;
     }
-    let ns = Netns::new("c");
-    let keys = Keys::new();
-    let name = iface("c");
-    let _s = SocketGuard(name.clone());
+    let h = Host::new("c");
+    let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
     let (key, _) = keys.private("a");
     let hook_out = keys.dir.path().join("hook-status");
     let mut conf = Conf::new(&["192.0.2.1/24"], &key).with("listen_port: 51820");
@@ -65,41 +56,12 @@ fn daemon_caps(who: Who, hook: bool) {
         ));
     }
     let config = keys.write("c.ron", &conf.render());
-    let unit_dir = keys.dir.path().join("unit");
-    let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
-    must(&format!(
-        "mkdir -p {} {}",
-        state.display(),
-        sockets.display()
-    ));
-    let run = |op: &str| -> std::process::Output {
-        match who {
-            Who::Root => sh(&format!(
-                "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-                ns.name,
-                state.display(),
-                wg_exec_bin(),
-                config.display()
-            )),
-            Who::UnitUser => sh(&as_unit_user(
-                &["net_admin", "sys_module"],
-                &sockets,
-                &format!(
-                    "ip netns exec {} env WG_EXEC_STATE_DIR={} {{user}} {} -v {op} {name} --config {}",
-                    ns.name,
-                    state.display(),
-                    unit_bin(keys.dir.path()),
-                    config.display()
-                ),
-            )),
-        }
+    let runner = match who {
+        Who::Root => support::Who::Root,
+        Who::UnitUser => support::Who::UnitUser(&["net_admin", "sys_module"]),
     };
-    if who == Who::UnitUser {
-        must(&format!(
-            "chown -R 65534:65534 {}",
-            keys.dir.path().display()
-        ));
-    }
+    let wg = Wg::on(runner, &h, &config).verbose();
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     let pids = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
     let pids: Vec<&str> = pids.split_whitespace().collect();
@@ -153,8 +115,8 @@ fn daemon_caps(who: Who, hook: bool) {
             "ip netns exec {} unshare --mount sh -c 'mount --make-rprivate / && mount --bind {} /run/wireguard && \
              env WG_EXEC_STATE_DIR={} {} status {name} --config {}'",
             ns.name,
-            sockets.display(),
-            state.display(),
+            wg.sockets.display(),
+            wg.state.display(),
             wg_exec_bin(),
             config.display()
         ));
@@ -165,9 +127,9 @@ fn daemon_caps(who: Who, hook: bool) {
         );
     }
     ok(run("down"));
-    assert!(!ns.has_link(&name), "{test}: {name} is left");
+    assert!(!ns.has_link(name), "{test}: {name} is left");
     assert!(
-        !sockets.join(format!("{name}.sock")).exists() && !socket_exists(&name),
+        !wg.sockets.join(format!("{name}.sock")).exists() && !socket_exists(name),
         "{test}: a socket is left"
     );
 }
@@ -200,10 +162,8 @@ fn hostile_program_leaves_nothing(foreground: bool) {
     if !real_environment(&test) {
         return;
     }
-    let ns = Netns::new("h");
-    let keys = Keys::new();
-    let name = iface("h");
-    let _s = SocketGuard(name.clone());
+    let h = Host::new("h");
+    let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
     let (key, _) = keys.private("a");
     let pid_file = keys.dir.path().join("pid");
     let last = match foreground {
@@ -251,8 +211,8 @@ fn hostile_program_leaves_nothing(foreground: bool) {
         "{test}: took {:?}",
         started.elapsed()
     );
-    assert!(!ns.has_link(&name), "{test}: link {name} left: {log}");
-    assert!(!socket_exists(&name), "{test}: socket file left: {log}");
+    assert!(!ns.has_link(name), "{test}: link {name} left: {log}");
+    assert!(!socket_exists(name), "{test}: socket file left: {log}");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let pid = pid.trim();
     let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))

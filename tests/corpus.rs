@@ -1,9 +1,9 @@
 //! The corpus of bad configurations (tests/corpus/bad): each `up` exits 2 with a message naming
 //! the file, line:column and field, and nothing on the system changes.
 
-mod common;
-use common::*;
+mod support;
 use std::path::Path;
+use support::*;
 
 #[test]
 fn every_bad_configuration_exits_2_and_changes_nothing() {

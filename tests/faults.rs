@@ -3,11 +3,11 @@
 //! two ups racing, configurations changed between up and down, no secret anywhere, and
 //! capabilities. Needs the `fault-injection` feature (WG_EXEC_FAULT, WG_EXEC_PAUSE) and root.
 
-mod common;
-use common::*;
+mod support;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use support::*;
 
 const UP_STEPS: &[&str] = &[
     "generate key file",

@@ -9,9 +9,9 @@
 //! every handshake proves that the firewall table and src_valid_mark work. An "internet"
 //! address on the server (198.51.100.7, 2001:db8:100::7) answers through the tunnel.
 
-mod common;
-use common::*;
-use std::path::PathBuf;
+mod support;
+use std::path::{Path, PathBuf};
+use support::*;
 
 /// The client's state that a full tunnel touches, as text to compare before and after:
 /// links, addresses, routes of all tables and rules (`ip -j`), the nftables ruleset and the
@@ -47,17 +47,7 @@ impl Hosts {
     fn new() -> Hosts {
         let client = Netns::new("c");
         let server = Netns::new("s");
-        let (vc, vs) = (format!("v{}", unique()), format!("v{}", unique()));
-        must(&format!(
-            "ip -n {} link add {vc} type veth peer name {vs} netns {}",
-            client.name, server.name
-        ));
-        client.ip(&format!("address add 203.0.113.1/24 dev {vc}"));
-        client.ip(&format!("address add 2001:db8:ffff::1/64 dev {vc} nodad"));
-        client.ip(&format!("link set {vc} up"));
-        server.ip(&format!("address add 203.0.113.2/24 dev {vs}"));
-        server.ip(&format!("address add 2001:db8:ffff::2/64 dev {vs} nodad"));
-        server.ip(&format!("link set {vs} up"));
+        let (vc, _) = underlay(&client, &server);
         client.ip("route add default via 203.0.113.2");
         client.ip(&format!(
             "-6 route add default via 2001:db8:ffff::2 dev {vc}"
@@ -135,6 +125,35 @@ impl Hosts {
         ))
     }
 
+    /// wg-exec for the client's interface as the unit user (uid 65534, ambient CAP_NET_ADMIN),
+    /// with its own state directory and /run/wireguard; made after the files it reads.
+    fn unit_user(&self, cfg: &Path) -> Wg {
+        Wg::new(
+            Who::UnitUser(&["net_admin"]),
+            self.keys.dir.path(),
+            &self.client.name,
+            &self.iface,
+            cfg,
+        )
+    }
+
+    /// The device's fwmark, as `wg show` says it.
+    fn fwmark(&self) -> String {
+        must(&format!(
+            "ip netns exec {} wg show {} fwmark",
+            self.client.name, self.iface
+        ))
+        .trim()
+        .to_string()
+    }
+
+    /// The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
+    fn lose_journal(&self) {
+        for f in ["ron", "applied.ron"] {
+            std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", self.iface)).unwrap();
+        }
+    }
+
     /// The client's transfer counters of its one peer (rx, tx).
     fn transfer(&self) -> (u64, u64) {
         let dump = self.client.wg_dump(&self.iface);
@@ -148,11 +167,7 @@ fn the_full_tunnel_works(h: &Hosts, v6: bool) {
     // the endpoint through the underlay.
     let inet = h.route_get("198.51.100.7");
     assert!(inet.contains(&format!("dev {}", h.iface)), "{inet}");
-    let mark = must(&format!(
-        "ip netns exec {} wg show {} fwmark",
-        h.client.name, h.iface
-    ));
-    let marked = h.route_get(&format!("192.0.2.1 mark {}", mark.trim()));
+    let marked = h.route_get(&format!("192.0.2.1 mark {}", h.fwmark()));
     assert!(!marked.contains(&h.iface), "{marked}");
     // The endpoint's replies, checked without the mark, would be routed into the tunnel: the
     // strict filter would drop them unless their mark is restored. That is what this test is
@@ -226,14 +241,7 @@ fn full_tunnel_ipv4_and_ipv6_as_root_and_down_restores_everything_byte_for_byte(
     // stays: it is not in the configuration).
     ok(h.run("status", &cfg));
     ok(h.run("reload", &cfg));
-    assert_eq!(
-        must(&format!(
-            "ip netns exec {} wg show {} fwmark",
-            h.client.name, h.iface
-        ))
-        .trim(),
-        "0xca6c"
-    );
+    assert_eq!(h.fwmark(), "0xca6c");
     the_full_tunnel_works(&h, true);
     // A live change keeps the full tunnel as it is.
     let rules_up = h.client.ip("-6 rule show");
@@ -338,30 +346,10 @@ fn full_tunnel_as_a_unit_user_with_ambient_capabilities() {
     let before = state(&h.client);
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     // The unit user's world: its own state directory and /run/wireguard, its files.
-    let bin = unit_bin(h.keys.dir.path());
-    let state_dir = h.keys.dir.path().join("state");
-    let sockets = h.keys.dir.path().join("run");
-    must(&format!(
-        "mkdir -p {0} {1} && chown -R 65534:65534 {2}",
-        state_dir.display(),
-        sockets.display(),
-        h.keys.dir.path().display()
-    ));
-    let run = |verb: &str| {
-        sh(&as_unit_user(
-            &["net_admin"],
-            &sockets,
-            &format!(
-                "ip netns exec {} {{user}} env WG_EXEC_STATE_DIR={} {bin} {verb} {} --config {}",
-                h.client.name,
-                state_dir.display(),
-                h.iface,
-                cfg.display()
-            ),
-        ))
-    };
+    let wg = h.unit_user(&cfg);
+    let run = |verb: &str| wg.run(verb);
     ok(run("up"));
-    let dump = wg_dump_in(&h.client.name, &h.iface, Some(&sockets));
+    let dump = wg_dump_in(&h.client.name, &h.iface, Some(&wg.sockets));
     assert_eq!(dump[0][3], "0xca6c", "fwmark: {dump:?}");
     assert!(h.client.ping("198.51.100.7"));
     assert!(h.client.ping("2001:db8:100::7"));
@@ -440,33 +428,12 @@ fn a_fault_at_every_step_of_a_full_tunnel_up_leaves_no_trace() {
     // SIGKILL after the sysctl step (everything applied): the journal
     // alone takes it all back, by down, or by the next up before it starts over.
     let killed_after_sysctl = || {
-        let mut child = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &h.client.name,
-                wg_exec_bin(),
-                "up",
-                &h.iface,
-            ])
-            .arg("--config")
-            .arg(&cfg)
-            .env("WG_EXEC_PAUSE", "after:sysctl")
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        {
-            use std::io::BufRead;
-            let mut reader = std::io::BufReader::new(child.stderr.as_mut().unwrap());
-            loop {
-                let mut line = String::new();
-                assert!(reader.read_line(&mut line).unwrap() > 0, "no pause");
-                if line.contains("test pause") {
-                    break;
-                }
-            }
-        }
+        let mut child = spawn_in(
+            &h.client,
+            &[("WG_EXEC_PAUSE", "after:sysctl")],
+            &["up", &h.iface, "--config", &cfg.display().to_string()],
+        );
+        wait_for_pause(&mut child);
         must(&format!("kill -9 {}", child.id()));
         let _ = child.wait();
         assert!(state(&h.client).contains("31821"), "the rules were there");
@@ -522,6 +489,19 @@ fn a_rule_at_the_full_tunnel_priorities_is_refused_and_left_alone() {
     assert_eq!(state(&h.client), before);
 }
 
+/// `down` without a journal finds the full tunnel by its shape and leaves the client as it was
+/// before up, but for the sysctl, whose earlier value nobody knows: it stays 1, as said.
+fn down_finds_what_a_full_tunnel_left(h: &Hosts, cfg: &Path, before: &str) {
+    let said = ok(h.run("down", cfg));
+    assert!(said.contains("removing what a full tunnel left"), "{said}");
+    let after = state(&h.client);
+    assert_eq!(
+        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
+        before,
+        "{after}"
+    );
+}
+
 #[test]
 fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     if !real_environment("full_tunnel_no_journal") {
@@ -531,35 +511,15 @@ fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     let before = state(&h.client);
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     ok(h.run("up", &cfg));
-    // The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
-    for f in ["ron", "applied.ron"] {
-        std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
-    }
-    let said = ok(h.run("down", &cfg));
-    assert!(said.contains("removing what a full tunnel left"), "{said}");
-    // Everything but the sysctl, whose earlier value nobody knows: it stays 1, as said.
-    let after = state(&h.client);
-    assert_eq!(
-        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
-        before,
-        "{after}"
-    );
+    h.lose_journal();
+    down_finds_what_a_full_tunnel_left(&h, &cfg, &before);
     // And without the link too (its wireguard-go killed, its journal lost): the rules whose
     // table no device's route uses any more are an orphan's, and go with the firewall tables.
     let cfg4 = h.config("\"0.0.0.0/0\"", "");
     ok(h.run("up", &cfg4));
-    for f in ["ron", "applied.ron"] {
-        std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
-    }
+    h.lose_journal();
     must(&format!("ip -n {} link del {}", h.client.name, h.iface));
-    let said = ok(h.run("down", &cfg4));
-    assert!(said.contains("removing what a full tunnel left"), "{said}");
-    let after = state(&h.client);
-    assert_eq!(
-        after.replace("== src_valid_mark 1", "== src_valid_mark 0"),
-        before,
-        "{after}"
-    );
+    down_finds_what_a_full_tunnel_left(&h, &cfg4, &before);
     // So the next up is not stuck behind them.
     ok(h.run("up", &cfg4));
     ok(h.run("down", &cfg4));
@@ -644,24 +604,8 @@ fn dns_is_refused_when_wg_exec_runs_in_a_namespace_other_than_the_hosts() {
         "{err}"
     );
     assert_eq!(state(&h.client), before);
-    let dir = h.keys.dir.path().join("unit");
-    std::fs::create_dir_all(&dir).unwrap();
-    must(&format!(
-        "chown -R 65534:65534 {}",
-        h.keys.dir.path().display()
-    ));
-    let out = sh(&as_unit_user(
-        &["net_admin"],
-        &dir,
-        &format!(
-            "ip netns exec {} {{user}} env WG_EXEC_STATE_DIR={} {} check {} --config {}",
-            h.client.name,
-            dir.display(),
-            unit_bin(h.keys.dir.path()),
-            h.iface,
-            cfg.display()
-        ),
-    ));
+    let wg = h.unit_user(&cfg);
+    let out = wg.run("check");
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("other than the host's"), "{err}");

@@ -5,10 +5,10 @@
 //! the TUN link and serves the UAPI socket as wireguard-go does; its first `get` (the readiness
 //! probe) is honest, every later one is the hostile answer. Needs root.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::path::{Path, PathBuf};
+use support::conf::{Conf, Peer};
+use support::*;
 
 /// The stand-in daemon: `prog IFACE` forks a server and exits 0, like wireguard-go. `ANSWER` is
 /// replaced by a Python bytes literal (the hostile answer, without its errno line) and `ENDLESS`
@@ -62,49 +62,33 @@ while True:
     c.close()
 "#;
 
-struct Host {
-    ns: Netns,
-    keys: Keys,
-    ia: String,
+/// A test host and its private key's text; its configurations name a stand-in daemon.
+struct Rig {
+    h: Host,
     private: String,
-    before: String,
-    _guard: SocketGuard,
 }
 
-impl Host {
-    fn new() -> Host {
-        let ns = Netns::new("h");
-        let keys = Keys::new();
-        let ia = iface("h");
-        let (key_file, _) = keys.private("h");
-        let private = std::fs::read_to_string(&key_file)
-            .unwrap()
-            .trim()
-            .to_string();
-        let before = ns.snapshot();
-        Host {
-            _guard: SocketGuard(ia.clone()),
-            ns,
-            keys,
-            ia,
-            private,
-            before,
-        }
+impl Rig {
+    fn new() -> Rig {
+        let h = Host::new("h");
+        let (key_file, _) = h.keys.private("h");
+        let private = h.key_text(&key_file);
+        Rig { h, private }
     }
 
     /// A configuration whose userspace implementation answers `answer` (endlessly or not).
     fn config(&self, tag: &str, answer: &[u8], endless: bool) -> PathBuf {
         let literal: String = answer.iter().map(|b| format!("\\x{b:02x}")).collect();
-        let program = self.keys.write(
+        let program = self.h.keys.write(
             &format!("daemon-{tag}"),
             &DAEMON
                 .replace("ANSWER", &format!("b\"{literal}\""))
                 .replace("ENDLESS", if endless { "True" } else { "False" }),
         );
         must(&format!("chmod 0755 {}", program.display()));
-        let (_, peer) = self.keys.private("peer");
-        let key_file = self.keys.dir.path().join("h.key");
-        self.keys.write(
+        let (_, peer) = self.h.keys.private("peer");
+        let key_file = self.h.keys.dir.path().join("h.key");
+        self.h.keys.write(
             &format!("{tag}.ron"),
             &Conf::new(&["192.0.2.1/24"], &key_file)
                 .with("listen_port: 51820")
@@ -117,21 +101,12 @@ impl Host {
         )
     }
 
-    fn up(&self, cfg: &Path) -> std::process::Output {
-        wg_exec(
-            &format!("ip netns exec {}", self.ns.name),
-            &format!("up {} --config {}", self.ia, cfg.display()),
-        )
-    }
-
     fn no_trace(&self, what: &str) {
-        assert_eq!(self.ns.snapshot(), self.before, "{what}: namespace");
-        assert!(!socket_exists(&self.ia), "{what}: UAPI socket");
-        assert!(
-            !Path::new(&journal_path(&self.ia)).exists(),
-            "{what}: journal"
-        );
-        let left = sh(&format!("pgrep -f '[d]aemon-{what} {}'", self.ia));
+        let h = &self.h;
+        h.assert_as_before(what);
+        assert!(!socket_exists(&h.ia), "{what}: UAPI socket");
+        assert!(!Path::new(&journal_path(&h.ia)).exists(), "{what}: journal");
+        let left = sh(&format!("pgrep -f '[d]aemon-{what} {}'", h.ia));
         assert!(
             !left.status.success(),
             "{what}: the daemon is still running"
@@ -144,7 +119,7 @@ fn hostile_get_answers_fail_the_up_cleanly() {
     if !real_environment("hostile_replies") {
         return;
     }
-    let h = Host::new();
+    let h = Rig::new();
     // 64 bytes of which "é" straddles the first hex pair: a text slice there panicked.
     let straddling = format!("own_public_key=a{}a\n", "é".repeat(31));
     let cases: [(&str, Vec<u8>, bool, &str); 4] = [
@@ -175,7 +150,7 @@ fn hostile_get_answers_fail_the_up_cleanly() {
     ];
     for (tag, answer, endless, said) in cases {
         let cfg = h.config(tag, &answer, endless);
-        let out = h.up(&cfg);
+        let out = h.h.op("up", &cfg);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{tag}: {err}");
         assert!(err.contains("failed at step 'peer set'"), "{tag}: {err}");

@@ -9,10 +9,10 @@
 //! test made (`ip netns exec`), as it would run in a machine's own. It never gets a namespace
 //! option to isolate it.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::path::{Path, PathBuf};
+use support::conf::{Conf, Peer};
+use support::*;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Shape {

@@ -2,9 +2,9 @@
 //! is done: the machine ends exactly as it started, the error names the step, and a panic in a
 //! rollback is that rollback's failure (reported, the others still run).
 
-mod common;
-use common::rich::{fresh_kernel, rich};
+mod support;
 use std::sync::atomic::AtomicBool;
+use support::rich::{fresh_kernel, rich};
 use wg_exec::executor::{self, Watch};
 use wg_exec::plan;
 use wg_exec_steps::{Kernel, KernelError, Needs, Step, StepError, StepKind};

@@ -5,11 +5,11 @@
 //! `wg-exec convert` writes). Plans on the fake kernel, then
 //! the shape users write (no namespace options) for real on wireguard-go in a test namespace.
 
-mod common;
-use common::conf::{interface, peer};
-use common::*;
+mod support;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use support::conf::{interface, peer};
+use support::*;
 use wg_exec::config::{self, PostSetupAt, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::plan;
@@ -176,43 +176,20 @@ fn a_ron_post_setup_adding_a_route_equal_to_an_allowed_ip_comes_up_and_goes_down
     if !real_environment("post_setup_route") {
         return;
     }
-    let ns = Netns::new("p");
-    let keys = Keys::new();
-    let ia = iface("p");
-    let _s = SocketGuard(ia.clone());
-    let (ka, _) = keys.private("a");
-    let (_, pb) = keys.private("b");
-    let before = ns.snapshot();
-    let cfg = keys.write(
-        "p.ron",
-        &interface(
-            &["192.0.2.1/24"],
-            &ka,
-            "post_setup: \"ip route add 198.51.100.0/24 dev $DEVICE\",",
-            &[peer(
-                &pb,
-                &["198.51.100.0/24"],
-                "endpoint: \"203.0.113.2:51820\"",
-            )],
-        ),
-    );
-    let inside = format!("ip netns exec {}", ns.name);
-    let log = ok(wg_exec(
-        &inside,
-        &format!("up {ia} --config {}", cfg.display()),
-    ));
-    let routes = ns.ip("-4 route show 198.51.100.0/24");
-    assert!(routes.contains(&format!("dev {ia}")), "{routes}\n{log}");
-    let dump = ns.wg_dump(&ia);
+    let h = Host::new("p");
+    let (ka, _) = h.keys.private("a");
+    let (_, pb) = h.keys.private("b");
+    let cfg = h.keys.write("p.ron", &route_hook_config(&ka, &pb));
+    let log = ok(h.op("up", &cfg));
+    let routes = h.ns.ip("-4 route show 198.51.100.0/24");
+    assert!(routes.contains(&format!("dev {}", h.ia)), "{routes}\n{log}");
+    let dump = h.ns.wg_dump(&h.ia);
     assert_eq!(dump.len(), 2, "{dump:?}");
     assert_eq!(dump[1][3], "198.51.100.0/24");
-    ok(wg_exec(
-        &inside,
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
-    assert_eq!(ns.snapshot(), before);
-    assert!(!socket_exists(&ia));
-    assert_eq!(wireguard_go_processes(&ia), 0);
+    ok(h.op("down", &cfg));
+    assert_eq!(h.ns.snapshot(), h.before);
+    assert!(!socket_exists(&h.ia));
+    assert_eq!(wireguard_go_processes(&h.ia), 0);
 }
 
 /// The same hook as a wg-quick `.conf`'s PostUp runs where wg-quick runs it, after the routes:
@@ -223,31 +200,25 @@ fn the_same_hook_as_a_conf_post_up_runs_after_the_routes() {
     if !real_environment("post_up_route") {
         return;
     }
-    let ns = Netns::new("q");
-    let keys = Keys::new();
-    let ia = iface("q");
-    let _s = SocketGuard(ia.clone());
-    let (ka, _) = keys.private("a");
-    let (_, pb) = keys.private("b");
-    let before = ns.snapshot();
-    let key = std::fs::read_to_string(&ka).unwrap();
-    let cfg = keys.write(
+    let h = Host::new("q");
+    let (ka, _) = h.keys.private("a");
+    let (_, pb) = h.keys.private("b");
+    let cfg = h.keys.write(
         "q.conf",
         &format!(
             "[Interface]\nPrivateKey = {}\nAddress = 192.0.2.1/24\nMTU = 1420\nPostUp = ip route add 198.51.100.0/24 dev %i\n\n\
              [Peer]\nPublicKey = {pb}\nAllowedIPs = 198.51.100.0/24\nEndpoint = 203.0.113.2:51820\n",
-            key.trim()
+            h.key_text(&ka)
         ),
     );
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let inside = format!("ip netns exec {}", ns.name);
-    let out = wg_exec(&inside, &format!("up {ia} --config {}", cfg.display()));
+    let out = h.op("up", &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("failed at step 'post_setup'"), "{err}");
     assert!(err.contains("rolled back: route"), "{err}");
-    assert_eq!(ns.snapshot(), before);
-    assert_eq!(wireguard_go_processes(&ia), 0);
+    assert_eq!(h.ns.snapshot(), h.before);
+    assert_eq!(wireguard_go_processes(&h.ia), 0);
 }
 
 /// The same as a non-root unit user with only CAP_NET_ADMIN as an ambient capability (the
@@ -257,53 +228,31 @@ fn a_ron_post_setup_adding_a_route_equal_to_an_allowed_ip_comes_up_as_a_unit_use
     if !real_environment("post_setup_route_unit_user") {
         return;
     }
-    let ns = Netns::new("u");
-    let keys = Keys::new();
-    let ia = iface("u");
-    let _s = SocketGuard(ia.clone());
-    let (ka, _) = keys.private("a");
-    let (_, pb) = keys.private("b");
-    let before = ns.snapshot();
-    let cfg = keys.write(
-        "u.ron",
-        &interface(
-            &["192.0.2.1/24"],
-            &ka,
-            "post_setup: \"ip route add 198.51.100.0/24 dev $DEVICE\",",
-            &[peer(
-                &pb,
-                &["198.51.100.0/24"],
-                "endpoint: \"203.0.113.2:51820\"",
-            )],
-        ),
-    );
-    let unit_dir = keys.dir.path().join("unit");
-    let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
-    must(&format!(
-        "mkdir -p {0} {1} && chown -R 65534:65534 {2}",
-        state.display(),
-        sockets.display(),
-        keys.dir.path().display()
-    ));
-    let run = |op: &str| {
-        sh(&as_unit_user(
-            &["net_admin"],
-            &sockets,
-            &format!(
-                "ip netns exec {} env WG_EXEC_STATE_DIR={} {{user}} {} {op} {ia} --config {}",
-                ns.name,
-                state.display(),
-                unit_bin(keys.dir.path()),
-                cfg.display()
-            ),
-        ))
-    };
-    let out = run("up");
+    let h = Host::new("u");
+    let (ka, _) = h.keys.private("a");
+    let (_, pb) = h.keys.private("b");
+    let cfg = h.keys.write("u.ron", &route_hook_config(&ka, &pb));
+    let wg = Wg::on(Who::UnitUser(&["net_admin"]), &h, &cfg);
+    let out = wg.run("up");
     assert!(out.status.success(), "up: {}", text(&out.stderr));
-    let routes = ns.ip("-4 route show 198.51.100.0/24");
-    assert!(routes.contains(&format!("dev {ia}")), "{routes}");
-    let out = run("down");
+    let routes = h.ns.ip("-4 route show 198.51.100.0/24");
+    assert!(routes.contains(&format!("dev {}", h.ia)), "{routes}");
+    let out = wg.run("down");
     assert!(out.status.success(), "down: {}", text(&out.stderr));
-    assert_eq!(ns.snapshot(), before);
-    assert_eq!(wireguard_go_processes(&ia), 0);
+    assert_eq!(h.ns.snapshot(), h.before);
+    assert_eq!(wireguard_go_processes(&h.ia), 0);
+}
+
+/// The NixOS module's case: a post_setup adding a route equal to the peer's allowed IP.
+fn route_hook_config(key_file: &Path, peer_public: &str) -> String {
+    interface(
+        &["192.0.2.1/24"],
+        key_file,
+        "post_setup: \"ip route add 198.51.100.0/24 dev $DEVICE\",",
+        &[peer(
+            peer_public,
+            &["198.51.100.0/24"],
+            "endpoint: \"203.0.113.2:51820\"",
+        )],
+    )
 }

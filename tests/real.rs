@@ -2,19 +2,17 @@
 //! userspace backend (wireguard-go), observed with `ip` and `wg`: what the matrix of shapes
 //! (tests/matrix.rs) does not cover. Root only; every namespace is the test's own.
 
-mod common;
-use common::conf::{interface, peer};
-use common::*;
+mod support;
+use support::conf::{interface, peer};
+use support::*;
 
 #[test]
 fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {
     if !real_environment("two_hosts") {
         return;
     }
-    let pair = Pair::new();
-    let keys = Keys::new();
-    let (ia, ib) = (iface("a"), iface("b"));
-    let _s = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
+    let two = TwoHosts::new();
+    let (pair, keys, ia, ib) = (&two.pair, &two.keys, &two.ia, &two.ib);
     let (ka, pa) = keys.private("a");
     let (kb, pb) = keys.private("b");
     let (psk, psk_text) = keys.psk("ab");
@@ -53,7 +51,7 @@ fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {
     // The responder first, so that the initiator's first handshake is answered.
     ok(wg_exec("", &format!("up {ib} --config {}", cb.display())));
     // Before any handshake (which lets B learn A's address by roaming): as configured.
-    assert_eq!(pair.b.wg_dump(&ib)[1][2], "[2001:db8:ffff::1]:51820");
+    assert_eq!(pair.b.wg_dump(ib)[1][2], "[2001:db8:ffff::1]:51820");
     // Backend Auto: this kernel has no WireGuard, so wg-exec falls back to wireguard-go.
     let log = ok(wg_exec(
         "",
@@ -61,7 +59,7 @@ fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {
     ));
     assert!(log.contains("starting wireguard-go"), "{log}");
 
-    let dump = pair.a.wg_dump(&ia);
+    let dump = pair.a.wg_dump(ia);
     assert_eq!(dump.len(), 2, "{dump:?}");
     assert_eq!(dump[0][1], pa, "public key");
     assert_eq!(dump[0][2], "51820", "listen port");
@@ -80,14 +78,14 @@ fn two_hosts_ping_over_ipv4_and_ipv6_both_ways() {
     assert!(pair.a.ping("2001:db8:1::2"), "A -> B over IPv6");
     assert!(pair.b.ping("192.0.2.1"), "B -> A over IPv4");
     assert!(pair.b.ping("2001:db8:1::1"), "B -> A over IPv6");
-    let handshake: u64 = pair.a.wg_dump(&ia)[1][4].parse().unwrap();
+    let handshake: u64 = pair.a.wg_dump(ia)[1][4].parse().unwrap();
     assert!(handshake > 0, "a handshake happened");
 
     ok(wg_exec("", &format!("down {ia} --config {}", ca.display())));
     ok(wg_exec("", &format!("down {ib} --config {}", cb.display())));
-    assert!(!pair.a.has_link(&ia) && !pair.b.has_link(&ib));
-    assert!(!socket_exists(&ia) && !socket_exists(&ib));
-    assert_eq!(wireguard_go_processes(&ia) + wireguard_go_processes(&ib), 0);
+    assert!(!pair.a.has_link(ia) && !pair.b.has_link(ib));
+    assert!(!socket_exists(ia) && !socket_exists(ib));
+    assert_eq!(wireguard_go_processes(ia) + wireguard_go_processes(ib), 0);
 }
 
 #[test]
@@ -95,10 +93,8 @@ fn routes_in_a_numbered_table_with_a_metric_and_allowed_ips_not_as_routes() {
     if !real_environment("routes") {
         return;
     }
-    let pair = Pair::new();
-    let keys = Keys::new();
-    let (ia, ib) = (iface("a"), iface("b"));
-    let _s = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
+    let two = TwoHosts::new();
+    let (pair, keys, ia, ib) = (&two.pair, &two.keys, &two.ia, &two.ib);
     let (ka, pa) = keys.private("a");
     let (kb, pb) = keys.private("b");
     let extra_peer = peer(
@@ -151,7 +147,7 @@ fn routes_in_a_numbered_table_with_a_metric_and_allowed_ips_not_as_routes() {
     assert_eq!(
         b_routes
             .lines()
-            .filter(|l| l.contains(&ib))
+            .filter(|l| l.contains(ib.as_str()))
             .filter(|l| !l.contains("proto kernel")
                 && !l.starts_with("local")
                 && !l.starts_with("multicast")
@@ -160,7 +156,7 @@ fn routes_in_a_numbered_table_with_a_metric_and_allowed_ips_not_as_routes() {
         0,
         "{b_routes}"
     );
-    assert_eq!(pair.b.wg_dump(&ib)[1][3], "0.0.0.0/0,::/0");
+    assert_eq!(pair.b.wg_dump(ib)[1][3], "0.0.0.0/0,::/0");
     assert!(pair.a.ping("192.0.2.2"));
     assert!(pair.b.ping("192.0.2.1"));
 

@@ -4,9 +4,9 @@
 //! as they should be; and a fault at every call of the recovery, the journal's down and the
 //! configuration's down is reported as it should be, with a second down finishing the work.
 
-mod common;
-use common::rich::{fresh_kernel, rich};
+mod support;
 use std::path::{Path, PathBuf};
+use support::rich::{fresh_kernel, rich};
 use wg_exec::commands::down;
 use wg_exec::executor::{NoWatch, Watch};
 use wg_exec::journal::recovery::recover;

@@ -11,13 +11,13 @@
 //! observers are `wg show dump`, `ping` and wg-exec's own log (its pass and request lines).
 //! Root only; every namespace is the test's own.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+use support::conf::{Conf, Peer};
+use support::*;
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
 const B_NAME: &str = "b.wg-exec.test";
@@ -32,33 +32,11 @@ fn dns_tools(test: &str) -> bool {
     if which("getent").is_none() {
         missing.push("getent".to_string());
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: cannot run without {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true)");
-    }
-    eprintln!("SKIPPED (not counted as passed): {msg}");
-    false
+    require(test, &missing, " (CI=true)")
 }
 
 fn ready(test: &str) -> bool {
     real_environment(test) && dns_tools(test)
-}
-
-/// Polls `cond` every 50 ms until it holds or `bound` passes.
-fn within(bound: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + bound;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// What `name` resolves to in `ns` (IPv4, the first answer), as a program there sees it.
@@ -71,20 +49,6 @@ fn resolves_in(ns: &str, name: &str) -> Option<String> {
         .split_whitespace()
         .next()
         .map(str::to_string)
-}
-
-/// Pings `addr` from `ns` until one answer arrives; how long that took, None after `bound`.
-fn ping_within(ns: &str, addr: &str, bound: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    while started.elapsed() < bound {
-        if sh(&format!("ip netns exec {ns} ping -c 1 -W 1 {addr}"))
-            .status
-            .success()
-        {
-            return Some(started.elapsed());
-        }
-    }
-    None
 }
 
 /// A DNS server in a namespace: dnsmasq answering from `hosts` only, and
@@ -207,29 +171,6 @@ impl Drop for Dns {
 
 fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
-}
-
-/// wg-exec's state files of an interface (journal, applied records, lock).
-fn state_files(iface: &str) -> Vec<String> {
-    std::fs::read_dir(STATE_DIR)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with(&format!("{iface}.")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes what a failed test left in the state directory beyond the journal (SocketGuard's).
-struct StateGuard(String);
-
-impl Drop for StateGuard {
-    fn drop(&mut self) {
-        for f in state_files(&self.0) {
-            let _ = std::fs::remove_file(Path::new(STATE_DIR).join(f));
-        }
-    }
 }
 
 /// A long-running wg-exec (refresh), its log in a file. Dropped while running = SIGKILL.
@@ -361,7 +302,7 @@ fn requests(log: &str) -> [u64; 4] {
 /// order: the DNS server and /etc/netns/A first, the namespaces last.
 struct World {
     dns: Dns,
-    _guards: (SocketGuard, SocketGuard, StateGuard, StateGuard),
+    _guards: (SocketGuard, SocketGuard),
     pair: Pair,
     keys: Keys,
     ia: String,
@@ -380,12 +321,7 @@ impl World {
         let (_, pb) = keys.private("b");
         World {
             dns: Dns::new(&pair.a, keys.dir.path()),
-            _guards: (
-                SocketGuard(ia.clone()),
-                SocketGuard(ib.clone()),
-                StateGuard(ia.clone()),
-                StateGuard(ib.clone()),
-            ),
+            _guards: (SocketGuard(ia.clone()), SocketGuard(ib.clone())),
             pair,
             keys,
             ia,
@@ -394,6 +330,22 @@ impl World {
             pa,
             pb,
         }
+    }
+
+    /// A world whose DNS server answers B's name with 203.0.113.2, B up (`b_fields` for its
+    /// peer A, see `b_up`), and A's configuration a.ron with B known by name (`a_fields`).
+    fn named(b_fields: &str, a_fields: &str) -> (World, PathBuf) {
+        let mut w = World::new();
+        w.dns.set(&[(B_NAME, "203.0.113.2")]);
+        w.dns.start();
+        w.b_up(b_fields);
+        let ca = w.a_conf("a.ron", vec![w.peer_b(a_fields)]);
+        (w, ca)
+    }
+
+    /// `up` of A with configuration `ca`, as root; its log.
+    fn a_up(&self, ca: &Path) -> String {
+        ok(self.a(&format!("up {} --config {}", self.ia, ca.display())))
     }
 
     fn a_ns(&self) -> &str {
@@ -456,6 +408,42 @@ impl World {
         within(bound, || self.endpoint(key).as_deref() == Some(want))
     }
 
+    /// B's wireguard-go keeps sending from the address it was reached at (its sticky source);
+    /// setting its port again (51821, as it was) rebinds and forgets it, as a host's WireGuard
+    /// does after a network change.
+    fn rebind_b(&self) {
+        must(&format!(
+            "ip netns exec {} wg set {} listen-port 51821",
+            self.pair.b.name, self.ib
+        ));
+    }
+
+    /// B moves from underlay address `from` to `to` and rebinds; A learns `to` by roaming.
+    fn roam_b(&self, test: &str, from: &str, to: &str) {
+        move_host(&self.pair.b, from, to);
+        self.rebind_b();
+        assert!(
+            self.wait_endpoint(&self.pb, &format!("{to}:51821"), Duration::from_secs(5)),
+            "{test}: A did not learn B's new address by roaming: {:?}",
+            self.endpoint(&self.pb)
+        );
+    }
+
+    /// For 4 s (several periods of a refresh), A's endpoint of B stays `want`.
+    fn endpoint_stays(&self, test: &str, refresh: &Running, want: &str) {
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_secs(4) {
+            assert_eq!(
+                self.endpoint(&self.pb).as_deref(),
+                Some(want),
+                "{test}: the roamed endpoint was replaced after {:?}: {}",
+                watch.elapsed(),
+                refresh.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn downs(&self) {
         ok(self.a(&format!("down {}", self.ia)));
         ok(wg_exec(
@@ -463,6 +451,17 @@ impl World {
             &format!("down {}", self.ib),
         ));
     }
+}
+
+/// Ends a refresh: its passes after the first `skip` are at least 3 and push nothing. Its log.
+fn quiet_passes_after(test: &str, refresh: &mut Running, skip: usize) -> String {
+    let log = refresh.terminate();
+    let after: Vec<String> = passes(&log).into_iter().skip(skip).collect();
+    assert!(after.len() >= 3, "{test}: too few passes: {log}");
+    for p in &after {
+        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
+    }
+    log
 }
 
 /// The live endpoint of peer `key` of `iface` in `ns`, from `wg show dump`.
@@ -514,16 +513,12 @@ fn a_peer_that_moves_is_followed_through_dns() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B learns A's address from A's packets: it has no endpoint of its own to roam A with.
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
@@ -588,15 +583,11 @@ fn a_roamed_endpoint_is_left_alone() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("dynamic_endpoint_refresh_seconds: 1")],
+    let (w, ca) = World::named(
+        "endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1",
+        "dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
         "{test}: no traffic before the move"
@@ -604,42 +595,18 @@ fn a_roamed_endpoint_is_left_alone() {
     let mut refresh = w.refresh("refresh.log");
     refresh.wait_passes(1, Duration::from_secs(5));
 
-    move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
     // B's wireguard-go keeps sending from the address it was reached at (its sticky source),
     // which is gone; setting its port again rebinds and forgets it, as a host's WireGuard does
     // after a network change. The port stays 51821.
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
-    assert!(
-        w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(5)),
-        "{test}: A did not learn B's new address by roaming: {:?}",
-        w.endpoint(&w.pb)
-    );
+    w.roam_b(test, "203.0.113.2", "203.0.113.3");
     let roamed = refresh.passes().len();
     // Several periods: the roamed endpoint stays, whatever the passes do.
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_secs(4) {
-        assert_eq!(
-            w.endpoint(&w.pb).as_deref(),
-            Some("203.0.113.3:51821"),
-            "{test}: the roamed endpoint was replaced after {:?}: {}",
-            watch.elapsed(),
-            refresh.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    w.endpoint_stays(test, &refresh, "203.0.113.3:51821");
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(3)).is_some(),
         "{test}: no traffic over the roamed endpoint"
     );
-    let log = refresh.terminate();
-    let after: Vec<String> = passes(&log).into_iter().skip(roamed).collect();
-    assert!(after.len() >= 3, "{test}: too few passes: {log}");
-    for p in &after {
-        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
-    }
+    let log = quiet_passes_after(test, &mut refresh, roamed);
     assert!(!log.contains("peer b: endpoint"), "{test}: {log}");
 
     // A fresh refresh reads the device at its first pass and sees the roamed endpoint: it is
@@ -669,15 +636,11 @@ fn a_dns_outage_keeps_the_endpoint_and_is_said_once() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     let mut refresh = w.refresh("refresh.log");
     refresh.wait_passes(1, Duration::from_secs(5));
 
@@ -866,7 +829,7 @@ fn unchanged_answers_cost_no_request() {
             ),
         ],
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
 
     let once = ok(w.a(&format!("-vv refresh {} --once", w.ia)));
     let single = requests(&once);
@@ -1023,7 +986,7 @@ fn a_name_unresolved_at_up_is_set_by_refresh() {
         )],
     );
     let started = Instant::now();
-    let up = ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    let up = w.a_up(&ca);
     let took = started.elapsed();
     assert!(
         took < Duration::from_millis(6500),
@@ -1130,7 +1093,7 @@ fn an_endpoint_name_unresolved_at_reload_is_sent_by_the_next_reload() {
     let by_address =
         Peer::new(&w.pb, &["192.0.2.2/32"]).with("name: \"b\", endpoint: \"203.0.113.99:51821\"");
     let ca = w.a_conf("a.ron", vec![by_address]);
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.99:51821"));
     // The name, while no DNS server answers.
     let ca = w.a_conf("a.ron", vec![w.peer_b("")]);
@@ -1229,16 +1192,12 @@ fn a_killed_up_leaves_no_resolver_holding_the_lock() {
 /// A and B up with B known by the name answering .2, traffic flowing; then B moves to .3 and
 /// its name follows while no refresh runs (issue 20, case 1). Returns the world.
 fn moved_while_no_refresh_ran(test: &str) -> World {
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B learns A's address from A's packets.
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert_eq!(w.endpoint(&w.pb).as_deref(), Some("203.0.113.2:51821"));
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
@@ -1337,16 +1296,12 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
     // B knows A by address and keeps talking to it: it can roam A's endpoint for it.
-    w.b_up("endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "endpoint: \"203.0.113.1:51820\", persistent_keepalive: 1",
+        "dynamic_endpoint_refresh_seconds: 1",
     );
-    ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    w.a_up(&ca);
     assert!(
         ping_within(w.a_ns(), "192.0.2.2", Duration::from_secs(10)).is_some(),
         "{test}: no traffic at first"
@@ -1358,10 +1313,7 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     // endpoint is .3).
     move_host(&w.pair.b, "203.0.113.2", "203.0.113.3");
     w.dns.set(&[(B_NAME, "203.0.113.3")]);
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
+    w.rebind_b();
     assert!(
         w.wait_endpoint(&w.pb, "203.0.113.3:51821", Duration::from_secs(5)),
         "{test}: endpoint {:?} after the name moved: {}",
@@ -1376,34 +1328,10 @@ fn a_roam_after_a_dns_change_is_left_alone_also_after_a_restart() {
     });
 
     // B roams to .4; the name stays .3.
-    move_host(&w.pair.b, "203.0.113.3", "203.0.113.4");
-    must(&format!(
-        "ip netns exec {} wg set {} listen-port 51821",
-        w.pair.b.name, w.ib
-    ));
-    assert!(
-        w.wait_endpoint(&w.pb, "203.0.113.4:51821", Duration::from_secs(5)),
-        "{test}: A did not learn B's new address by roaming: {:?}",
-        w.endpoint(&w.pb)
-    );
+    w.roam_b(test, "203.0.113.3", "203.0.113.4");
     let roamed = refresh.passes().len();
-    let watch = Instant::now();
-    while watch.elapsed() < Duration::from_secs(4) {
-        assert_eq!(
-            w.endpoint(&w.pb).as_deref(),
-            Some("203.0.113.4:51821"),
-            "{test}: the roamed endpoint was replaced after {:?}: {}",
-            watch.elapsed(),
-            refresh.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = refresh.terminate();
-    let after: Vec<String> = passes(&log).into_iter().skip(roamed).collect();
-    assert!(after.len() >= 3, "{test}: too few passes: {log}");
-    for p in &after {
-        assert!(p.contains(" 0 endpoints pushed"), "{test}: {p}\n{log}");
-    }
+    w.endpoint_stays(test, &refresh, "203.0.113.4:51821");
+    let log = quiet_passes_after(test, &mut refresh, roamed);
     assert!(
         !log.contains("-> 203.0.113.3:51821 (b.wg-exec.test:51821): the handshake"),
         "{test}: {log}"
@@ -1455,7 +1383,7 @@ fn a_name_set_after_boot_without_dns_is_the_baseline() {
         "a.ron",
         vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
     );
-    let up = ok(w.a(&format!("up {} --config {}", w.ia, ca.display())));
+    let up = w.a_up(&ca);
     assert!(
         up.contains(&format!("peer b: endpoint {B_ENDPOINT} did not resolve")),
         "{test}: no warning: {up}"
@@ -1506,36 +1434,21 @@ fn a_dns_change_before_refresh_once_is_followed_as_the_unit_user() {
     if !ready(test) {
         return;
     }
-    let mut w = World::new();
-    w.dns.set(&[(B_NAME, "203.0.113.2")]);
-    w.dns.start();
-    w.b_up("");
-    let ca = w.a_conf(
-        "a.ron",
-        vec![w.peer_b("persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1")],
+    let (mut w, ca) = World::named(
+        "",
+        "persistent_keepalive: 1, dynamic_endpoint_refresh_seconds: 1",
     );
-    let unit = w.keys.dir.path().join("unit");
-    let (state, sockets) = (unit.join("state"), unit.join("wireguard"));
-    must(&format!(
-        "mkdir -p {} {} && chown -R 65534:65534 {}",
-        state.display(),
-        sockets.display(),
-        w.keys.dir.path().display()
-    ));
-    let bin = unit_bin(w.keys.dir.path());
+    let unit = Wg::new(
+        Who::UnitUser(&["net_admin"]),
+        w.keys.dir.path(),
+        w.a_ns(),
+        &w.ia,
+        &ca,
+    );
     let (a_ns, ia, pb) = (w.a_ns().to_string(), w.ia.clone(), w.pb.clone());
-    let as_unit = |args: &str| {
-        sh(&as_unit_user(
-            &["net_admin"],
-            &sockets,
-            &format!(
-                "ip netns exec {a_ns} env WG_EXEC_STATE_DIR={} {{user}} {bin} {args}",
-                state.display()
-            ),
-        ))
-    };
+    let as_unit = |args: &str| unit.args(args);
     let endpoint = || {
-        wg_dump_in(&a_ns, &ia, Some(&sockets))
+        wg_dump_in(&a_ns, &ia, Some(&unit.sockets))
             .into_iter()
             .skip(1)
             .find(|f| f[0] == pb)

@@ -9,9 +9,7 @@
 //! did, except where status is what is tested. The fault and pause switches need the
 //! `fault-injection` feature: `cargo test --features wg-exec/fault-injection --test reload`.
 
-mod common;
-use common::conf;
-use common::*;
+mod support;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
@@ -20,6 +18,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+use support::conf;
+use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // What a test configures, and expects to find afterwards.
@@ -357,96 +357,9 @@ fn in_ns(ns: &Netns) -> String {
     format!("ip netns exec {}", ns.name)
 }
 
-/// Everything of an interface under the state directory and /var/run/wireguard, removed however the
-/// test ends.
-struct Guard {
-    iface: String,
-    _socket: SocketGuard,
-}
-
-impl Guard {
-    fn new(iface: &str) -> Guard {
-        Guard {
-            iface: iface.to_string(),
-            _socket: SocketGuard(iface.to_string()),
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for f in applied_files(&self.iface) {
-            let _ = std::fs::remove_file(f);
-        }
-    }
-}
-
-fn applied_files(iface: &str) -> Vec<PathBuf> {
-    let dir = Path::new(&journal_path(iface))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    std::fs::read_dir(&dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(&format!("{iface}.applied")))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn next_record(iface: &str) -> PathBuf {
-    Path::new(&journal_path(iface)).with_file_name(format!("{iface}.applied-next.ron"))
-}
-
 /// wg-exec in `ns`, with environment `env` ("" or "K=V ...").
 fn run(ns: &Netns, env: &str, args: &str) -> Output {
     wg_exec(&format!("{} env {env}", in_ns(ns)), args)
-}
-
-/// Starts wg-exec in `ns` with its stderr piped, the process itself (not a shell) as the child.
-fn spawn(ns: &Netns, env: &[(&str, &str)], args: &[&str]) -> Child {
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns.name, wg_exec_bin()])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Reads the child's stderr until its "test pause" line; returns what it said so far.
-fn wait_for_pause(child: &mut Child) -> String {
-    let mut said = String::new();
-    let mut reader = BufReader::new(child.stderr.as_mut().unwrap());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("wg-exec ended before its test pause: {said}");
-        }
-        said.push_str(&line);
-        if line.contains("test pause") {
-            return said;
-        }
-    }
-}
-
-fn kill9(child: &mut Child) {
-    must(&format!("kill -KILL {}", child.id()));
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        None,
-        "wg-exec was killed, not ended: {status}"
-    );
 }
 
 /// A ping running in the background, its output read line by line.
@@ -544,15 +457,6 @@ fn echo_requests_received(ns: &Netns) -> u64 {
     values[i].parse().unwrap()
 }
 
-/// Polls (at most 20 s) until `cond` holds.
-fn poll(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The step kinds of a `reload --print` plan, in order, consecutive repeats merged. `old` are
 /// the peers on the device before (their lines are updates; others are new peers).
 fn plan_kinds(plan: &str, iface: &str, old: &BTreeSet<String>) -> Vec<&'static str> {
@@ -611,10 +515,8 @@ fn live_reload(implementation: &str) {
     };
     // boringtun-cli reports neither its own key nor handshake times: B's side tells.
     let boring = implementation == "boringtun-cli";
-    let pair = Pair::new();
-    let keys = Keys::new();
-    let (ia, ib) = (iface("a"), iface("b"));
-    let _g = (Guard::new(&ia), Guard::new(&ib));
+    let two = TwoHosts::new();
+    let (pair, keys, ia, ib) = (&two.pair, &two.keys, &two.ia, &two.ib);
     let ka = keys.private("a");
     let kb = keys.private("b");
 
@@ -675,7 +577,7 @@ fn live_reload(implementation: &str) {
         "",
         &format!("up {ia} --config {}", ca.display()),
     ));
-    assert_matches(&pair.a, &ia, &old, !boring, &format!("{test}: after up"));
+    assert_matches(&pair.a, ia, &old, !boring, &format!("{test}: after up"));
     assert!(
         pair.a.ping("192.0.2.2"),
         "{test}: A -> B through the tunnel"
@@ -684,14 +586,14 @@ fn live_reload(implementation: &str) {
     // A ping to B runs throughout; the reload happens in its middle.
     let mut ping = Ping::start(&pair.a, "192.0.2.2", "0.02", 150);
     ping.replies(50);
-    let (a0, b0) = (Dump::of(&pair.a, &ia), Dump::of(&pair.b, &ib));
+    let (a0, b0) = (Dump::of(&pair.a, ia), Dump::of(&pair.b, ib));
     new.write(&ca);
     let out = run(
         &pair.a,
         "",
         &format!("-v reload {ia} --config {}", ca.display()),
     );
-    let (a1, b1) = (Dump::of(&pair.a, &ia), Dump::of(&pair.b, &ib));
+    let (a1, b1) = (Dump::of(&pair.a, ia), Dump::of(&pair.b, ib));
     assert!(ping.running(), "{test}: the reload ran while the ping did");
     let log = ok(out);
     let (sent, received, said) = ping.finish();
@@ -731,13 +633,7 @@ fn live_reload(implementation: &str) {
     }
 
     // Exactly the new configuration.
-    assert_matches(
-        &pair.a,
-        &ia,
-        &new,
-        !boring,
-        &format!("{test}: after reload"),
-    );
+    assert_matches(&pair.a, ia, &new, !boring, &format!("{test}: after reload"));
     let restarts = |name: &str| {
         format!("peer {name}: the userspace implementation cannot update a peer in place; it is removed and added again, and its session restarts")
     };
@@ -766,13 +662,13 @@ fn live_reload(implementation: &str) {
         "",
         "{test}: a second reload has nothing to do"
     );
-    let (dump, snap) = (Dump::of(&pair.a, &ia), pair.a.snapshot());
+    let (dump, snap) = (Dump::of(&pair.a, ia), pair.a.snapshot());
     ok(run(
         &pair.a,
         "",
         &format!("reload {ia} --config {}", ca.display()),
     ));
-    let again = Dump::of(&pair.a, &ia);
+    let again = Dump::of(&pair.a, ia);
     assert_eq!(
         again.stable(),
         dump.stable(),
@@ -783,7 +679,7 @@ fn live_reload(implementation: &str) {
         snap,
         "{test}: a second reload changed the namespace"
     );
-    let hb = Dump::of(&pair.b, &ib);
+    let hb = Dump::of(&pair.b, ib);
     assert_eq!(
         hb.row(&ka.1).handshake,
         rb0.handshake,
@@ -824,10 +720,8 @@ fn boringtun_peers_get_only_their_own_settings() {
     let Some(program) = boringtun(test) else {
         return;
     };
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("o");
-    let _g = Guard::new(&ia);
+    let h = Host::new("o");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let (psk, _) = keys.psk("full");
     let mut spec = Spec::new(&["192.0.2.1/24"], &keys.private("a"));
     spec.listen_port = Some(51820);
@@ -839,7 +733,7 @@ fn boringtun_peers_get_only_their_own_settings() {
     let bare = P::new("bare", &fake_key(0x40, 1), &["198.18.41.0/24"]);
     // What the bare peer got that it should not have, after each step (all are reported).
     let bare_problem = |what: &str| -> Option<String> {
-        let d = Dump::of(&a, &ia);
+        let d = Dump::of(a, ia);
         assert_ne!(d.row(&full.key).psk, "(none)", "{what}: full has its psk");
         let r = d.row(&bare.key);
         let got = (r.psk.as_str(), r.endpoint.as_str(), r.keepalive.as_str());
@@ -853,7 +747,7 @@ fn boringtun_peers_get_only_their_own_settings() {
     // Up with the bare peer first (nothing before it to inherit from).
     spec.peers = vec![bare.clone(), full.clone()];
     spec.write(&cfg);
-    ok(run(&a, "", &op("up")));
+    ok(run(a, "", &op("up")));
     problems.extend(bare_problem("after up, the bare peer first"));
     // A reload that changes both, the full one listed first: boringtun-cli gets both again.
     spec.peers = vec![
@@ -861,15 +755,15 @@ fn boringtun_peers_get_only_their_own_settings() {
         bare.clone().ips(&["198.18.41.0/24", "198.18.42.0/24"]),
     ];
     spec.write(&cfg);
-    ok(run(&a, "", &op("reload")));
+    ok(run(a, "", &op("reload")));
     problems.extend(bare_problem(
         "after a reload that changed both, the full peer first",
     ));
-    ok(run(&a, "", &op("down")));
+    ok(run(a, "", &op("down")));
     // Up with the full peer first.
-    ok(run(&a, "", &op("up")));
+    ok(run(a, "", &op("up")));
     problems.extend(bare_problem("after up, the full peer first"));
-    ok(run(&a, "", &op("down")));
+    ok(run(a, "", &op("down")));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -886,10 +780,8 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("f");
-    let _g = Guard::new(&ia);
+    let h = Host::new("f");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let (psk, _) = keys.psk("gains");
     let mut old = Spec::new(
         &["192.0.2.1/24", "2001:db8:1::1/64", "198.51.100.1/24"],
@@ -941,28 +833,28 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
 
     let cfg = keys.dir.path().join("a.ron");
     old.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-    assert_matches(&a, &ia, &old, true, "after up");
-    let (dump, snap) = (Dump::of(&a, &ia).stable(), a.snapshot());
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    assert_matches(a, ia, &old, true, "after up");
+    let (dump, snap) = (Dump::of(a, ia).stable(), a.snapshot());
     let as_before = |what: &str| {
-        assert_eq!(Dump::of(&a, &ia).stable(), dump, "{what}: the device");
+        assert_eq!(Dump::of(a, ia).stable(), dump, "{what}: the device");
         assert_eq!(a.snapshot(), snap, "{what}: the namespace");
         assert!(
-            !next_record(&ia).exists(),
+            !next_record(ia).exists(),
             "{what}: the record being applied is left"
         );
     };
 
     new.write(&cfg);
     let out = run(
-        &a,
+        a,
         "",
         &format!("reload {ia} --config {} --print", cfg.display()),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan = text(&out.stdout);
     let on_device: BTreeSet<String> = old.peers.iter().map(|p| p.key.clone()).collect();
-    let kinds = plan_kinds(&plan, &ia, &on_device);
+    let kinds = plan_kinds(&plan, ia, &on_device);
     assert_eq!(
         kinds,
         [
@@ -986,7 +878,7 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     assert_eq!(distinct.len(), 10);
     for kind in &distinct {
         let out = run(
-            &a,
+            a,
             &format!("WG_EXEC_FAULT='{kind}'"),
             &format!("reload {ia} --config {}", cfg.display()),
         );
@@ -1002,14 +894,14 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
 
     // Stopped after the last step (the private key is new by then): everything is undone,
     // the key too.
-    let mut child = spawn(
-        &a,
+    let mut child = spawn_in(
+        a,
         &[("WG_EXEC_PAUSE", "after:key rotate")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     assert_eq!(
-        Dump::of(&a, &ia).public,
+        Dump::of(a, ia).public,
         k2.1,
         "the new key is in while paused"
     );
@@ -1030,17 +922,9 @@ fn a_fault_at_every_step_kind_of_a_reload_leaves_the_interface_as_it_was() {
     as_before("SIGTERM after the key rotation");
 
     // And the real reload.
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
-    assert_matches(&a, &ia, &new, true, "after the reload");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    assert_matches(a, ia, &new, true, "after the reload");
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1056,10 +940,8 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("k");
-    let _g = Guard::new(&ia);
+    let h = Host::new("k");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let before = a.snapshot();
     let mut old = Spec::new(&["192.0.2.1/24", "2001:db8:1::1/64"], &keys.private("a"));
     old.listen_port = Some(51820);
@@ -1100,13 +982,13 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
     for (pause, peers_then) in [("after:peer update", 3000), ("route remove", 2000)] {
         let what = format!("{test} at {pause}");
         old.write(&cfg);
-        ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+        ok(wg_exec_in(a, "", "up", ia, &cfg));
         new.write(&cfg);
-        let out = run(&a, "", &format!("{reload} --print"));
+        let out = run(a, "", &format!("{reload} --print"));
         assert!(out.status.success(), "{what}: {}", text(&out.stderr));
         let plan = text(&out.stdout);
         assert_eq!(
-            plan_kinds(&plan, &ia, &on_device),
+            plan_kinds(&plan, ia, &on_device),
             [
                 "peer set",
                 "peer update",
@@ -1118,44 +1000,34 @@ fn sigkill_in_the_middle_of_a_reload_of_2000_peers_is_finished_by_the_next_reloa
         );
         assert_eq!(plan.lines().count(), 1000 * 6, "{what}: the plan's size");
 
-        let mut child = spawn(
-            &a,
+        let mut child = spawn_in(
+            a,
             &[("WG_EXEC_PAUSE", pause)],
-            &["reload", &ia, "--config", cfg.to_str().unwrap()],
+            &["reload", ia, "--config", cfg.to_str().unwrap()],
         );
         wait_for_pause(&mut child);
         kill9(&mut child);
         // Really in the middle.
-        assert_eq!(Dump::of(&a, &ia).peers.len(), peers_then, "{what}");
+        assert_eq!(Dump::of(a, ia).peers.len(), peers_then, "{what}");
 
-        let log = ok(run(&a, "", &format!("-v {reload}")));
+        let log = ok(run(a, "", &format!("-v {reload}")));
         assert!(log.contains("reloaded"), "{what}: {log}");
-        assert_matches(
-            &a,
-            &ia,
-            &new,
-            true,
-            &format!("{what}: after the next reload"),
-        );
+        assert_matches(a, ia, &new, true, &format!("{what}: after the next reload"));
         assert!(
-            !next_record(&ia).exists(),
+            !next_record(ia).exists(),
             "{what}: the record being applied is left"
         );
 
-        ok(run(
-            &a,
-            "",
-            &format!("down {ia} --config {}", cfg.display()),
-        ));
+        ok(wg_exec_in(a, "", "down", ia, &cfg));
         assert_eq!(a.snapshot(), before, "{what}: the namespace after down");
-        assert!(!a.has_link(&ia), "{what}: the link");
-        assert!(!socket_exists(&ia), "{what}: the UAPI socket");
-        assert_eq!(wireguard_go_processes(&ia), 0, "{what}: wireguard-go");
+        assert!(!a.has_link(ia), "{what}: the link");
+        assert!(!socket_exists(ia), "{what}: the UAPI socket");
+        assert_eq!(wireguard_go_processes(ia), 0, "{what}: wireguard-go");
         assert!(
-            !Path::new(&journal_path(&ia)).exists(),
+            !Path::new(&journal_path(ia)).exists(),
             "{what}: the journal"
         );
-        assert_eq!(applied_files(&ia), Vec::<PathBuf>::new(), "{what}: records");
+        assert_eq!(applied_files(ia), Vec::<PathBuf>::new(), "{what}: records");
         assert!(
             !Path::new(&format!("{STATE_DIR}/{ia}.lock")).exists(),
             "{what}: the lock"
@@ -1227,7 +1099,11 @@ fn a_prefix_moving_from_one_peer_to_another_is_never_unrouted() {
 
     let keys = Keys::new();
     let (ia, ib, ic) = (iface("a"), iface("b"), iface("c"));
-    let _g = (Guard::new(&ia), Guard::new(&ib), Guard::new(&ic));
+    let _g = (
+        SocketGuard(ia.clone()),
+        SocketGuard(ib.clone()),
+        SocketGuard(ic.clone()),
+    );
     let (ka, kb, kc) = (keys.private("a"), keys.private("b"), keys.private("c"));
     // B and C both answer at 198.18.77.1.
     for (ns, name, k, ip, port) in [
@@ -1280,7 +1156,7 @@ fn a_prefix_moving_from_one_peer_to_another_is_never_unrouted() {
         "the plan: C gains, then B loses"
     );
     let show = || must(&format!("{} wg show {ia} allowed-ips", in_ns(a)));
-    let mut child = spawn(
+    let mut child = spawn_in(
         a,
         &[("WG_EXEC_PAUSE", "after:peer update")],
         &["reload", &ia, "--config", cfg.to_str().unwrap()],
@@ -1434,7 +1310,7 @@ fn status_tells_each_kind_of_drift_from_what_is_not_drift() {
     let (a, b) = (&pair.a, &pair.b);
     let keys = Keys::new();
     let (ia, ib) = (iface("a"), iface("b"));
-    let _g = (Guard::new(&ia), Guard::new(&ib));
+    let _g = (SocketGuard(ia.clone()), SocketGuard(ib.clone()));
     let (ka, kb) = (keys.private("a"), keys.private("b"));
     let (psk, psk_text) = keys.psk("ab");
     let private = std::fs::read_to_string(&ka.0).unwrap().trim().to_string();
@@ -1621,54 +1497,48 @@ fn a_killed_reload_finished_by_a_reload_with_nothing_left_to_do_leaves_status_in
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("n");
-    let _g = Guard::new(&ia);
+    let h = Host::new("n");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let mut spec = Spec::new(&["192.0.2.1/24"], &keys.private("a"));
     spec.listen_port = Some(51820);
     spec.peers =
         vec![P::new("p", &fake_key(6, 0), &["198.51.100.2/32"]).endpoint("203.0.113.2:51820")];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
     // Only the endpoint changes: one step, a peer update.
     spec.peer_mut("p").endpoint = Some("203.0.113.3:51820".into());
     spec.write(&cfg);
-    let mut child = spawn(
-        &a,
+    let mut child = spawn_in(
+        a,
         &[("WG_EXEC_PAUSE", "after:peer update")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     kill9(&mut child);
-    assert_matches(&a, &ia, &spec, true, "after the kill");
-    let out = run(&a, "", &format!("reload {ia} --config {}", cfg.display()));
+    assert_matches(a, ia, &spec, true, "after the kill");
+    let out = wg_exec_in(a, "", "reload", ia, &cfg);
     ok(out);
     let mut st = Status {
-        ns: &a,
+        ns: a,
         iface: ia.clone(),
         cfg: cfg.clone(),
         said: Vec::new(),
     };
     st.in_sync("after the next reload");
     assert!(
-        !next_record(&ia).exists(),
+        !next_record(ia).exists(),
         "the interrupted reload's record is left: {:?}",
-        applied_files(&ia)
+        applied_files(ia)
     );
-    let out = run(&a, "", &format!("up {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(a, "", "up", ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("it is already up") && !err.contains("interrupted"),
         "no reload is unfinished any more: {err}"
     );
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1706,7 +1576,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     // before anything changes.
     let a = Netns::new("a");
     let ia = iface("r");
-    let _g = Guard::new(&ia);
+    let _g = SocketGuard(ia.clone());
     let cfg = keys.dir.path().join("swap.ron");
     let mut swapped = base.clone();
     swapped.ips[0] = "198.18.0.2/24".into();
@@ -1723,7 +1593,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let mut v6_only = base.clone();
     v6_only.ips = vec!["2001:db8:5::1/64".into()];
     v6_only.write(&cfg);
-    let out = run(&a, "", &format!("reload {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(&a, "", "reload", &ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -1735,17 +1605,9 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let mut moved = base.clone();
     moved.ips[0] = "198.18.1.1/24".into();
     moved.write(&cfg);
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "reload", &ia, &cfg));
     assert_matches(&a, &ia, &moved, true, "after moving to another subnet");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 
     // An IPv6 address with another prefix length is the same address to the kernel: the old
     // one goes first, and the reload succeeds.
@@ -1754,11 +1616,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let out = up_then_reload(&a, &ia, &cfg, &base, &prefix);
     ok(out);
     assert_matches(&a, &ia, &prefix, true, "after the prefix change");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 
     // IPv6 dropped while the MTU goes under 1280 (which takes IPv6 off the link): the address
     // goes first, then the MTU.
@@ -1769,11 +1627,7 @@ fn address_changes_the_kernel_orders_are_applied_whole_or_refused() {
     let out = up_then_reload(&a, &ia, &cfg, &base, &small);
     ok(out);
     assert_matches(&a, &ia, &small, true, "after IPv6 went with the MTU");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(&a, "", "down", &ia, &cfg));
 }
 
 #[test]
@@ -1786,10 +1640,8 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("e");
-    let _g = Guard::new(&ia);
+    let h = Host::new("e");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let key = fake_key(8, 0);
     let mut before = Spec::new(&["198.18.0.1/24", "198.18.9.1/24"], &keys.private("a"));
     before.peers = vec![P::new("p", &key, &["198.51.100.0/24"])];
@@ -1798,15 +1650,11 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
     after.peers[0].endpoint = Some("203.0.113.7:51820".into());
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-    assert_eq!(Dump::of(&a, &ia).row(&key).endpoint, "(none)");
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    assert_eq!(Dump::of(a, ia).row(&key).endpoint, "(none)");
     after.write(&cfg);
     // The endpoint is set (a peer update), then the address removal fails.
-    let out = run(
-        &a,
-        "WG_EXEC_FAULT='addresses remove'",
-        &format!("reload {ia} --config {}", cfg.display()),
-    );
+    let out = wg_exec_in(a, "WG_EXEC_FAULT='addresses remove'", "reload", ia, &cfg);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -1814,22 +1662,14 @@ fn a_rolled_back_reload_takes_back_an_endpoint_the_peer_did_not_have() {
         "{err}"
     );
     assert_eq!(
-        Dump::of(&a, &ia).row(&key).endpoint,
+        Dump::of(a, ia).row(&key).endpoint,
         "(none)",
         "the rolled-back reload left the new endpoint"
     );
-    assert_matches(&a, &ia, &before, true, "after the rollback");
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
-    assert_matches(&a, &ia, &after, true, "after the reload");
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    assert_matches(a, ia, &before, true, "after the rollback");
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    assert_matches(a, ia, &after, true, "after the reload");
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 #[test]
@@ -1842,10 +1682,8 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("k");
-    let _g = Guard::new(&ia);
+    let h = Host::new("k");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let key = fake_key(9, 0);
     let mut before = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
     before.fwmark = Some(0x77);
@@ -1858,26 +1696,22 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
     after.extra = "table: \"1234\"".into();
     let cfg = keys.dir.path().join("a.ron");
     before.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
     after.write(&cfg);
-    let mut child = spawn(
-        &a,
+    let mut child = spawn_in(
+        a,
         &[("WG_EXEC_PAUSE", "device set")],
-        &["reload", &ia, "--config", cfg.to_str().unwrap()],
+        &["reload", ia, "--config", cfg.to_str().unwrap()],
     );
     wait_for_pause(&mut child);
     kill9(&mut child);
     assert!(
-        next_record(&ia).exists(),
+        next_record(ia).exists(),
         "the killed reload wrote its record"
     );
-    assert_matches(&a, &ia, &before, true, "after the kill, nothing applied");
-    ok(run(
-        &a,
-        "",
-        &format!("reload {ia} --config {}", cfg.display()),
-    ));
-    let d = Dump::of(&a, &ia);
+    assert_matches(a, ia, &before, true, "after the kill, nothing applied");
+    ok(wg_exec_in(a, "", "reload", ia, &cfg));
+    let d = Dump::of(a, ia);
     assert_eq!(d.fwmark, "off", "the fwmark is cleared");
     assert_eq!(
         d.row(&key).endpoint,
@@ -1894,14 +1728,10 @@ fn a_reload_killed_before_its_first_step_is_finished_by_the_next_one() {
         t.contains("198.51.100.0/24"),
         "the route in table 1234: {t}"
     );
-    assert!(!next_record(&ia).exists());
-    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    assert!(!next_record(ia).exists());
+    let out = wg_exec_in(a, "", "status", ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 
 #[test]
@@ -1914,7 +1744,7 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
     let keys = Keys::new();
     for (i, metric) in ["0", "1024"].iter().enumerate() {
         let ia = iface(&format!("m{i}"));
-        let _g = Guard::new(&ia);
+        let _g = SocketGuard(ia.clone());
         let mut spec = Spec::new(&["198.18.0.1/24", "2001:db8:5::1/64"], &keys.private("a"));
         spec.peers = vec![P::new(
             "p",
@@ -1924,8 +1754,8 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
         spec.extra = format!("metric: {metric}");
         let cfg = keys.dir.path().join(format!("{ia}.ron"));
         spec.write(&cfg);
-        ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        ok(wg_exec_in(&a, "", "up", &ia, &cfg));
+        let out = wg_exec_in(&a, "", "status", &ia, &cfg);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -1943,11 +1773,7 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
             "",
             "metric {metric}: an unchanged reload sends nothing"
         );
-        ok(run(
-            &a,
-            "",
-            &format!("down {ia} --config {}", cfg.display()),
-        ));
+        ok(wg_exec_in(&a, "", "down", &ia, &cfg));
     }
 }
 
@@ -1957,16 +1783,14 @@ fn status_that_cannot_tell_exits_4_never_1() {
     if !real_environment(test) {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let ia = iface("u");
-    let _g = Guard::new(&ia);
+    let h = Host::new("u");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
     let mut spec = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
     spec.peers = vec![P::new("p", &fake_key(11, 0), &["198.51.100.0/24"])];
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
-    ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-    let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.ron"));
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    let record = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.applied.ron"));
     let kept = std::fs::read_to_string(&record).unwrap();
     // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
     for (what, garble) in [("garbled", true), ("missing", false)] {
@@ -1974,7 +1798,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
             true => std::fs::write(&record, "Applied(").unwrap(),
             false => std::fs::remove_file(&record).unwrap(),
         }
-        let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+        let out = wg_exec_in(a, "", "status", ia, &cfg);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
         assert!(
@@ -1983,11 +1807,7 @@ fn status_that_cannot_tell_exits_4_never_1() {
         );
     }
     std::fs::write(&record, kept).unwrap();
-    let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
+    let out = wg_exec_in(a, "", "status", ia, &cfg);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    ok(run(
-        &a,
-        "",
-        &format!("down {ia} --config {}", cfg.display()),
-    ));
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
 }

@@ -3,10 +3,10 @@
 //! call of the reload leaves the interface exactly as before it, and options that cannot
 //! change live are named.
 
-mod common;
-use common::rich::{fresh_kernel, rich, RICH};
+mod support;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use support::rich::{fresh_kernel, rich, RICH};
 use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::journal::applied::Applied;

@@ -2,10 +2,10 @@
 //! started, and the calls must be exactly the forward ones up to the failure followed by the
 //! undo of everything done, newest first.
 
-mod common;
-use common::rich::{fresh_kernel, rich};
+mod support;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use support::rich::{fresh_kernel, rich};
 use wg_exec::executor::NoWatch;
 use wg_exec::{executor, plan};
 use wg_exec_steps::KernelError;

@@ -2,10 +2,10 @@
 //! write it or others may read it (`check` and `up`, as key files are), and `convert` writes
 //! a new 0600 file with `-o` whatever the umask (or warns when the shell's redirect is shared).
 
-mod common;
+mod support;
 
-use common::*;
 use std::os::unix::fs::PermissionsExt;
+use support::*;
 
 fn conf_with_inline_key(dir: &std::path::Path, name: &str, mode: u32) -> std::path::PathBuf {
     let key = must("wg genkey");

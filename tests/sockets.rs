@@ -2,10 +2,10 @@
 //! network namespace, so a wireguard-go serving NAME in another namespace (another interface)
 //! is never taken for ours; and a recorded pid reused by another program is never killed.
 
-mod common;
+mod support;
 
-use common::conf::Conf;
-use common::*;
+use support::conf::Conf;
+use support::*;
 
 /// A wireguard-go serving `name` in namespace `b`, brought up there by wg-exec (with its own
 /// state directory and configuration): it holds CAP_NET_ADMIN only, as every daemon wg-exec
@@ -31,6 +31,21 @@ fn other_daemon(b: &Netns, name: &str, keys: &Keys) -> Vec<i32> {
         .collect();
     assert_eq!(pids.len(), 1, "{pids:?}");
     pids
+}
+
+/// A host and wg-exec as root there with a state directory of its own, for a configuration
+/// with the userspace backend.
+fn userspace_host(tag: &str) -> (Host, Wg) {
+    let h = Host::new(tag);
+    let (key, _) = h.keys.private("a");
+    let config = h.keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with("backend: Userspace")
+            .render(),
+    );
+    let wg = Wg::on(Who::Root, &h, &config).verbose();
+    (h, wg)
 }
 
 fn alive(pid: i32) -> bool {
@@ -97,40 +112,15 @@ fn down_without_journal_stops_its_own_daemon() {
     if !real_environment("down without journal stops its own daemon") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("o");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("o");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
-    assert_eq!(wireguard_go_processes(&name), 1);
-    std::fs::remove_file(state.join(format!("{name}.ron"))).unwrap();
+    assert_eq!(wireguard_go_processes(name), 1);
+    std::fs::remove_file(wg.journal()).unwrap();
     let said = ok(run("down"));
     assert!(said.contains("no journal"), "{said}");
-    assert!(!a.has_link(&name), "{said}");
-    assert!(!socket_exists(&name), "the socket remains: {said}");
-    assert_eq!(
-        wireguard_go_processes(&name),
-        0,
-        "the daemon remains: {said}"
-    );
+    assert_down_took_all(a, name, &said);
 }
 
 /// A pid the journal recorded for the daemon, reused by another program that names the
@@ -141,28 +131,9 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     if !real_environment("down never kills a reused pid") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("r");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("r");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     let daemon: i32 = must(&format!("pgrep -f -x 'wireguard-go {name}'"))
         .trim()
@@ -171,7 +142,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     // The impostor: root's, in the same namespace, its arguments naming the interface.
     let mut impostor = std::process::Command::new("ip")
         .args(["netns", "exec", &a.name, "sh", "-c", "sleep 1000; :", "sh"])
-        .arg(&name)
+        .arg(name)
         .spawn()
         .unwrap();
     let pid = impostor.id() as i32;
@@ -186,7 +157,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     // The journal records it in the starter's place (the starter exited; its pid was reused).
-    let journal = state.join(format!("{name}.ron"));
+    let journal = wg.journal();
     let text_before = std::fs::read_to_string(&journal).unwrap();
     let start = text_before
         .find("userspace_pids: [")
@@ -204,13 +175,7 @@ fn down_never_kills_a_reused_pid_that_names_the_interface() {
     let _ = impostor.kill();
     let _ = impostor.wait();
     assert!(survived, "down killed pid {pid} (sh naming {name}): {said}");
-    assert!(!a.has_link(&name), "{said}");
-    assert!(!socket_exists(&name), "the socket remains: {said}");
-    assert_eq!(
-        wireguard_go_processes(&name),
-        0,
-        "the daemon remains: {said}"
-    );
+    assert_down_took_all(a, name, &said);
 }
 
 /// `status` only reads: the UAPI socket a killed daemon left (nobody listens on it) is reported
@@ -220,28 +185,9 @@ fn status_never_removes_a_stale_socket() {
     if !real_environment("status never removes a stale socket") {
         return;
     }
-    let a = Netns::new("a");
-    let keys = Keys::new();
-    let name = iface("t");
-    let _s = SocketGuard(name.clone());
-    let state = keys.dir.path().join("state");
-    must(&format!("mkdir -p {}", state.display()));
-    let (key, _) = keys.private("a");
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with("backend: Userspace")
-            .render(),
-    );
-    let run = |op: &str| {
-        sh(&format!(
-            "ip netns exec {} env WG_EXEC_STATE_DIR={} {} -v {op} {name} --config {}",
-            a.name,
-            state.display(),
-            wg_exec_bin(),
-            config.display()
-        ))
-    };
+    let (h, wg) = userspace_host("t");
+    let (a, name) = (&h.ns, &h.ia);
+    let run = |op: &str| wg.run(op);
     ok(run("up"));
     // SIGKILL: the daemon leaves its socket file behind (and its TUN link goes with it).
     let daemon = must(&format!("pgrep -f -x 'wireguard-go {name}'"));
@@ -258,14 +204,14 @@ fn status_never_removes_a_stale_socket() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(
-        socket_exists(&name),
+        socket_exists(name),
         "the stale socket is the test's premise"
     );
     // Its TUN link went with it: one of that name again, so that status gets to the socket.
     a.ip(&format!("tuntap add {name} mode tun"));
     let said = text(&run("status").stderr);
     assert!(
-        socket_exists(&name),
+        socket_exists(name),
         "status removed the stale socket: {said}"
     );
     assert!(said.contains("is stale"), "{said}");

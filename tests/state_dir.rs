@@ -5,12 +5,12 @@
 //! modes a hand-run wg-exec leaves under umask 022. Each runs the real binary in a network
 //! namespace of its own, with WG_EXEC_STATE_DIR in a directory of the test's.
 
-mod common;
-use common::conf::Conf;
-use common::*;
+mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use support::conf::Conf;
+use support::*;
 use wg_exec::journal::{Journal, PolicyRecord, Record, State, Status, What, VERSION};
 
 struct World {
@@ -145,6 +145,36 @@ impl World {
         ron::ser::to_string_pretty(&j, Default::default()).unwrap()
     }
 
+    /// `wg-exec down IFACE --config CFG` as root.
+    fn down(&self) -> Output {
+        self.run(&format!(
+            "down {} --config {}",
+            self.iface,
+            self.cfg.display()
+        ))
+    }
+
+    /// `down` as root, refused: exit 1. What it said.
+    fn down_refused(&self) -> String {
+        let out = self.down();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        err
+    }
+
+    /// The journal `j` planted as the interface's (0600).
+    fn plant(&self, j: &Journal) -> PathBuf {
+        self.plant_journal(
+            &ron::ser::to_string_pretty(j, Default::default()).unwrap(),
+            0o600,
+        )
+    }
+
+    /// `text` as the interface's journal, with `mode`.
+    fn plant_journal(&self, text: &str, mode: u32) -> PathBuf {
+        self.write_state_file(&format!("{}.ron", self.iface), text, mode)
+    }
+
     fn write_state_file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
         let p = self.state.join(name);
         std::fs::write(&p, text).unwrap();
@@ -174,9 +204,7 @@ fn a_symlink_planted_as_the_lock_is_refused_and_what_it_points_to_is_untouched()
     w.make_state(0o700);
     let victim = w.victim("victim", "precious\n");
     std::os::unix::fs::symlink(&victim, w.state.join(format!("{}.lock", w.iface))).unwrap();
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the lock {}/{}.lock is a symbolic link: wg-exec makes none",
@@ -199,7 +227,7 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     let victim = w.victim("sysctl-victim", "1");
     let other = w.victim("not-a-key", "someone's file\n");
     let text_of = w.planted_journal(&mark, &victim, &other);
-    let journal = w.write_state_file(&format!("{}.ron", w.iface), &text_of, 0o600);
+    let journal = w.plant_journal(&text_of, 0o600);
 
     // What down would do is not shown as if it were a plan.
     let out = w.run(&format!(
@@ -215,9 +243,7 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     );
     assert!(err.contains("is refused"), "{err}");
 
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the journal {} is refused (record 1 (generate key): the key file {} (owner uid 0, mode 0644) is not uid 0's with mode 0600: it is not a key wg-exec generated); nothing in it was acted on",
@@ -235,14 +261,8 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     // The sysctl alone (no key file record) is refused for its path.
     let mut j = wg_exec::journal::parse(&text_of).unwrap();
     j.records.remove(0);
-    w.write_state_file(
-        &format!("{}.ron", w.iface),
-        &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
-        0o600,
-    );
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    w.plant(&j);
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "record 1 (policy): the sysctl \"../..{}\" is not net/ipv4/conf/all/src_valid_mark, the one wg-exec sets",
@@ -260,13 +280,11 @@ fn a_state_directory_of_another_user_is_refused_for_changes_and_only_read_with_a
         return;
     };
     w.make_state(0o700);
-    let journal = w.write_state_file(&format!("{}.ron", w.iface), &w.plain_journal(), 0o600);
+    let journal = w.plant_journal(&w.plain_journal(), 0o600);
     must(&format!("chown -R 65534:65534 {}", w.state.display()));
     let before = w.entries();
 
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state directory {} belongs to uid 65534",
@@ -306,9 +324,7 @@ fn a_group_writable_directory_or_journal_is_refused() {
         return;
     };
     w.make_state(0o770);
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state directory {} (owner uid 0 (root)) has mode 0770: group or others may write it",
@@ -319,10 +335,8 @@ fn a_group_writable_directory_or_journal_is_refused() {
     assert!(w.entries().is_empty(), "{:?}", w.entries());
 
     std::fs::set_permissions(&w.state, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let journal = w.write_state_file(&format!("{}.ron", w.iface), &w.plain_journal(), 0o664);
-    let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let journal = w.plant_journal(&w.plain_journal(), 0o664);
+    let err = w.down_refused();
     assert!(
         err.contains(&format!(
             "the state file {} (owner uid 0 (root)) has mode 0664: group or others may write it",
@@ -425,7 +439,7 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         return;
     };
     w.make_state(0o700);
-    w.write_state_file(&format!("{}.ron", w.iface), &w.plain_journal(), 0o600);
+    w.plant_journal(&w.plain_journal(), 0o600);
     let fifo = w.keys.dir.path().join("fifo");
     must(&format!("mkfifo -m 0600 {}", fifo.display()));
     let text_of = std::fs::read_to_string(&w.cfg).unwrap();
@@ -509,14 +523,8 @@ fn a_journal_naming_a_configuration_in_the_state_directory_or_writable_by_others
     ] {
         let mut j = wg_exec::journal::parse(&w.plain_journal()).unwrap();
         j.config = config;
-        w.write_state_file(
-            &format!("{}.ron", w.iface),
-            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
-            0o600,
-        );
-        let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        w.plant(&j);
+        let err = w.down_refused();
         assert!(
             err.contains(&format!(
                 "the journal {} is refused ({reason}",

@@ -2,12 +2,12 @@
 //! what up decides about an earlier run, what the journal and the records say after an up, a
 //! reload, a failed one and an interrupted one, and which endpoints a reload records.
 
-mod common;
-use common::rich::{fresh_kernel, rich, RICH};
+mod support;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
+use support::rich::{fresh_kernel, rich, RICH};
 use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::faults::Faults;

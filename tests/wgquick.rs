@@ -28,14 +28,14 @@
 //! Tests named `finding_*` were written for differences from wg/wg-quick that these tests
 //! found (each says which); wg-exec follows wg/wg-quick there now.
 
-mod common;
-use common::conf::{Conf, Peer};
-use common::*;
+mod support;
 use ipnet::IpNet;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
+use support::conf::{Conf, Peer};
+use support::*;
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/conf");
 
@@ -48,20 +48,16 @@ const UNDERLAY_MTU: u64 = 1400;
 /// Tools a test needs beyond wg-exec: a missing one fails the test under CI=true and skips it
 /// loudly elsewhere.
 fn tools(test: &str, needed: &[&str]) -> bool {
-    let missing: Vec<&str> = needed
+    let missing: Vec<String> = needed
         .iter()
-        .copied()
         .filter(|t| which(t).is_none())
+        .map(|t| t.to_string())
         .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("{test}: cannot run without {}", missing.join(", "));
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{msg} (CI=true: scripts/setup installs wireguard-tools, which has wg-quick)");
-    }
-    eprintln!("SKIPPED (not counted as passed): {msg}");
-    false
+    require(
+        test,
+        &missing,
+        " (CI=true: scripts/setup installs wireguard-tools, which has wg-quick)",
+    )
 }
 
 /// The files of tests/corpus/conf/KIND, sorted.
