@@ -67,15 +67,20 @@ fn name(c: Capability) -> String {
 
 /// Fails (for exit 2) naming what is missing and how to grant it; otherwise drops what is not
 /// needed.
-pub fn check_and_drop(needs: &Needs) -> Result<Kept, String> {
-    check_and_drop_keeping(needs, &[])
+/// `current` tells whether a namespace is the one wg-exec runs in (entering it needs nothing).
+pub fn check_and_drop(needs: &Needs, current: impl Fn(&Netns) -> bool) -> Result<Kept, String> {
+    check_and_drop_keeping(needs, &[], current)
 }
 
 /// [`check_and_drop`], also keeping those of `extra` that wg-exec has (not required).
-pub fn check_and_drop_keeping(needs: &Needs, extra: &[Capability]) -> Result<Kept, String> {
+pub fn check_and_drop_keeping(
+    needs: &Needs,
+    extra: &[Capability],
+    current: impl Fn(&Netns) -> bool,
+) -> Result<Kept, String> {
     let effective = caps::read(None, CapSet::Effective)
         .map_err(|e| format!("cannot read capabilities: {e}"))?;
-    let required = required(needs, |ns| !crate::linux::is_current_netns(ns));
+    let required = required(needs, |ns| !current(ns));
     let missing: Vec<String> = required
         .iter()
         .filter(|c| !effective.contains(c))

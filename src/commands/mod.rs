@@ -156,7 +156,9 @@ impl Session {
                 extra.push(caps::Capability::CAP_DAC_OVERRIDE);
             }
         }
-        let kept = privileges::check_and_drop_keeping(needs, &extra).map_err(Outcome::Unusable)?;
+        let kept =
+            privileges::check_and_drop_keeping(needs, &extra, crate::linux::is_current_netns)
+                .map_err(Outcome::Unusable)?;
         Ok((kernel, kept))
     }
 }
