@@ -397,7 +397,10 @@ mod tests {
             .iter()
             .map(|w| {
                 let inside = w.message.split(" lies inside allowed IP ").nth(1).unwrap();
-                (w.field.clone(), inside.split(',').next().unwrap().to_string())
+                (
+                    w.field.clone(),
+                    inside.split(',').next().unwrap().to_string(),
+                )
             })
             .collect();
         let want = [
