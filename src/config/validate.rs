@@ -711,11 +711,19 @@ fn valid_domain(name: &str) -> bool {
 
 fn check_peers(c: &mut Checker, raw: &[RawPeer]) -> Vec<Peer> {
     let mut peers = Vec::with_capacity(raw.len());
-    let mut names: HashMap<String, usize> = HashMap::with_capacity(raw.len());
+    // Borrowed from `raw`: no copy of each name (or key text) only to look for duplicates.
+    let mut names: HashMap<&str, usize> = HashMap::with_capacity(raw.len());
     let mut keys: HashMap<[u8; 32], usize> = HashMap::with_capacity(raw.len());
     for (i, p) in raw.iter().enumerate() {
+        // A field's path is spelled out only when something is said about it.
         let f = |field: &str| format!("peers[{i}].{field}");
-        let public_key = c.key(&f("public_key"), &p.public_key, false);
+        let public_key = match Key::from_base64(&p.public_key, false) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                c.error(&f("public_key"), format!("not a WireGuard key: {e}"));
+                None
+            }
+        };
         if let Some(k) = &public_key {
             if let Some(first) = keys.insert(*k.as_bytes(), i) {
                 c.error(
@@ -780,15 +788,15 @@ fn check_peers(c: &mut Checker, raw: &[RawPeer]) -> Vec<Peer> {
             "dynamic_endpoint_refresh_restart_seconds",
             p.dynamic_endpoint_refresh_restart_seconds,
         );
-        let name = match &p.name {
+        let name: &str = match &p.name {
             Some(n) if n.is_empty() => {
                 c.error(&f("name"), "an empty peer name".into());
                 continue;
             }
-            Some(n) => n.clone(),
-            None => p.public_key.trim().to_string(),
+            Some(n) => n,
+            None => p.public_key.trim(),
         };
-        if let Some(first) = names.insert(name.clone(), i) {
+        if let Some(first) = names.insert(name, i) {
             if p.name.is_some() {
                 c.error(&f("name"), format!("the same name as peers[{first}]"));
             }
@@ -797,7 +805,7 @@ fn check_peers(c: &mut Checker, raw: &[RawPeer]) -> Vec<Peer> {
             continue;
         };
         peers.push(Peer {
-            name,
+            name: name.to_string(),
             public_key,
             preshared_key,
             allowed_ips,

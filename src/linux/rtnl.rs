@@ -157,34 +157,100 @@ fn dst_of(m: &RouteMessage, family: AddressFamily) -> Option<IpNet> {
 
 /// The routes through link `index` that someone added (not the kernel's own for addresses,
 /// not the local table, not multicast), in every table.
+///
+/// Every route of the namespace is dumped (at 10,000 peers that is 20,000 of them, all through
+/// this link), so each reply is read where it lies: its header, its attributes' framing, and
+/// only the four attributes wanted (RTA_OIF, RTA_TABLE, RTA_DST, RTA_PRIORITY) decoded by
+/// netlink-packet-route, not every attribute of every route into a `RouteMessage`. A reply
+/// whose header or attribute framing is short, or one of those four malformed, fails the read
+/// ("bad netlink reply"), as before.
 pub fn routes_via(conn: &mut Conn, index: u32) -> Result<Vec<Route>, KernelError> {
     let mut out = Vec::new();
-    for (family, m) in dump_routes(conn)? {
-        let oif = m.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Oif(i) => Some(*i),
-            _ => None,
-        });
-        if oif != Some(index)
-            || m.header.protocol == RouteProtocol::Kernel
-            || m.header.kind != RouteType::Unicast
-        {
-            continue;
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let picked = conn.dump_picked(
+            || {
+                let mut m = RouteMessage::default();
+                m.header.address_family = family;
+                RouteNetlinkMessage::GetRoute(m)
+            },
+            |msg_type, body| match msg_type {
+                RTM_NEWROUTE => route_via(body, family, index)
+                    .map_err(|e| KernelError::new(format!("bad netlink reply: {e}"))),
+                _ => Ok(None),
+            },
+        );
+        match picked {
+            Ok(routes) => out.extend(routes),
+            Err(e) if family == AddressFamily::Inet6 && e.is_errno(libc::EAFNOSUPPORT) => continue,
+            Err(e) => return Err(e),
         }
-        let table = table_of(&m);
-        if table == 255 {
-            continue;
-        }
-        let Some(dst) = dst_of(&m, family) else {
-            continue;
-        };
-        let metric = m.attributes.iter().find_map(|a| match a {
-            RouteAttribute::Priority(p) => Some(*p),
-            _ => None,
-        });
-        // IPv6 routes get metric 1024 when none was given: that is "no metric".
-        out.push(Route::new(dst, table, metric));
     }
     Ok(out)
+}
+
+const RTM_NEWROUTE: u16 = 24;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_PRIORITY: u16 = 6;
+const RTA_TABLE: u16 = 15;
+/// struct rtmsg.
+const ROUTE_HEADER_LEN: usize = 12;
+
+/// One dumped route's body (`rtmsg` and attributes) as a [`Route`] when it goes through link
+/// `index` and is one [`routes_via`] keeps. `family` is the one the dump asked for.
+fn route_via(
+    body: &[u8],
+    family: AddressFamily,
+    index: u32,
+) -> Result<Option<Route>, netlink_packet_core::DecodeError> {
+    use netlink_packet_core::{NlasIterator, ParseableParametrized};
+    use netlink_packet_route::route::{RouteHeader, RouteLwEnCapType};
+    let header = RouteHeader::parse(body)?;
+    let mut oif = None;
+    let mut table = None;
+    let mut dst = None;
+    let mut metric = None;
+    for nla in NlasIterator::new(&body[ROUTE_HEADER_LEN..]) {
+        let nla = nla?;
+        if !matches!(nla.kind(), RTA_OIF | RTA_TABLE | RTA_DST | RTA_PRIORITY) {
+            continue;
+        }
+        let param = (header.address_family, header.kind, RouteLwEnCapType::None);
+        // The first of each counts.
+        match RouteAttribute::parse_with_param(&nla, param)? {
+            RouteAttribute::Oif(i) => oif = oif.or(Some(i)),
+            RouteAttribute::Table(t) => table = table.or(Some(t)),
+            RouteAttribute::Priority(p) => metric = metric.or(Some(p)),
+            RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                dst = dst.or(Some(std::net::IpAddr::V4(ip)))
+            }
+            RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                dst = dst.or(Some(std::net::IpAddr::V6(ip)))
+            }
+            _ => {}
+        }
+    }
+    if oif != Some(index)
+        || header.protocol == RouteProtocol::Kernel
+        || header.kind != RouteType::Unicast
+    {
+        return Ok(None);
+    }
+    // RTA_TABLE, else the header's (ids up to 255).
+    let table = table.unwrap_or(u32::from(header.table));
+    if table == 255 {
+        return Ok(None);
+    }
+    // A default route has no RTA_DST.
+    let dst = dst.unwrap_or(match family {
+        AddressFamily::Inet6 => std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    });
+    let Ok(dst) = IpNet::new(dst, header.destination_prefix_length) else {
+        return Ok(None);
+    };
+    // IPv6 routes get metric 1024 when none was given: that is "no metric".
+    Ok(Some(Route::new(dst, table, metric)))
 }
 
 pub fn add_wireguard(conn: &mut Conn, name: &str) -> Result<(), KernelError> {
@@ -517,4 +583,192 @@ pub fn table_routes(conn: &mut Conn, table: u32) -> Result<Vec<(IpNet, bool)>, K
             dst_of(&m, family).map(|net| (net, m.header.kind == RouteType::Unreachable))
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{Emitable, Parseable};
+    use netlink_packet_route::route::RouteCacheInfo;
+
+    fn message(
+        family: AddressFamily,
+        prefix: u8,
+        protocol: RouteProtocol,
+        kind: RouteType,
+        table: u8,
+        attributes: Vec<RouteAttribute>,
+    ) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family;
+        m.header.destination_prefix_length = prefix;
+        m.header.protocol = protocol;
+        m.header.kind = kind;
+        m.header.table = table;
+        m.attributes = attributes;
+        m
+    }
+
+    fn bytes(m: &RouteMessage) -> Vec<u8> {
+        let mut b = vec![0; m.buffer_len()];
+        m.emit(&mut b);
+        b
+    }
+
+    /// What routes_via kept of a route decoded whole (the way it read routes before).
+    fn whole(body: &[u8], family: AddressFamily, index: u32) -> Option<Route> {
+        let m = RouteMessage::parse(body).ok()?;
+        let oif = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Oif(i) => Some(*i),
+            _ => None,
+        });
+        if oif != Some(index)
+            || m.header.protocol == RouteProtocol::Kernel
+            || m.header.kind != RouteType::Unicast
+            || table_of(&m) == 255
+        {
+            return None;
+        }
+        let metric = m.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Priority(p) => Some(*p),
+            _ => None,
+        });
+        Some(Route::new(dst_of(&m, family)?, table_of(&m), metric))
+    }
+
+    #[test]
+    fn a_route_read_in_place_is_the_route_read_whole() {
+        use AddressFamily::{Inet, Inet6};
+        let v4 = |s: &str| RouteAttribute::Destination(RouteAddress::Inet(s.parse().unwrap()));
+        let v6 = |s: &str| RouteAttribute::Destination(RouteAddress::Inet6(s.parse().unwrap()));
+        let cache = RouteAttribute::CacheInfo(RouteCacheInfo::parse(&[0u8; 32][..]).unwrap());
+        let (boot, kernel) = (RouteProtocol::Boot, RouteProtocol::Kernel);
+        let unicast = RouteType::Unicast;
+        let cases = [
+            // Through link 7, table main, with a metric and the kernel's other attributes.
+            message(
+                Inet,
+                32,
+                boot,
+                unicast,
+                254,
+                vec![
+                    v4("198.18.0.1"),
+                    RouteAttribute::Oif(7),
+                    RouteAttribute::Priority(5),
+                    cache.clone(),
+                ],
+            ),
+            // RTA_TABLE over the header's table; the IPv6 default route has no RTA_DST.
+            message(
+                Inet6,
+                0,
+                boot,
+                unicast,
+                252,
+                vec![
+                    RouteAttribute::Table(1000),
+                    RouteAttribute::Oif(7),
+                    RouteAttribute::Priority(1024),
+                ],
+            ),
+            message(
+                Inet6,
+                128,
+                boot,
+                unicast,
+                254,
+                vec![v6("2001:db8:4::1"), RouteAttribute::Oif(7)],
+            ),
+            // Left out: another link, the kernel's own, the local table, not unicast.
+            message(
+                Inet,
+                24,
+                boot,
+                unicast,
+                254,
+                vec![v4("192.0.2.0"), RouteAttribute::Oif(8)],
+            ),
+            message(
+                Inet,
+                24,
+                kernel,
+                unicast,
+                254,
+                vec![v4("192.0.2.0"), RouteAttribute::Oif(7)],
+            ),
+            message(
+                Inet,
+                32,
+                boot,
+                unicast,
+                255,
+                vec![v4("192.0.2.1"), RouteAttribute::Oif(7)],
+            ),
+            message(
+                Inet,
+                32,
+                boot,
+                RouteType::Local,
+                254,
+                vec![v4("192.0.2.1"), RouteAttribute::Oif(7)],
+            ),
+            // No output link at all (a multipath route), and a prefix longer than the family's.
+            message(Inet, 32, boot, unicast, 254, vec![v4("192.0.2.1")]),
+            message(
+                Inet,
+                40,
+                boot,
+                unicast,
+                254,
+                vec![v4("192.0.2.1"), RouteAttribute::Oif(7)],
+            ),
+        ];
+        let mut kept = 0;
+        for m in &cases {
+            let family = m.header.address_family;
+            let b = bytes(m);
+            let read = route_via(&b, family, 7).unwrap();
+            assert_eq!(read, whole(&b, family, 7), "{m:?}");
+            kept += usize::from(read.is_some());
+        }
+        assert_eq!(kept, 3);
+        let r = route_via(&bytes(&cases[1]), Inet6, 7).unwrap().unwrap();
+        assert_eq!(
+            (r.dst, r.table, r.metric),
+            ("::/0".parse().unwrap(), 1000, None)
+        );
+    }
+
+    #[test]
+    fn a_short_or_malformed_route_reply_is_an_error_not_a_panic() {
+        let m = message(
+            AddressFamily::Inet,
+            32,
+            RouteProtocol::Boot,
+            RouteType::Unicast,
+            254,
+            vec![
+                RouteAttribute::Destination(RouteAddress::Inet("198.18.0.1".parse().unwrap())),
+                RouteAttribute::Oif(7),
+            ],
+        );
+        let b = bytes(&m);
+        // Every truncation: an error or a route, never a panic; a cut header is an error.
+        for len in 0..b.len() {
+            let r = route_via(&b[..len], AddressFamily::Inet, 7);
+            if len < ROUTE_HEADER_LEN {
+                assert!(r.is_err(), "{len}");
+            }
+        }
+        // An attribute longer than the reply, and an RTA_OIF of 2 bytes.
+        let mut long = b.clone();
+        long[ROUTE_HEADER_LEN..ROUTE_HEADER_LEN + 2].copy_from_slice(&200u16.to_ne_bytes());
+        assert!(route_via(&long, AddressFamily::Inet, 7).is_err());
+        let mut short_oif = b[..ROUTE_HEADER_LEN].to_vec();
+        short_oif.extend_from_slice(&6u16.to_ne_bytes());
+        short_oif.extend_from_slice(&RTA_OIF.to_ne_bytes());
+        short_oif.extend_from_slice(&[7, 0, 0, 0]);
+        assert!(route_via(&short_oif, AddressFamily::Inet, 7).is_err());
+    }
 }
