@@ -16,7 +16,6 @@
 use crate::config::derived::{self, interface_ns, socket_ns};
 use crate::config::Config;
 use crate::journal::applied::{backend_name, Applied};
-use crate::journal::ns_name;
 use crate::plan::{peer_plan, Plan};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,15 +63,18 @@ pub fn read_live(
 /// The options that cannot change on a live interface, each with how it changed.
 pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
     let mut out = Vec::new();
-    let shown = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".into());
-    if cfg.socket_namespace != recorded.socket_namespace {
+    let shown = |n: &wg_exec_steps::Netns| {
+        Option::<String>::from(n.clone()).unwrap_or_else(|| "none".into())
+    };
+    let socket = crate::config::derived::socket_ns(cfg);
+    if socket != recorded.socket_namespace {
         out.push(format!(
             "socket_namespace ({} -> {})",
             shown(&recorded.socket_namespace),
-            shown(&cfg.socket_namespace)
+            shown(&socket)
         ));
     }
-    let iface = ns_name(&interface_ns(cfg));
+    let iface = interface_ns(cfg);
     if iface != recorded.interface_namespace {
         out.push(format!(
             "interface_namespace ({} -> {})",

@@ -11,7 +11,8 @@ use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use wg_exec::journal::{Journal, PolicyRecord, Record, State, Status, What, VERSION};
+use wg_exec::journal::{Journal, Record, State, Status, What, VERSION};
+use wg_exec_steps::policy::PolicyObject;
 
 struct World {
     keys: Keys,
@@ -114,8 +115,8 @@ impl World {
                     step: "policy".into(),
                     status: Status::Done,
                     what: What::Policy {
-                        netns: None,
-                        objects: vec![PolicyRecord::Sysctl {
+                        netns: wg_exec_steps::Netns::Current,
+                        objects: vec![PolicyObject::Sysctl {
                             path: format!("../..{}", victim.display()),
                             old: "PWNED".into(),
                         }],
@@ -125,7 +126,7 @@ impl World {
             reload_step: None,
             boot_id: wg_exec::journal::boot_id(),
         };
-        ron::ser::to_string_pretty(&j, Default::default()).unwrap()
+        wg_exec::journal::to_text(&j).unwrap()
     }
 
     /// A journal as an up that found nothing to do would leave (no records).
@@ -142,7 +143,7 @@ impl World {
             reload_step: None,
             boot_id: wg_exec::journal::boot_id(),
         };
-        ron::ser::to_string_pretty(&j, Default::default()).unwrap()
+        wg_exec::journal::to_text(&j).unwrap()
     }
 
     fn write_state_file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
@@ -237,7 +238,7 @@ fn a_planted_journal_is_refused_whole_its_hook_sysctl_and_key_file_untouched() {
     j.records.remove(0);
     w.write_state_file(
         &format!("{}.ron", w.iface),
-        &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
+        &wg_exec::journal::to_text(&j).unwrap(),
         0o600,
     );
     let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));
@@ -391,14 +392,14 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
         step: "policy".into(),
         status: Status::Done,
         what: What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Sysctl {
+            netns: wg_exec_steps::Netns::Current,
+            objects: vec![PolicyObject::Sysctl {
                 path: format!("../..{}", victim.display()),
                 old: "0".into(),
             }],
         },
     });
-    let planted = ron::ser::to_string_pretty(&j, Default::default()).unwrap();
+    let planted = wg_exec::journal::to_text(&j).unwrap();
     must(&format!(
         "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'cat > {}' <<'EOF'\n{planted}\nEOF",
         w.journal().display()
@@ -445,7 +446,7 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         (fifo.display().to_string(), 65534),
     ] {
         let mut applied = wg_exec::journal::applied::Applied::of(&cfg);
-        applied.interface_namespace = Some(name.clone());
+        applied.interface_namespace = wg_exec_steps::Netns::Named(name.clone());
         w.write_state_file(
             &record,
             &ron::ser::to_string_pretty(&applied, Default::default()).unwrap(),
@@ -511,7 +512,7 @@ fn a_journal_naming_a_configuration_in_the_state_directory_or_writable_by_others
         j.config = config;
         w.write_state_file(
             &format!("{}.ron", w.iface),
-            &ron::ser::to_string_pretty(&j, Default::default()).unwrap(),
+            &wg_exec::journal::to_text(&j).unwrap(),
             0o600,
         );
         let out = w.run(&format!("down {} --config {}", w.iface, w.cfg.display()));

@@ -20,8 +20,8 @@
 use super::Session;
 use crate::cli::RefreshArgs;
 use crate::config::{self, RouteTables};
+use crate::journal;
 use crate::journal::applied::{self, Refresh};
-use crate::journal::{self, ns_of};
 use crate::outcome::Outcome;
 use crate::refresh::Refresher;
 use std::collections::BTreeMap;
@@ -78,8 +78,8 @@ pub fn run(a: &RefreshArgs) -> Outcome {
         }
         Err(e) => return Outcome::Refused(e),
     };
-    let link_ns = ns_of(&recorded.interface_namespace);
-    let sock_ns = ns_of(&recorded.socket_namespace);
+    let link_ns = recorded.interface_namespace.clone();
+    let sock_ns = recorded.socket_namespace.clone();
     // It reads and updates the device, and resolves where the socket is: nothing else.
     let needs = Needs::namespaces([&link_ns, &sock_ns]);
     let session = match Session::open_unlocked(name) {

@@ -10,7 +10,7 @@ use crate::cli::StatusArgs;
 use crate::config::derived::{interface_ns, socket_ns};
 use crate::config::{self, Config};
 use crate::journal::applied::{self, Applied};
-use crate::journal::{self, ns_of, Journal, What};
+use crate::journal::{self, Journal, What};
 use crate::outcome::Outcome;
 use crate::plan;
 use crate::reload::{self, Live};
@@ -192,8 +192,8 @@ fn status_of(journal: &Journal, recorded: &Applied, live: &Live, drift: Vec<Stri
             "drifted"
         }
         .into(),
-        netns: recorded.interface_namespace.clone(),
-        socket_netns: recorded.socket_namespace.clone(),
+        netns: recorded.interface_namespace.clone().into(),
+        socket_netns: recorded.socket_namespace.clone().into(),
         // Auto on a kernel with WireGuard runs no program: the implementation is named only when
         // one serves the link.
         backend: match (recorded.backend.as_str(), pids.is_empty()) {
@@ -364,7 +364,7 @@ pub fn run(a: &StatusArgs) -> Outcome {
         .clone()
         .or_else(|| trusted.then(|| journal.config.clone()));
     let cfg = load(name, file.as_deref()).ok();
-    let link_ns = ns_of(&recorded.interface_namespace);
+    let link_ns = recorded.interface_namespace.clone();
     let mut needs = Needs::namespaces([&link_ns]);
     if let Some(c) = &cfg {
         needs.add(Needs::namespaces([&socket_ns(c), &interface_ns(c)]));

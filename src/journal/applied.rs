@@ -4,20 +4,19 @@
 //! and status reports drift against it. It lives beside the journal in IFACE.applied.ron, not in
 //! it, so that `down`, which reads only the journal, stays fast at 10,000 peers.
 
-use super::{ns_name, NsName};
 use crate::config::Config;
 use crate::state::{Access, StateDir};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use wg_exec_steps::{Backend, SecretSource};
+use wg_exec_steps::{Backend, Netns, SecretSource};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     pub version: u32,
-    pub socket_namespace: NsName,
-    pub interface_namespace: NsName,
+    pub socket_namespace: Netns,
+    pub interface_namespace: Netns,
     /// "Auto", "Kernel" or "Userspace".
     pub backend: String,
     pub userspace_implementation: String,
@@ -116,8 +115,8 @@ impl Applied {
         let (backend, userspace_implementation) = backend_name(&cfg.backend);
         Applied {
             version: VERSION,
-            socket_namespace: cfg.socket_namespace.clone(),
-            interface_namespace: ns_name(&crate::config::derived::interface_ns(cfg)),
+            socket_namespace: crate::config::derived::socket_ns(cfg),
+            interface_namespace: crate::config::derived::interface_ns(cfg),
             backend,
             userspace_implementation,
             addresses: cfg.ips.iter().map(|a| a.to_string()).collect(),
@@ -412,19 +411,19 @@ mod tests {
     #[test]
     fn a_record_whose_namespace_leaves_run_netns_is_refused() {
         let mut good = applied("b.example:51820");
-        good.socket_namespace = Some("ns-a".into());
-        good.interface_namespace = Some("init".into());
+        good.socket_namespace = Netns::Named("ns-a".into());
+        good.interface_namespace = Netns::Init;
         parse(ron::ser::to_string(&good).unwrap().as_bytes()).unwrap();
         for bad in ["../../dev/null", "/tmp/fifo", "..", ""] {
             let mut rec = applied("b.example:51820");
-            rec.interface_namespace = Some(bad.into());
+            rec.interface_namespace = Netns::Named(bad.into());
             let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
             assert_eq!(
                 e,
                 format!("is not one wg-exec wrote: interface_namespace: {bad:?} is not a namespace name")
             );
             let mut rec = applied("b.example:51820");
-            rec.socket_namespace = Some(bad.into());
+            rec.socket_namespace = Netns::Named(bad.into());
             let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
             assert!(e.contains("socket_namespace"), "{e}");
         }
