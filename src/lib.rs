@@ -20,3 +20,4 @@ pub mod privileges;
 pub mod refresh;
 pub mod reload;
 pub mod state;
+pub mod status;

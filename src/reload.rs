@@ -15,7 +15,7 @@
 
 use crate::config::derived::{self, interface_ns, socket_ns};
 use crate::config::Config;
-use crate::journal::applied::{backend_name, Applied};
+use crate::journal::applied::{backend_name, Applied, PublicKey};
 use crate::plan::{peer_plan, Plan};
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,9 +82,12 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
             shown(&iface)
         ));
     }
-    let shape = crate::journal::applied::full_tunnel_shape(cfg);
+    let shape = crate::journal::applied::FullTunnelShape::of(cfg);
     if shape != recorded.full_tunnel {
-        let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "no full tunnel".into());
+        let shown = |s: &Option<crate::journal::applied::FullTunnelShape>| {
+            s.as_ref()
+                .map_or_else(|| "no full tunnel".into(), |s| s.to_string())
+        };
         out.push(format!(
             "the full tunnel ({} -> {})",
             shown(&recorded.full_tunnel),
@@ -93,21 +96,21 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
     }
     // DNS settings are set once, by up (a reload that changed them would have to undo and
     // redo them through the backend; down and up do).
-    let dns = cfg.dns.entries();
+    let dns = crate::journal::applied::Dns::of(&cfg.dns);
     if dns != recorded.dns {
         out.push(format!(
             "dns ([{}] -> [{}])",
-            recorded.dns.join(", "),
-            dns.join(", ")
+            recorded.dns.entries().join(", "),
+            dns.entries().join(", ")
         ));
     }
     let (backend, implementation) = backend_name(&cfg.backend);
-    if backend != recorded.backend {
-        out.push(format!("backend ({} -> {backend})", recorded.backend));
-    } else if implementation != recorded.userspace_implementation {
+    let (was, was_implementation) = backend_name(&recorded.backend);
+    if backend != was {
+        out.push(format!("backend ({was} -> {backend})"));
+    } else if implementation != was_implementation {
         out.push(format!(
-            "userspace_implementation ({} -> {implementation})",
-            recorded.userspace_implementation
+            "userspace_implementation ({was_implementation} -> {implementation})"
         ));
     }
     out
@@ -124,7 +127,7 @@ fn readdressed_v6(a: &IpNet, add: &[IpNet]) -> bool {
 /// when no IPv4 address is left, every IPv4 route through the link: no order of adds and
 /// deletes keeps the interface whole, so reload refuses before changing anything.
 pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<String> {
-    let ours = parse_nets(&recorded.addresses);
+    let ours: BTreeSet<IpNet> = recorded.addresses.iter().copied().collect();
     let going: Vec<&IpNet> = live
         .addrs
         .iter()
@@ -166,10 +169,6 @@ pub fn not_live_addresses(cfg: &Config, recorded: &Applied, live: &Live) -> Vec<
 pub struct ReloadPlan {
     pub steps: Plan,
     pub notes: Vec<String>,
-}
-
-fn parse_nets(v: &[String]) -> BTreeSet<IpNet> {
-    v.iter().filter_map(|a| a.parse().ok()).collect()
 }
 
 /// The device's public key as it is: from the private key it reports, else its own report.
@@ -299,7 +298,7 @@ pub fn plan(
     let have: BTreeSet<IpNet> = live.addrs.iter().copied().collect();
     let want: Vec<IpNet> = cfg.ips.clone();
     let add: Vec<IpNet> = want.iter().filter(|a| !have.contains(a)).copied().collect();
-    let ours = parse_nets(&recorded.addresses);
+    let ours: BTreeSet<IpNet> = recorded.addresses.iter().copied().collect();
     let (early_drop, drop_addrs): (Vec<IpNet>, Vec<IpNet>) = have
         .iter()
         .filter(|a| ours.contains(a) && !want.contains(a))
@@ -349,8 +348,8 @@ pub fn plan(
         // boringtun-cli does not report a preshared key it was not given; others report it.
         let psk_changed = desired_psk != old.preshared_key;
         let keepalive_changed = p.persistent_keepalive.unwrap_or(0) != old.persistent_keepalive;
-        let configured = p.endpoint.as_ref().map(|e| e.to_string());
-        let recorded_ep = recorded.endpoints.get(&key).cloned();
+        let configured = p.endpoint.as_ref();
+        let recorded_ep = recorded.endpoints.get(&PublicKey::of(&p.public_key));
         let endpoint_changed = match (&configured, &recorded_ep) {
             (Some(now), Some(before)) => now != before,
             // A new endpoint for a peer that had none, or a peer wg-exec did not record.
@@ -416,7 +415,7 @@ pub fn plan(
         .collect();
     for p in &gone {
         let key = p.public_key.to_base64();
-        if !recorded.names.contains_key(&key) {
+        if !recorded.names.contains_key(&PublicKey::of(&p.public_key)) {
             notes.push(format!(
                 "peer {key} is on the device but in no configuration wg-exec applied (added by hand?): it is removed"
             ));

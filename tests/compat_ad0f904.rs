@@ -197,3 +197,64 @@ fn down_from_a_journal_written_by_ad0f904_removes_exactly_what_it_says() {
     // rule and table are not.
     assert_eq!(k.state, expected);
 }
+
+#[test]
+fn a_record_written_by_ad0f904_is_read_typed_and_replaced_on_the_next_write() {
+    use wg_exec::journal::applied::{self, Applied, Dns, FullTunnelShape, PublicKey};
+    let dir = tempfile::tempdir().unwrap();
+    planted(dir.path(), "wg0.applied.ron");
+    let path = applied::path_for(dir.path(), "wg0");
+    assert!(!path.exists());
+    let old = applied::load(&path).unwrap().unwrap();
+    // What today's up records for the same configuration, typed.
+    let c = cfg();
+    let mut today = Applied::of(&c);
+    today.full_tunnel_table = Some(51820);
+    let peer =
+        wg_exec_steps::Key::from_base64("5L8teLQBu0S1IpyF5OiJAM4CKbR08xyC/J4kjorkMGg=", false)
+            .unwrap();
+    today.set_resolved([(peer.clone(), "203.0.113.7:51822".parse().unwrap())]);
+    assert_eq!(old, today);
+    assert_eq!(
+        old.endpoints[&PublicKey::of(&peer)],
+        wg_exec_steps::Endpoint {
+            host: "peer.wg-exec.test".into(),
+            port: 51822
+        }
+    );
+    assert_eq!(
+        old.full_tunnel,
+        Some(FullTunnelShape {
+            v4: true,
+            v6: true,
+            ipv6_leak_protection: true,
+            fwmark: None,
+            addresses: vec![
+                "198.18.0.2/24".parse().unwrap(),
+                "2001:db8:1::2/64".parse().unwrap()
+            ],
+        })
+    );
+    assert_eq!(
+        old.dns,
+        Dns {
+            servers: vec![
+                "192.0.2.53".parse().unwrap(),
+                "2001:db8::53".parse().unwrap()
+            ],
+            search: vec!["corp.example".into()],
+            routing: vec!["lab.example".into(), ".".into()],
+        }
+    );
+    // Nothing a reload cannot change differs: the old record is followed as it is.
+    assert!(wg_exec::reload::not_live(&c, &old).is_empty());
+    // The next write replaces it with the typed record; the old file goes.
+    applied::save(&path, &old).unwrap();
+    assert!(path.exists());
+    assert!(!dir.path().join("wg0.applied.ron").exists());
+    assert_eq!(applied::load(&path).unwrap().unwrap(), old);
+    // Removing the record removes an old one beside it too.
+    planted(dir.path(), "wg0.applied.ron");
+    applied::remove(&path).unwrap();
+    assert!(!path.exists() && !dir.path().join("wg0.applied.ron").exists());
+}

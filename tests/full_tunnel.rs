@@ -532,7 +532,7 @@ fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     let cfg = h.config("\"0.0.0.0/0\", \"::/0\"", "");
     ok(h.run("up", &cfg));
     // The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
-    for f in ["ron", "applied.ron"] {
+    for f in ["ron", "applied.json"] {
         std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
     }
     let said = ok(h.run("down", &cfg));
@@ -548,7 +548,7 @@ fn down_without_a_journal_finds_the_full_tunnel_by_its_shape() {
     // table no device's route uses any more are an orphan's, and go with the firewall tables.
     let cfg4 = h.config("\"0.0.0.0/0\"", "");
     ok(h.run("up", &cfg4));
-    for f in ["ron", "applied.ron"] {
+    for f in ["ron", "applied.json"] {
         std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", h.iface)).unwrap();
     }
     must(&format!("ip -n {} link del {}", h.client.name, h.iface));

@@ -401,7 +401,7 @@ fn applied_files(iface: &str) -> Vec<PathBuf> {
 }
 
 fn next_record(iface: &str) -> PathBuf {
-    Path::new(&journal_path(iface)).with_file_name(format!("{iface}.applied-next.ron"))
+    Path::new(&journal_path(iface)).with_file_name(format!("{iface}.applied-next.json"))
 }
 
 /// wg-exec in `ns`, with environment `env` ("" or "K=V ...").
@@ -1966,19 +1966,19 @@ fn status_that_cannot_tell_exits_4_never_1() {
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
     ok(run(&a, "", &format!("up {ia} --config {}", cfg.display())));
-    let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.ron"));
+    let record = Path::new(&journal_path(&ia)).with_file_name(format!("{ia}.applied.json"));
     let kept = std::fs::read_to_string(&record).unwrap();
     // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
     for (what, garble) in [("garbled", true), ("missing", false)] {
         match garble {
-            true => std::fs::write(&record, "Applied(").unwrap(),
+            true => std::fs::write(&record, "{\"version\": 2, \"addr").unwrap(),
             false => std::fs::remove_file(&record).unwrap(),
         }
         let out = run(&a, "", &format!("status {ia} --config {}", cfg.display()));
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
         assert!(
-            err.contains(&format!("{ia}.applied.ron")),
+            err.contains(&format!("{ia}.applied.json")),
             "{what} record: {err}"
         );
     }

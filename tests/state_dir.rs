@@ -359,7 +359,7 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
     let _s = SocketGuard(w.iface.clone());
     let up = format!("-v up {} --config {}", w.iface, w.cfg.display());
     let down = format!("down {} --config {}", w.iface, w.cfg.display());
-    let record = w.state.join(format!("{}.applied.ron", w.iface));
+    let record = w.state.join(format!("{}.applied.json", w.iface));
     ok(w.run(&up));
     assert_eq!(mode(&w.state), 0o700);
     assert_eq!(mode(&w.journal()), 0o600);
@@ -437,7 +437,7 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         &wg_exec::config::RouteTables::builtin(),
     )
     .unwrap();
-    let record = format!("{}.applied.ron", w.iface);
+    let record = format!("{}.applied.json", w.iface);
     // Read from a directory wg-exec trusts, and (the unit user's, say) from one it reads with a
     // warning: either way the record is refused before a file it names is opened (a FIFO
     // would hang an open; a device could be armed by one).
@@ -449,7 +449,7 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         applied.interface_namespace = wg_exec_steps::Netns::Named(name.clone());
         w.write_state_file(
             &record,
-            &ron::ser::to_string_pretty(&applied, Default::default()).unwrap(),
+            &String::from_utf8(wg_exec::journal::applied::to_bytes(&applied).unwrap()).unwrap(),
             0o600,
         );
         must(&format!("chown -R {owner}:{owner} {}", w.state.display()));

@@ -190,8 +190,14 @@ pub fn run(t: &Target) -> Outcome {
     // From here the journal says a reload runs, and the record it is applying is on disk:
     // a killed reload is finished by the next one, and `down` still removes everything.
     let next = applied::next_path_for(&dir, &name);
-    if let Err(e) = applied::save(&next, &target) {
-        return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
+    // A change the record does not hold (a keepalive, a preshared key, allowed IPs, the MTU
+    // the device lost…) writes no record: a killed reload is finished from the record as it is.
+    let unchanged = jfile.journal.state != State::Reloading && recorded == target;
+    let mut written = !unchanged;
+    if written {
+        if let Err(e) = applied::save(&next, &target) {
+            return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
+        }
     }
     jfile.journal.state = State::Reloading;
     if let Err(e) = jfile.save() {
@@ -214,10 +220,10 @@ pub fn run(t: &Target) -> Outcome {
         Ok(()) => {
             // A peer whose new endpoint did not resolve keeps its old one: recorded so, the
             // next reload sends the new one again.
-            let pending: Vec<String> = steps
+            let pending: Vec<applied::PublicKey> = steps
                 .iter()
                 .flat_map(|s| s.endpoints_pending())
-                .map(|k| k.to_base64())
+                .map(|k| applied::PublicKey::of(&k))
                 .collect();
             let set: Vec<_> = steps.iter().flat_map(|s| s.endpoints_set()).collect();
             if !pending.is_empty() || !set.is_empty() {
@@ -233,12 +239,17 @@ pub fn run(t: &Target) -> Outcome {
                     };
                 }
                 kept.set_resolved(set);
-                if let Err(e) = applied::save(&next, &kept) {
-                    log::error!("cannot record the reload in {}: {e}", next.display());
+                if written || kept != target {
+                    written = true;
+                    if let Err(e) = applied::save(&next, &kept) {
+                        log::error!("cannot record the reload in {}: {e}", next.display());
+                    }
                 }
             }
-            if let Err(e) = applied::promote(&next, &applied::path_for(&dir, &name)) {
-                log::error!("cannot record the reload in {}: {e}", next.display());
+            if written {
+                if let Err(e) = applied::promote(&next, &applied::path_for(&dir, &name)) {
+                    log::error!("cannot record the reload in {}: {e}", next.display());
+                }
             }
             jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();
             jfile.journal.post_shutdown = cfg.post_shutdown.clone();

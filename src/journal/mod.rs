@@ -327,10 +327,12 @@ pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
             if let Ok(Some((dir, file))) = StateDir::of_file(path, Access::Change) {
                 let _ = dir.remove(&file);
                 if let Some(name) = file.strip_suffix(".ron") {
-                    for p in [
+                    let records = [
                         applied::path_for(dir.path(), name),
                         applied::next_path_for(dir.path(), name),
-                    ] {
+                    ];
+                    let legacy = records.iter().filter_map(|p| applied::legacy_path(p));
+                    for p in records.clone().into_iter().chain(legacy) {
                         if let Some(f) = p.file_name().and_then(|f| f.to_str()) {
                             let _ = dir.remove(f);
                         }
@@ -584,7 +586,10 @@ mod tests {
             let text = format!("Journal(version: 2, interface: \"wg0\", records: {deep}");
             assert!(parse(&text).is_err());
             let text = format!("(version: 1, addresses: {deep}");
-            assert!(applied::parse(text.as_bytes()).is_err());
+            assert!(applied::legacy::parse(text.as_bytes()).is_err());
+            let json = format!("{{\"version\": 2, \"addresses\": {}", "[".repeat(200_000));
+            assert!(applied::parse(json.as_bytes()).is_err());
+            crate::fuzzing::journal_and_record(json.as_bytes());
             crate::fuzzing::journal_and_record(text.as_bytes());
         }
     }

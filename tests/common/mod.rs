@@ -206,7 +206,9 @@ impl Drop for SocketGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(journal_path(&self.0));
         for record in ["applied", "applied-next"] {
-            let _ = std::fs::remove_file(format!("{STATE_DIR}/{}.{record}.ron", self.0));
+            for ext in ["json", "ron"] {
+                let _ = std::fs::remove_file(format!("{STATE_DIR}/{}.{record}.{ext}", self.0));
+            }
         }
         let path = format!("/var/run/wireguard/{}.sock", self.0);
         if Path::new(&path).exists() {
