@@ -49,13 +49,18 @@ impl std::fmt::Display for PublicKey {
 
 impl<'de> Deserialize<'de> for PublicKey {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        use base64::Engine;
         let text = String::deserialize(d)?;
-        match Key::from_base64(&text, false) {
-            Ok(k) if k.to_base64() == text => Ok(PublicKey(text)),
-            Ok(_) => Err(serde::de::Error::custom(format!(
+        // 32 bytes in canonical base64 (44 characters, padded, no stray bits): what
+        // `Key::to_base64` writes, and so what `key()` reads back.
+        let mut bytes = [0u8; 33];
+        match text.len() == 44
+            && base64::engine::general_purpose::STANDARD.decode_slice(&text, &mut bytes) == Ok(32)
+        {
+            true => Ok(PublicKey(text)),
+            false => Err(serde::de::Error::custom(format!(
                 "{text:?} is not a public key as wg-exec writes it"
             ))),
-            Err(e) => Err(serde::de::Error::custom(format!("a public key: {e}"))),
         }
     }
 }
@@ -177,8 +182,9 @@ pub struct Applied {
     pub routes: Vec<IpNet>,
     /// Each peer's endpoint as configured, by public key.
     pub endpoints: BTreeMap<PublicKey, Endpoint>,
-    /// Each peer's name, by public key (for messages): every configured peer is here.
-    pub names: BTreeMap<PublicKey, String>,
+    /// Every configured peer, by public key, with its name when it has one of its own (None:
+    /// it is known by its key; see [`Applied::name`]).
+    pub names: BTreeMap<PublicKey, Option<String>>,
     /// For each peer whose endpoint is a host name, by public key: its refresh period and the
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
     pub refresh: BTreeMap<PublicKey, Refresh>,
@@ -244,7 +250,8 @@ impl Applied {
             if let Some(r) = refresh_of(cfg, p) {
                 refresh.insert(key.clone(), r);
             }
-            names.insert(key, p.name.clone());
+            let named = p.name != key.as_str();
+            names.insert(key, named.then(|| p.name.clone()));
         }
         Applied {
             version: VERSION,
@@ -275,6 +282,13 @@ impl Applied {
             dns: Dns::of(&cfg.dns),
             earlier_routes: Vec::new(),
         }
+    }
+
+    /// How messages name a recorded peer: its name, else its key.
+    pub fn name(&self, key: &PublicKey) -> Option<String> {
+        self.names
+            .get(key)
+            .map(|n| n.clone().unwrap_or_else(|| key.to_string()))
     }
 
     /// Records endpoints that were just resolved and set (by up, a reload or refresh).
@@ -623,7 +637,14 @@ pub mod legacy {
             allowed_ips_as_routes: v1.allowed_ips_as_routes,
             routes: v1.routes,
             endpoints,
-            names: v1.names,
+            names: v1
+                .names
+                .into_iter()
+                .map(|(k, n)| {
+                    let named = n != k.as_str();
+                    (k, named.then_some(n))
+                })
+                .collect(),
             refresh: v1.refresh,
             resolved_endpoints: v1.resolved_endpoints,
             full_tunnel,
@@ -701,6 +722,8 @@ mod tests {
             "\"AAAA\"",
             "\"not base64!\"",
             "\" xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"",
+            // Stray bits after the 32 bytes: another spelling of the same key.
+            "\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh=\"",
         ] {
             assert!(serde_json::from_str::<PublicKey>(bad).is_err(), "{bad}");
         }

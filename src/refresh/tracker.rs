@@ -122,11 +122,7 @@ impl Refresher {
             };
             let endpoint = endpoint.clone();
             let k = key.key();
-            let name = rec
-                .names
-                .get(key)
-                .cloned()
-                .unwrap_or_else(|| key.to_string());
+            let name = rec.name(key).unwrap_or_else(|| key.to_string());
             let recorded = rec.resolved_endpoints.get(key).copied();
             match self.tracked.iter().position(|t| t.key == k) {
                 Some(i) => {

@@ -134,7 +134,10 @@ pub fn peers(recorded: &Applied, live: &Live) -> Vec<String> {
         .names
         .iter()
         .filter(|(key, _)| !live_keys.contains(*key))
-        .map(|(key, name)| format!("peer {name} ({key}) is missing from the device"))
+        .map(|(key, name)| {
+            let name = name.as_deref().unwrap_or(key.as_str());
+            format!("peer {name} ({key}) is missing from the device")
+        })
         .collect();
     out.extend(
         live_keys

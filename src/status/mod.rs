@@ -122,11 +122,7 @@ impl Status {
                 .map(|p| {
                     let key = PublicKey::of(&p.public_key);
                     PeerStatus {
-                        name: recorded
-                            .names
-                            .get(&key)
-                            .cloned()
-                            .unwrap_or_else(|| key.to_string()),
+                        name: recorded.name(&key).unwrap_or_else(|| key.to_string()),
                         configured_endpoint: recorded.endpoints.get(&key).map(|e| e.to_string()),
                         public_key: key.to_string(),
                         endpoint: p.endpoint.map(|e| e.to_string()),
