@@ -536,7 +536,7 @@ pub mod legacy {
     }
 
     /// "host:port" or "[v6]:port", as version 1 wrote an endpoint.
-    fn endpoint(s: &str) -> Option<Endpoint> {
+    pub(super) fn endpoint(s: &str) -> Option<Endpoint> {
         let (host, port) = s.rsplit_once(':')?;
         let host = host
             .strip_prefix('[')
@@ -550,7 +550,7 @@ pub mod legacy {
 
     /// Version 1's full tunnel line: "FAMILIES, ipv6_leak_protection B, fwmark auto|0xN,
     /// addresses [A, …]".
-    fn full_tunnel(s: &str) -> Option<FullTunnelShape> {
+    pub(super) fn full_tunnel(s: &str) -> Option<FullTunnelShape> {
         let (fams, rest) = s.split_once(", ipv6_leak_protection ")?;
         let (leak, rest) = rest.split_once(", fwmark ")?;
         let (mark, rest) = rest.split_once(", addresses [")?;
@@ -573,7 +573,7 @@ pub mod legacy {
         })
     }
 
-    fn dns(entries: &[String]) -> Dns {
+    pub(super) fn dns(entries: &[String]) -> Dns {
         let mut d = Dns::default();
         for e in entries {
             match (e.strip_prefix('~'), e.parse::<IpAddr>()) {
@@ -712,6 +712,59 @@ mod tests {
                 port: 51820
             }
         );
+    }
+
+    /// Version 1 wrote the full tunnel's shape as the line its Display still prints, and DNS
+    /// entries as the configuration writes them: each reads back as the value it was made from.
+    #[test]
+    fn version_1_lines_read_back_as_the_values_they_were_made_from() {
+        let shapes = [
+            FullTunnelShape {
+                v4: true,
+                v6: false,
+                ipv6_leak_protection: false,
+                fwmark: Some(0xca6c),
+                addresses: vec!["192.0.2.1/24".parse().unwrap()],
+            },
+            FullTunnelShape {
+                v4: false,
+                v6: true,
+                ipv6_leak_protection: true,
+                fwmark: None,
+                addresses: Vec::new(),
+            },
+            FullTunnelShape {
+                v4: true,
+                v6: true,
+                ipv6_leak_protection: true,
+                fwmark: None,
+                addresses: vec![
+                    "192.0.2.1/24".parse().unwrap(),
+                    "2001:db8::1/64".parse().unwrap(),
+                ],
+            },
+        ];
+        for shape in shapes {
+            assert_eq!(legacy::full_tunnel(&shape.to_string()), Some(shape));
+        }
+        assert_eq!(legacy::full_tunnel("0.0.0.0/0, fwmark auto"), None);
+        let dns = Dns {
+            servers: vec![
+                "192.0.2.53".parse().unwrap(),
+                "2001:db8::53".parse().unwrap(),
+            ],
+            search: vec!["corp.example".into()],
+            routing: vec!["lab.example".into(), ".".into()],
+        };
+        assert_eq!(legacy::dns(&dns.entries()), dns);
+        assert_eq!(
+            legacy::endpoint("[2001:db8::1]:51820"),
+            Some(Endpoint {
+                host: "2001:db8::1".into(),
+                port: 51820
+            })
+        );
+        assert_eq!(legacy::endpoint("b.example"), None);
     }
 
     #[test]
