@@ -33,10 +33,17 @@ pub fn journal_and_record(data: &[u8]) {
             }
         }
     }
-    if let Ok(a) = crate::journal::applied::parse(data) {
+    // The record as this wg-exec writes it, and as an older one did (converted on reading).
+    let records = [
+        crate::journal::applied::parse(data),
+        crate::journal::applied::legacy::parse(data),
+    ];
+    for a in records.into_iter().flatten() {
         let _ = a.route_list();
         let _ = a.device_fwmark();
         let _ = a.union(&a);
+        let _ = a.full_tunnel.as_ref().map(|s| s.to_string());
+        let _ = a.dns.entries();
     }
 }
 

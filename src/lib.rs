@@ -19,3 +19,4 @@ pub mod preflight;
 pub mod privileges;
 pub mod refresh;
 pub mod state;
+pub mod status;

@@ -305,8 +305,8 @@ fn the_journal_records_the_backend_before_the_step_and_down_reverts_through_it()
     assert!(on_disk.records.iter().any(|r| r.what
         == What::Dns {
             name: "wg0".into(),
-            netns: None,
-            backend: "resolvconf".into()
+            netns: Netns::Current,
+            backend: Some(DnsBackend::Resolvconf)
         }));
     assert_eq!(
         on_disk.dns(),

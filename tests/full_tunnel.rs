@@ -149,7 +149,7 @@ impl Hosts {
 
     /// The journal is lost (a new disk, a hand that cleaned up): only the configuration is left.
     fn lose_journal(&self) {
-        for f in ["ron", "applied.ron"] {
+        for f in ["ron", "applied.json"] {
             std::fs::remove_file(format!("{STATE_DIR}/{}.{f}", self.iface)).unwrap();
         }
     }

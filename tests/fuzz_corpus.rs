@@ -33,5 +33,9 @@ fn the_journal_fuzz_corpus_reads_without_panics() {
     wg_exec::journal::vet::vet(&j, "wg0").unwrap();
     let j = wg_exec::journal::parse(&seed("seed-journal-planted.ron")).unwrap();
     assert!(wg_exec::journal::vet::vet(&j, "wg0").is_err());
-    wg_exec::journal::applied::parse(seed("seed-record-full.ron").as_bytes()).unwrap();
+    // The record as an older wg-exec wrote it (converted on reading), and as this one writes it.
+    let old =
+        wg_exec::journal::applied::legacy::parse(seed("seed-record-full.ron").as_bytes()).unwrap();
+    let new = wg_exec::journal::applied::parse(seed("seed-record-full.json").as_bytes()).unwrap();
+    assert_eq!(new, old);
 }

@@ -1790,19 +1790,19 @@ fn status_that_cannot_tell_exits_4_never_1() {
     let cfg = keys.dir.path().join("a.ron");
     spec.write(&cfg);
     ok(wg_exec_in(a, "", "up", ia, &cfg));
-    let record = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.applied.ron"));
+    let record = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.applied.json"));
     let kept = std::fs::read_to_string(&record).unwrap();
     // A garbled record, then none: status cannot tell, which is neither drift (1) nor down (3).
     for (what, garble) in [("garbled", true), ("missing", false)] {
         match garble {
-            true => std::fs::write(&record, "Applied(").unwrap(),
+            true => std::fs::write(&record, "{\"version\": 2, \"addr").unwrap(),
             false => std::fs::remove_file(&record).unwrap(),
         }
         let out = wg_exec_in(a, "", "status", ia, &cfg);
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(4), "{what} record: {err}");
         assert!(
-            err.contains(&format!("{ia}.applied.ron")),
+            err.contains(&format!("{ia}.applied.json")),
             "{what} record: {err}"
         );
     }

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use support::conf::Conf;
 use support::*;
-use wg_exec::journal::{Journal, PolicyRecord, Record, State, Status, What, VERSION};
+use wg_exec::journal::{Journal, Record, State, Status, What, VERSION};
+use wg_exec_steps::PolicyObject;
 
 struct World {
     keys: Keys,
@@ -114,8 +115,8 @@ impl World {
                     step: "policy".into(),
                     status: Status::Done,
                     what: What::Policy {
-                        netns: None,
-                        objects: vec![PolicyRecord::Sysctl {
+                        netns: wg_exec_steps::Netns::Current,
+                        objects: vec![PolicyObject::Sysctl {
                             path: format!("../..{}", victim.display()),
                             old: "PWNED".into(),
                         }],
@@ -125,7 +126,7 @@ impl World {
             reload_step: None,
             boot_id: wg_exec::journal::boot_id(),
         };
-        ron::ser::to_string_pretty(&j, Default::default()).unwrap()
+        wg_exec::journal::to_text(&j).unwrap()
     }
 
     /// A journal as an up that found nothing to do would leave (no records).
@@ -142,7 +143,7 @@ impl World {
             reload_step: None,
             boot_id: wg_exec::journal::boot_id(),
         };
-        ron::ser::to_string_pretty(&j, Default::default()).unwrap()
+        wg_exec::journal::to_text(&j).unwrap()
     }
 
     /// `wg-exec down IFACE --config CFG` as root.
@@ -164,10 +165,7 @@ impl World {
 
     /// The journal `j` planted as the interface's (0600).
     fn plant(&self, j: &Journal) -> PathBuf {
-        self.plant_journal(
-            &ron::ser::to_string_pretty(j, Default::default()).unwrap(),
-            0o600,
-        )
+        self.plant_journal(&wg_exec::journal::to_text(j).unwrap(), 0o600)
     }
 
     /// `text` as the interface's journal, with `mode`.
@@ -372,7 +370,7 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
     let _s = SocketGuard(w.iface.clone());
     let up = format!("-v up {} --config {}", w.iface, w.cfg.display());
     let down = format!("down {} --config {}", w.iface, w.cfg.display());
-    let record = w.state.join(format!("{}.applied.ron", w.iface));
+    let record = w.state.join(format!("{}.applied.json", w.iface));
     ok(w.run(&up));
     assert_eq!(mode(&w.state), 0o700);
     assert_eq!(mode(&w.journal()), 0o600);
@@ -405,14 +403,14 @@ fn under_umask_022_the_state_is_0700_and_0600_as_root_and_as_the_unit_user() {
         step: "policy".into(),
         status: Status::Done,
         what: What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Sysctl {
+            netns: wg_exec_steps::Netns::Current,
+            objects: vec![PolicyObject::Sysctl {
                 path: format!("../..{}", victim.display()),
                 old: "0".into(),
             }],
         },
     });
-    let planted = ron::ser::to_string_pretty(&j, Default::default()).unwrap();
+    let planted = wg_exec::journal::to_text(&j).unwrap();
     must(&format!(
         "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c 'cat > {}' <<'EOF'\n{planted}\nEOF",
         w.journal().display()
@@ -450,7 +448,7 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         &wg_exec::config::RouteTables::builtin(),
     )
     .unwrap();
-    let record = format!("{}.applied.ron", w.iface);
+    let record = format!("{}.applied.json", w.iface);
     // Read from a directory wg-exec trusts, and (the unit user's, say) from one it reads with a
     // warning: either way the record is refused before a file it names is opened (a FIFO
     // would hang an open; a device could be armed by one).
@@ -459,10 +457,10 @@ fn a_record_whose_namespace_leaves_run_netns_is_refused_and_nothing_is_opened() 
         (fifo.display().to_string(), 65534),
     ] {
         let mut applied = wg_exec::journal::applied::Applied::of(&cfg);
-        applied.interface_namespace = Some(name.clone());
+        applied.interface_namespace = wg_exec_steps::Netns::Named(name.clone());
         w.write_state_file(
             &record,
-            &ron::ser::to_string_pretty(&applied, Default::default()).unwrap(),
+            &String::from_utf8(wg_exec::journal::applied::to_bytes(&applied).unwrap()).unwrap(),
             0o600,
         );
         must(&format!("chown -R {owner}:{owner} {}", w.state.display()));

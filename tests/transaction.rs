@@ -11,13 +11,13 @@ use support::rich::{fresh_kernel, rich, RICH};
 use wg_exec::config::{self, RouteTables};
 use wg_exec::executor::{self, NoWatch};
 use wg_exec::faults::Faults;
-use wg_exec::journal::applied::{self, Applied};
+use wg_exec::journal::applied::{self, Applied, PublicKey};
 use wg_exec::journal::transaction::{self, before_up, Before};
 use wg_exec::journal::{self, Journal, JournalFile, Record, State, Status, What};
 use wg_exec::outcome::Outcome;
 use wg_exec::plan::{self, reload};
 use wg_exec_steps::fake::FakeKernel;
-use wg_exec_steps::{KernelError, Key, Netns};
+use wg_exec_steps::{DnsBackend, KernelError, Key, Netns};
 
 const FIRST: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 
@@ -36,6 +36,10 @@ fn key(b64: &str) -> Key {
     Key::from_base64(b64, false).unwrap()
 }
 
+fn pk(b64: &str) -> PublicKey {
+    PublicKey::of(&key(b64))
+}
+
 #[test]
 fn before_an_up_table() {
     let dns = Record {
@@ -43,8 +47,8 @@ fn before_an_up_table() {
         status: Status::Done,
         what: What::Dns {
             name: "wg0".into(),
-            netns: None,
-            backend: "resolvconf".into(),
+            netns: Netns::Current,
+            backend: Some(DnsBackend::Resolvconf),
         },
     };
     // journal state (None: no journal), DNS recorded, link present -> decision, link asked
@@ -162,7 +166,7 @@ fn an_up_writes_its_record_then_says_up_and_a_rolled_back_one_leaves_nothing() {
     let mut want = Applied::of(&rich());
     // The host name resolved, and is recorded as refresh's baseline.
     want.resolved_endpoints
-        .insert(FIRST.into(), "198.51.100.1:51820".parse().unwrap());
+        .insert(pk(FIRST), "198.51.100.1:51820".parse().unwrap());
     assert_eq!(record, want);
 
     // A step fails: rolled back, no journal, no record.
@@ -264,7 +268,7 @@ fn a_reload_renames_its_record_over_the_last_and_a_rolled_back_one_keeps_the_las
         "the baseline of the unchanged name stays"
     );
     want.resolved_endpoints
-        .insert(FIRST.into(), "198.51.100.1:51820".parse().unwrap());
+        .insert(pk(FIRST), "198.51.100.1:51820".parse().unwrap());
     assert_eq!(record_in(dir.path()), Some(want));
     let j = journal_in(dir.path());
     assert_eq!((j.state, j.reload_step), (State::Running, None));
@@ -314,7 +318,7 @@ fn endpoints_a_reload_records_table() {
     let cfg = rich();
     let mut recorded = Applied::of(&cfg);
     let old: SocketAddr = "198.51.100.1:51820".parse().unwrap();
-    recorded.resolved_endpoints.insert(FIRST.into(), old);
+    recorded.resolved_endpoints.insert(pk(FIRST), old);
     let edited = parse(&RICH.replace("peer1.example:51820", "peer9.example:51820"));
     let target = transaction::reload_target(&edited, &recorded);
     let new: SocketAddr = "198.51.100.9:51820".parse().unwrap();
@@ -346,18 +350,24 @@ fn endpoints_a_reload_records_table() {
             None => assert!(got.is_none(), "{pending:?} {set:?}"),
             Some((endpoint, baseline)) => {
                 let got = got.expect("a record");
-                assert_eq!(got.endpoints.get(FIRST).map(|s| s.as_str()), endpoint);
-                assert_eq!(got.resolved_endpoints.get(FIRST).copied(), baseline);
+                assert_eq!(
+                    got.endpoints.get(&pk(FIRST)).map(|e| e.to_string()),
+                    endpoint.map(String::from)
+                );
+                assert_eq!(got.resolved_endpoints.get(&pk(FIRST)).copied(), baseline);
                 // Other peers are as the target says.
-                assert_eq!(got.endpoints.get(second), target.endpoints.get(second));
+                assert_eq!(
+                    got.endpoints.get(&pk(second)),
+                    target.endpoints.get(&pk(second))
+                );
             }
         }
     }
     // A pending peer that had no endpoint recorded has none.
     let mut bare = recorded.clone();
-    bare.endpoints.remove(FIRST);
+    bare.endpoints.remove(&pk(FIRST));
     bare.resolved_endpoints.clear();
     let got = transaction::with_endpoints(&target, &bare, &[key(FIRST)], vec![]).unwrap();
-    assert_eq!(got.endpoints.get(FIRST), None);
-    assert_eq!(got.resolved_endpoints.get(FIRST), None);
+    assert_eq!(got.endpoints.get(&pk(FIRST)), None);
+    assert_eq!(got.resolved_endpoints.get(&pk(FIRST)), None);
 }

@@ -20,8 +20,8 @@
 use super::Session;
 use crate::cli::RefreshArgs;
 use crate::config::{self, RouteTables};
-use crate::journal::applied::{self, Refresh};
-use crate::journal::{self, ns_of};
+use crate::journal;
+use crate::journal::applied::{self, PublicKey, Refresh};
 use crate::outcome::Outcome;
 use crate::refresh::Refresher;
 use std::collections::BTreeMap;
@@ -35,13 +35,13 @@ fn modified(path: &Path) -> Option<SystemTime> {
 }
 
 /// Periods from `--config`, by public key, when one is given.
-fn periods_from(iface: &str, file: &Path) -> Result<BTreeMap<String, Refresh>, Outcome> {
+fn periods_from(iface: &str, file: &Path) -> Result<BTreeMap<PublicKey, Refresh>, Outcome> {
     let (cfg, _) = config::load(iface, file, &RouteTables::system())
         .map_err(|e| Outcome::Invalid(e.0.iter().map(|e| e.to_string()).collect()))?;
     Ok(cfg
         .peers
         .iter()
-        .filter_map(|p| applied::refresh_of(&cfg, p).map(|r| (p.public_key.to_base64(), r)))
+        .filter_map(|p| applied::refresh_of(&cfg, p).map(|r| (PublicKey::of(&p.public_key), r)))
         .collect())
 }
 
@@ -78,8 +78,8 @@ pub fn run(a: &RefreshArgs) -> Outcome {
         }
         Err(e) => return Outcome::Refused(e),
     };
-    let link_ns = ns_of(&recorded.interface_namespace);
-    let sock_ns = ns_of(&recorded.socket_namespace);
+    let link_ns = recorded.interface_namespace.clone();
+    let sock_ns = recorded.socket_namespace.clone();
     // It reads and updates the device, and resolves where the socket is: nothing else.
     let needs = Needs::namespaces([&link_ns, &sock_ns]);
     let session = match Session::open_unlocked(name) {

@@ -1,62 +1,205 @@
 //! What an up (or the last reload) applied: the configuration as it reached the device, without
-//! any secret. Reload compares the new configuration against it (it tells which addresses and
-//! routes are wg-exec's, and which endpoint was configured, so that a roamed one is left alone),
-//! and status reports drift against it. It lives beside the journal in IFACE.applied.ron, not in
-//! it, so that `down`, which reads only the journal, stays fast at 10,000 peers.
+//! any secret, in typed values (addresses and routes as networks, endpoints as host and port by
+//! public key, the DNS entries and the full tunnel's shape as structures). Reload compares the
+//! new configuration against it (it tells which addresses and routes are wg-exec's, and which
+//! endpoint was configured, so that a roamed one is left alone), status reports drift against
+//! it, and refresh follows its peers. Nothing in it is display text read back.
+//!
+//! It lives beside the journal in IFACE.applied.json, not in it, so that `down`, which reads
+//! only the journal, stays fast at 10,000 peers. It is JSON (an internal file, read whole on
+//! every reload: serde_json reads it several times faster than RON; see benches/record.rs).
+//! A record written by wg-exec before this format (IFACE.applied.ron, version 1, display
+//! strings) is read by [`legacy`] once and converted; the next write replaces it.
 
-use super::{ns_name, NsName};
 use crate::config::Config;
 use crate::state::{Access, StateDir};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use wg_exec_steps::{Backend, SecretSource};
+use wg_exec_steps::{Backend, Endpoint, Key, Netns, SecretSource};
+
+/// A peer's public key, by which the record keeps what it knows of the peer: a valid WireGuard
+/// key in base64, as `wg` and the configuration write it (and ordered so, as the record always
+/// listed its peers). It holds no private key (a record has none).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PublicKey(String);
+
+impl PublicKey {
+    pub fn of(key: &Key) -> PublicKey {
+        PublicKey(key.to_base64())
+    }
+
+    pub fn key(&self) -> Key {
+        Key::from_base64(&self.0, false).expect("checked when made")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        use base64::Engine;
+        let text = String::deserialize(d)?;
+        // 32 bytes in canonical base64 (44 characters, padded, no stray bits): what
+        // `Key::to_base64` writes, and so what `key()` reads back.
+        let mut bytes = [0u8; 33];
+        match text.len() == 44
+            && base64::engine::general_purpose::STANDARD.decode_slice(&text, &mut bytes) == Ok(32)
+        {
+            true => Ok(PublicKey(text)),
+            false => Err(serde::de::Error::custom(format!(
+                "{text:?} is not a public key as wg-exec writes it"
+            ))),
+        }
+    }
+}
+
+/// Where the private key came from (never the key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PrivateKey {
+    File(PathBuf),
+    Inline,
+}
+
+impl std::fmt::Display for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrivateKey::File(p) => write!(f, "{}", p.display()),
+            PrivateKey::Inline => f.write_str("inline"),
+        }
+    }
+}
+
+/// The configuration's `dns`, as up applied it: servers, search domains, routing domains
+/// (without their `~`; "." for `~.`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dns {
+    pub servers: Vec<IpAddr>,
+    pub search: Vec<String>,
+    pub routing: Vec<String>,
+}
+
+impl Dns {
+    pub fn of(d: &crate::config::Dns) -> Dns {
+        Dns {
+            servers: d.servers.clone(),
+            search: d.search.clone(),
+            routing: d.routing.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.search.is_empty() && self.routing.is_empty()
+    }
+
+    /// As the configuration writes them, for messages: servers, search domains, `~` domains.
+    pub fn entries(&self) -> Vec<String> {
+        self.servers
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.search.iter().cloned())
+            .chain(self.routing.iter().map(|d| format!("~{d}")))
+            .collect()
+    }
+}
+
+/// What of a full tunnel a reload cannot change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullTunnelShape {
+    /// The families with a `/0` allowed IP.
+    pub v4: bool,
+    pub v6: bool,
+    pub ipv6_leak_protection: bool,
+    /// The configured fwmark; None: the table is chosen ("auto").
+    pub fwmark: Option<u32>,
+    pub addresses: Vec<IpNet>,
+}
+
+impl FullTunnelShape {
+    pub fn of(cfg: &Config) -> Option<FullTunnelShape> {
+        crate::config::derived::full_tunnel(cfg).map(|ft| FullTunnelShape {
+            v4: ft.v4,
+            v6: ft.v6,
+            ipv6_leak_protection: ft.ipv6_leak_protection,
+            fwmark: ft.fwmark,
+            addresses: ft.addresses,
+        })
+    }
+
+    /// How many families have their own default routes through the tunnel.
+    pub fn families(&self) -> usize {
+        usize::from(self.v4) + usize::from(self.v6)
+    }
+}
+
+/// For messages (reload's "cannot change"): "0.0.0.0/0 and ::/0, ipv6_leak_protection true,
+/// fwmark auto, addresses [192.0.2.1/24]".
+impl std::fmt::Display for FullTunnelShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fams = match (self.v4, self.v6) {
+            (true, true) => "0.0.0.0/0 and ::/0",
+            (true, false) => "0.0.0.0/0",
+            _ => "::/0",
+        };
+        let addrs: Vec<String> = self.addresses.iter().map(|a| a.to_string()).collect();
+        write!(
+            f,
+            "{fams}, ipv6_leak_protection {}, fwmark {}, addresses [{}]",
+            self.ipv6_leak_protection,
+            self.fwmark
+                .map_or("auto".to_string(), |m| format!("0x{m:x}")),
+            addrs.join(", ")
+        )
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     pub version: u32,
-    pub socket_namespace: NsName,
-    pub interface_namespace: NsName,
-    /// "Auto", "Kernel" or "Userspace".
-    pub backend: String,
-    pub userspace_implementation: String,
-    pub addresses: Vec<String>,
+    pub socket_namespace: Netns,
+    pub interface_namespace: Netns,
+    pub backend: Backend,
+    pub addresses: Vec<IpNet>,
     pub mtu: Option<u32>,
     pub listen_port: Option<u16>,
     pub fwmark: Option<u32>,
-    /// The private key's file, or "inline".
-    pub private_key: String,
+    pub private_key: PrivateKey,
     pub table: u32,
     pub metric: Option<u32>,
     pub allowed_ips_as_routes: bool,
     /// Route destinations (in `table`, with `metric`).
-    pub routes: Vec<String>,
-    /// Each peer's endpoint as configured ("host:port"), by public key.
-    pub endpoints: BTreeMap<String, String>,
-    /// Each peer's name, by public key (for messages).
-    pub names: BTreeMap<String, String>,
+    pub routes: Vec<IpNet>,
+    /// Each peer's endpoint as configured, by public key.
+    pub endpoints: BTreeMap<PublicKey, Endpoint>,
+    /// Every configured peer, by public key, with its name when it has one of its own (None:
+    /// it is known by its key; see [`Applied::name`]).
+    pub names: BTreeMap<PublicKey, Option<String>>,
     /// For each peer whose endpoint is a host name, by public key: its refresh period and the
     /// delay after a failed resolution, in seconds (`wg-exec refresh` follows these).
-    #[serde(default)]
-    pub refresh: BTreeMap<String, Refresh>,
+    pub refresh: BTreeMap<PublicKey, Refresh>,
     /// For each peer whose endpoint is a host name, by public key: what the name resolved to
     /// when up or a reload set it, or the address `wg-exec refresh` last pushed or adopted.
     /// Refresh compares every answer with it: an answer without it is a DNS change (followed);
     /// a live endpoint elsewhere while the answer still has it is a roam (left alone). Absent:
-    /// the name has not resolved yet (or an older wg-exec wrote the record).
-    #[serde(default)]
-    pub resolved_endpoints: BTreeMap<String, SocketAddr>,
-    /// A full tunnel's shape (families, leak protection, fwmark, addresses), which reload
-    /// cannot change; None without one.
-    #[serde(default)]
-    pub full_tunnel: Option<String>,
+    /// the name has not resolved yet.
+    pub resolved_endpoints: BTreeMap<PublicKey, SocketAddr>,
+    /// A full tunnel's shape, which reload cannot change; None without one.
+    pub full_tunnel: Option<FullTunnelShape>,
     /// The full tunnel's table and fwmark as up chose it.
-    #[serde(default)]
     pub full_tunnel_table: Option<u32>,
-    /// The `dns` entries (servers, search domains, `~` routing domains).
-    #[serde(default)]
-    pub dns: Vec<String>,
+    /// The `dns` entries.
+    pub dns: Dns,
     /// In a union (never written): the routes of the earlier record, in its table and with its
     /// metric, which a killed reload may not have removed yet.
     #[serde(skip)]
@@ -83,26 +226,10 @@ pub fn refresh_of(cfg: &Config, p: &crate::config::Peer) -> Option<Refresh> {
     })
 }
 
-pub const VERSION: u32 = 1;
+/// The format this wg-exec writes (1 was the RON record of display strings, see [`legacy`]).
+pub const VERSION: u32 = 2;
 
-/// What of a full tunnel reload cannot change, as one comparable line.
-pub fn full_tunnel_shape(cfg: &Config) -> Option<String> {
-    crate::config::derived::full_tunnel(cfg).map(|ft| {
-        let fams = match (ft.v4, ft.v6) {
-            (true, true) => "0.0.0.0/0 and ::/0",
-            (true, false) => "0.0.0.0/0",
-            _ => "::/0",
-        };
-        let addrs: Vec<String> = ft.addresses.iter().map(|a| a.to_string()).collect();
-        format!(
-            "{fams}, ipv6_leak_protection {}, fwmark {}, addresses [{}]",
-            ft.ipv6_leak_protection,
-            ft.fwmark.map_or("auto".to_string(), |m| format!("0x{m:x}")),
-            addrs.join(", ")
-        )
-    })
-}
-
+/// The backend as reload's messages name it: ("Auto", "wireguard-go"), ("Kernel", "")…
 pub fn backend_name(b: &Backend) -> (String, String) {
     match b {
         Backend::Auto { userspace } => ("Auto".into(), userspace.clone()),
@@ -113,62 +240,61 @@ pub fn backend_name(b: &Backend) -> (String, String) {
 
 impl Applied {
     pub fn of(cfg: &Config) -> Applied {
-        let (backend, userspace_implementation) = backend_name(&cfg.backend);
+        let (mut endpoints, mut names, mut refresh) =
+            (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        for p in &cfg.peers {
+            let key = PublicKey::of(&p.public_key);
+            if let Some(e) = &p.endpoint {
+                endpoints.insert(key.clone(), e.clone());
+            }
+            if let Some(r) = refresh_of(cfg, p) {
+                refresh.insert(key.clone(), r);
+            }
+            let named = p.name != key.as_str();
+            names.insert(key, named.then(|| p.name.clone()));
+        }
         Applied {
             version: VERSION,
-            socket_namespace: cfg.socket_namespace.clone(),
-            interface_namespace: ns_name(&crate::config::derived::interface_ns(cfg)),
-            backend,
-            userspace_implementation,
-            addresses: cfg.ips.iter().map(|a| a.to_string()).collect(),
+            socket_namespace: crate::config::derived::socket_ns(cfg),
+            interface_namespace: crate::config::derived::interface_ns(cfg),
+            backend: cfg.backend.clone(),
+            addresses: cfg.ips.clone(),
             mtu: cfg.mtu,
             listen_port: cfg.listen_port,
             fwmark: cfg.fwmark,
             private_key: match &cfg.private_key {
-                SecretSource::File(p) => p.display().to_string(),
-                SecretSource::Inline(_) => "inline".into(),
+                SecretSource::File(p) => PrivateKey::File(p.clone()),
+                SecretSource::Inline(_) => PrivateKey::Inline,
             },
             table: cfg.table.id,
             metric: cfg.metric,
             allowed_ips_as_routes: cfg.allowed_ips_as_routes,
             routes: crate::config::derived::routes(cfg)
-                .iter()
-                .map(|r| r.dst.to_string())
+                .into_iter()
+                .map(|r| r.dst)
                 .collect(),
-            endpoints: cfg
-                .peers
-                .iter()
-                .filter_map(|p| {
-                    p.endpoint
-                        .as_ref()
-                        .map(|e| (p.public_key.to_base64(), e.to_string()))
-                })
-                .collect(),
-            names: cfg
-                .peers
-                .iter()
-                .map(|p| (p.public_key.to_base64(), p.name.clone()))
-                .collect(),
-            refresh: cfg
-                .peers
-                .iter()
-                .filter_map(|p| refresh_of(cfg, p).map(|r| (p.public_key.to_base64(), r)))
-                .collect(),
+            endpoints,
+            names,
+            refresh,
             resolved_endpoints: BTreeMap::new(),
-            full_tunnel: full_tunnel_shape(cfg),
+            full_tunnel: FullTunnelShape::of(cfg),
             full_tunnel_table: None,
-            dns: cfg.dns.entries(),
+            dns: Dns::of(&cfg.dns),
             earlier_routes: Vec::new(),
         }
     }
 
+    /// How messages name a recorded peer: its name, else its key.
+    pub fn name(&self, key: &PublicKey) -> Option<String> {
+        self.names
+            .get(key)
+            .map(|n| n.clone().unwrap_or_else(|| key.to_string()))
+    }
+
     /// Records endpoints that were just resolved and set (by up, a reload or refresh).
-    pub fn set_resolved(
-        &mut self,
-        set: impl IntoIterator<Item = (wg_exec_steps::Key, SocketAddr)>,
-    ) {
+    pub fn set_resolved(&mut self, set: impl IntoIterator<Item = (Key, SocketAddr)>) {
         for (key, addr) in set {
-            self.resolved_endpoints.insert(key.to_base64(), addr);
+            self.resolved_endpoints.insert(PublicKey::of(&key), addr);
         }
     }
 
@@ -202,8 +328,7 @@ impl Applied {
             out.extend(
                 self.routes
                     .iter()
-                    .filter_map(|d| d.parse().ok())
-                    .map(|dst| wg_exec_steps::Route::new(dst, self.table, self.metric)),
+                    .map(|dst| wg_exec_steps::Route::new(*dst, self.table, self.metric)),
             );
         }
         for r in &self.earlier_routes {
@@ -225,7 +350,7 @@ impl Applied {
         let mut u = next.clone();
         for a in &self.addresses {
             if !u.addresses.contains(a) {
-                u.addresses.push(a.clone());
+                u.addresses.push(*a);
             }
         }
         u.earlier_routes = self.route_list();
@@ -245,12 +370,19 @@ impl Applied {
 }
 
 pub fn path_for(dir: &Path, iface: &str) -> PathBuf {
-    dir.join(format!("{iface}.applied.ron"))
+    dir.join(format!("{iface}.applied.json"))
 }
 
 /// Where a reload writes the record it is applying, until it is done.
 pub fn next_path_for(dir: &Path, iface: &str) -> PathBuf {
-    dir.join(format!("{iface}.applied-next.ron"))
+    dir.join(format!("{iface}.applied-next.json"))
+}
+
+/// The name an older wg-exec gave the record at `path` (IFACE.applied.ron for
+/// IFACE.applied.json): read when the new one is absent, removed with it and when it is written.
+pub fn legacy_path(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
+    Some(path.with_file_name(format!("{name}.ron")))
 }
 
 /// Reads a record for a command that acts on it: in a directory or file wg-exec does not trust,
@@ -265,57 +397,93 @@ pub fn load_read_only(path: &Path) -> Result<Option<Applied>, String> {
 }
 
 fn load_as(path: &Path, access: Access) -> Result<Option<Applied>, String> {
-    let read = StateDir::of_file(path, access).and_then(|d| match d {
-        Some((dir, name)) => dir.read(&name),
-        None => Ok(None),
-    });
-    match read {
+    let read = |path: &Path| {
+        StateDir::of_file(path, access).and_then(|d| match d {
+            Some((dir, name)) => dir.read(&name),
+            None => Ok(None),
+        })
+    };
+    match read(path) {
         Ok(Some(bytes)) => parse(&bytes)
             .map(Some)
             .map_err(|e| format!("{} {e}", path.display())),
-        Ok(None) => Ok(None),
+        Ok(None) => match legacy_path(path) {
+            Some(old) => match read(&old) {
+                Ok(Some(bytes)) => legacy::parse(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("{} {e}", old.display())),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            None => Ok(None),
+        },
         Err(e) => Err(e.to_string()),
     }
 }
 
 /// The bytes of a record; the error follows the file's name ("is unreadable: …").
 pub fn parse(bytes: &[u8]) -> Result<Applied, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("is unreadable: {e}"))?;
-    ron::from_str::<Applied>(text)
-        .map_err(|e| format!("is unreadable: {e}"))
-        .and_then(|a| match a.version {
-            VERSION => Ok(a),
-            v => Err(format!(
+    #[derive(Deserialize)]
+    struct Head {
+        version: u32,
+    }
+    match serde_json::from_slice::<Head>(bytes) {
+        Err(e) => return Err(format!("is unreadable: {e}")),
+        Ok(Head { version: VERSION }) => {}
+        Ok(Head { version: v }) => {
+            return Err(format!(
                 "has format version {v}; this wg-exec reads version {VERSION}"
-            )),
-        })
-        .and_then(|a| {
-            // Status, reload and refresh enter these namespaces: a name that leaves
-            // /run/netns is not one wg-exec wrote.
-            for (field, ns) in [
-                ("socket_namespace", &a.socket_namespace),
-                ("interface_namespace", &a.interface_namespace),
-            ] {
-                super::vet::netns(ns)
-                    .map_err(|e| format!("is not one wg-exec wrote: {field}: {e}"))?;
-            }
-            Ok(a)
-        })
+            ))
+        }
+    }
+    let a = serde_json::from_slice::<Applied>(bytes).map_err(|e| format!("is unreadable: {e}"))?;
+    checked(a)
+}
+
+/// Status, reload and refresh enter the record's namespaces: a name that leaves /run/netns is
+/// not one wg-exec wrote.
+fn checked(a: Applied) -> Result<Applied, String> {
+    for (field, ns) in [
+        ("socket_namespace", &a.socket_namespace),
+        ("interface_namespace", &a.interface_namespace),
+    ] {
+        super::vet::netns(ns).map_err(|e| format!("is not one wg-exec wrote: {field}: {e}"))?;
+    }
+    Ok(a)
+}
+
+/// The bytes [`save`] writes.
+pub fn to_bytes(applied: &Applied) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(applied).map_err(std::io::Error::other)
 }
 
 /// Writes atomically (temporary file made O_EXCL and 0600, fsync, rename) through the state
-/// directory.
+/// directory; a record of the older format beside it goes (this one replaces it).
 pub fn save(path: &Path, applied: &Applied) -> std::io::Result<()> {
-    let text = ron::ser::to_string_pretty(applied, ron::ser::PrettyConfig::default())
-        .map_err(std::io::Error::other)?;
+    let bytes = to_bytes(applied)?;
     let (dir, name) = super::open_for_change(path)?;
-    dir.write_atomic(&name, text.as_bytes())
+    dir.write_atomic(&name, &bytes)?;
+    remove_legacy(&dir, path)
 }
 
-/// Removes a record; a missing one is fine.
+fn remove_legacy(dir: &StateDir, path: &Path) -> std::io::Result<()> {
+    match legacy_path(path)
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|f| f.to_str())
+    {
+        Some(old) => dir.remove(old),
+        None => Ok(()),
+    }
+}
+
+/// Removes a record (and one of the older format); a missing one is fine.
 pub fn remove(path: &Path) -> std::io::Result<()> {
     match super::open_for_change(path) {
-        Ok((dir, name)) => dir.remove(&name),
+        Ok((dir, name)) => {
+            dir.remove(&name)?;
+            remove_legacy(&dir, path)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
@@ -324,11 +492,167 @@ pub fn remove(path: &Path) -> std::io::Result<()> {
 /// Renames the record a reload applied (`from`) to the current one (`to`), in one directory.
 pub fn promote(from: &Path, to: &Path) -> std::io::Result<()> {
     let (dir, from) = super::open_for_change(from)?;
-    let to = to
+    let to_name = to
         .file_name()
         .and_then(|f| f.to_str())
         .ok_or_else(|| std::io::Error::other(format!("{} names no file", to.display())))?;
-    dir.rename(&from, to)
+    dir.rename(&from, to_name)?;
+    remove_legacy(&dir, to)
+}
+
+/// The record as wg-exec wrote it before it was typed (version 1, RON, IFACE.applied.ron):
+/// addresses, routes and endpoints as display strings. Read only to convert it, once.
+pub mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct V1 {
+        version: u32,
+        socket_namespace: Netns,
+        interface_namespace: Netns,
+        backend: String,
+        userspace_implementation: String,
+        addresses: Vec<IpNet>,
+        mtu: Option<u32>,
+        listen_port: Option<u16>,
+        fwmark: Option<u32>,
+        private_key: String,
+        table: u32,
+        metric: Option<u32>,
+        allowed_ips_as_routes: bool,
+        routes: Vec<IpNet>,
+        endpoints: BTreeMap<PublicKey, String>,
+        names: BTreeMap<PublicKey, String>,
+        #[serde(default)]
+        refresh: BTreeMap<PublicKey, Refresh>,
+        #[serde(default)]
+        resolved_endpoints: BTreeMap<PublicKey, SocketAddr>,
+        #[serde(default)]
+        full_tunnel: Option<String>,
+        #[serde(default)]
+        full_tunnel_table: Option<u32>,
+        #[serde(default)]
+        dns: Vec<String>,
+    }
+
+    /// "host:port" or "[v6]:port", as version 1 wrote an endpoint.
+    pub(super) fn endpoint(s: &str) -> Option<Endpoint> {
+        let (host, port) = s.rsplit_once(':')?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        Some(Endpoint {
+            host: host.to_string(),
+            port: port.parse().ok()?,
+        })
+    }
+
+    /// Version 1's full tunnel line: "FAMILIES, ipv6_leak_protection B, fwmark auto|0xN,
+    /// addresses [A, …]".
+    pub(super) fn full_tunnel(s: &str) -> Option<FullTunnelShape> {
+        let (fams, rest) = s.split_once(", ipv6_leak_protection ")?;
+        let (leak, rest) = rest.split_once(", fwmark ")?;
+        let (mark, rest) = rest.split_once(", addresses [")?;
+        let addrs = rest.strip_suffix(']')?;
+        Some(FullTunnelShape {
+            v4: fams.contains("0.0.0.0/0"),
+            v6: fams.contains("::/0"),
+            ipv6_leak_protection: leak.parse().ok()?,
+            fwmark: match mark {
+                "auto" => None,
+                m => Some(u32::from_str_radix(m.strip_prefix("0x")?, 16).ok()?),
+            },
+            addresses: match addrs {
+                "" => Vec::new(),
+                a => a
+                    .split(", ")
+                    .map(|a| a.parse().ok())
+                    .collect::<Option<_>>()?,
+            },
+        })
+    }
+
+    pub(super) fn dns(entries: &[String]) -> Dns {
+        let mut d = Dns::default();
+        for e in entries {
+            match (e.strip_prefix('~'), e.parse::<IpAddr>()) {
+                (Some(domain), _) => d.routing.push(domain.to_string()),
+                (None, Ok(addr)) => d.servers.push(addr),
+                (None, Err(_)) => d.search.push(e.clone()),
+            }
+        }
+        d
+    }
+
+    /// A version 1 record, converted.
+    pub fn parse(bytes: &[u8]) -> Result<Applied, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("is unreadable: {e}"))?;
+        let v1 = ron::from_str::<V1>(text).map_err(|e| format!("is unreadable: {e}"))?;
+        if v1.version != 1 {
+            return Err(format!(
+                "has format version {}; this wg-exec reads version {VERSION} (and 1 in a .ron record)",
+                v1.version
+            ));
+        }
+        let bad = |what: &str| format!("is not one wg-exec wrote: {what}");
+        let backend = match v1.backend.as_str() {
+            "Auto" => Backend::Auto {
+                userspace: v1.userspace_implementation,
+            },
+            "Kernel" => Backend::Kernel,
+            "Userspace" => Backend::Userspace {
+                program: v1.userspace_implementation,
+            },
+            other => return Err(bad(&format!("backend {other:?}"))),
+        };
+        let endpoints = v1
+            .endpoints
+            .iter()
+            .map(|(k, e)| {
+                endpoint(e)
+                    .map(|e| (k.clone(), e))
+                    .ok_or_else(|| bad(&format!("endpoint {e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let full_tunnel = match &v1.full_tunnel {
+            None => None,
+            Some(s) => Some(full_tunnel(s).ok_or_else(|| bad(&format!("full_tunnel {s:?}")))?),
+        };
+        checked(Applied {
+            version: VERSION,
+            socket_namespace: v1.socket_namespace,
+            interface_namespace: v1.interface_namespace,
+            backend,
+            addresses: v1.addresses,
+            mtu: v1.mtu,
+            listen_port: v1.listen_port,
+            fwmark: v1.fwmark,
+            private_key: match v1.private_key.as_str() {
+                "inline" => PrivateKey::Inline,
+                p => PrivateKey::File(p.into()),
+            },
+            table: v1.table,
+            metric: v1.metric,
+            allowed_ips_as_routes: v1.allowed_ips_as_routes,
+            routes: v1.routes,
+            endpoints,
+            names: v1
+                .names
+                .into_iter()
+                .map(|(k, n)| {
+                    let named = n != k.as_str();
+                    (k, named.then_some(n))
+                })
+                .collect(),
+            refresh: v1.refresh,
+            resolved_endpoints: v1.resolved_endpoints,
+            full_tunnel,
+            full_tunnel_table: v1.full_tunnel_table,
+            dns: dns(&v1.dns),
+            earlier_routes: Vec::new(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -354,6 +678,10 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn k(text: &str) -> PublicKey {
+        PublicKey::of(&wg_exec_steps::Key::from_base64(text, false).unwrap())
+    }
+
     #[test]
     fn the_baseline_is_typed_and_an_older_record_has_none() {
         let mut rec = applied("b.example:51820");
@@ -361,28 +689,105 @@ mod tests {
             wg_exec_steps::Key::from_base64(B, false).unwrap(),
             a("203.0.113.2:51820"),
         )]);
-        let text = ron::ser::to_string(&rec).unwrap();
-        let back: Applied = ron::from_str(&text).unwrap();
+        let back = parse(&to_bytes(&rec).unwrap()).unwrap();
         assert_eq!(
             back.resolved_endpoints,
-            BTreeMap::from([(B.to_string(), a("203.0.113.2:51820"))])
+            BTreeMap::from([(k(B), a("203.0.113.2:51820"))])
         );
-        // A record written before the field existed reads with no baseline.
-        let older = text.replace(
-            &format!("resolved_endpoints:{{\"{B}\":\"203.0.113.2:51820\"}},"),
-            "",
+        assert_eq!(back, rec);
+        // A version 1 record written before the field existed reads with no baseline.
+        let older = format!(
+            "(version: 1, socket_namespace: None, interface_namespace: None, backend: \"Kernel\",
+              userspace_implementation: \"\", addresses: [], mtu: None, listen_port: None,
+              fwmark: None, private_key: \"/k\", table: 254, metric: None,
+              allowed_ips_as_routes: true, routes: [], endpoints: {{\"{B}\": \"b.example:51820\"}},
+              names: {{\"{B}\": \"{B}\"}})"
         );
-        assert_ne!(older, text, "the field was not found in {text}");
-        let back: Applied = ron::from_str(&older).unwrap();
+        let back = legacy::parse(older.as_bytes()).unwrap();
         assert!(back.resolved_endpoints.is_empty());
+        assert_eq!(
+            back.endpoints[&k(B)],
+            Endpoint {
+                host: "b.example".into(),
+                port: 51820
+            }
+        );
+    }
+
+    /// Version 1 wrote the full tunnel's shape as the line its Display still prints, and DNS
+    /// entries as the configuration writes them: each reads back as the value it was made from.
+    #[test]
+    fn version_1_lines_read_back_as_the_values_they_were_made_from() {
+        let shapes = [
+            FullTunnelShape {
+                v4: true,
+                v6: false,
+                ipv6_leak_protection: false,
+                fwmark: Some(0xca6c),
+                addresses: vec!["192.0.2.1/24".parse().unwrap()],
+            },
+            FullTunnelShape {
+                v4: false,
+                v6: true,
+                ipv6_leak_protection: true,
+                fwmark: None,
+                addresses: Vec::new(),
+            },
+            FullTunnelShape {
+                v4: true,
+                v6: true,
+                ipv6_leak_protection: true,
+                fwmark: None,
+                addresses: vec![
+                    "192.0.2.1/24".parse().unwrap(),
+                    "2001:db8::1/64".parse().unwrap(),
+                ],
+            },
+        ];
+        for shape in shapes {
+            assert_eq!(legacy::full_tunnel(&shape.to_string()), Some(shape));
+        }
+        assert_eq!(legacy::full_tunnel("0.0.0.0/0, fwmark auto"), None);
+        let dns = Dns {
+            servers: vec![
+                "192.0.2.53".parse().unwrap(),
+                "2001:db8::53".parse().unwrap(),
+            ],
+            search: vec!["corp.example".into()],
+            routing: vec!["lab.example".into(), ".".into()],
+        };
+        assert_eq!(legacy::dns(&dns.entries()), dns);
+        assert_eq!(
+            legacy::endpoint("[2001:db8::1]:51820"),
+            Some(Endpoint {
+                host: "2001:db8::1".into(),
+                port: 51820
+            })
+        );
+        assert_eq!(legacy::endpoint("b.example"), None);
+    }
+
+    #[test]
+    fn a_public_key_is_a_key_in_the_spelling_wg_exec_writes() {
+        let ok = format!("\"{B}\"");
+        assert_eq!(serde_json::from_str::<PublicKey>(&ok).unwrap(), k(B));
+        for bad in [
+            "\"AAAA\"",
+            "\"not base64!\"",
+            "\" xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"",
+            // Stray bits after the 32 bytes: another spelling of the same key.
+            "\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh=\"",
+        ] {
+            assert!(serde_json::from_str::<PublicKey>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
     fn a_reload_keeps_the_baselines_of_unchanged_names_only() {
         let mut earlier = applied("b.example:51820");
         earlier.resolved_endpoints = BTreeMap::from([
-            (B.to_string(), a("203.0.113.2:51820")),
-            (C.to_string(), a("198.51.100.3:51820")),
+            (k(B), a("203.0.113.2:51820")),
+            (k(C), a("198.51.100.3:51820")),
         ]);
         // The same configuration: everything stays (a no-op reload writes nothing).
         let mut same = applied("b.example:51820");
@@ -393,39 +798,39 @@ mod tests {
         moved.keep_resolved(&earlier);
         assert_eq!(
             moved.resolved_endpoints,
-            BTreeMap::from([(C.to_string(), a("198.51.100.3:51820"))])
+            BTreeMap::from([(k(C), a("198.51.100.3:51820"))])
         );
         // An address instead of a name: no baseline (refresh does not follow it).
         let mut fixed = applied("203.0.113.9:51820");
         fixed.keep_resolved(&earlier);
-        assert!(!fixed.resolved_endpoints.contains_key(B));
+        assert!(!fixed.resolved_endpoints.contains_key(&k(B)));
         // A killed reload that was changing B's endpoint: B's endpoint and baseline are not
         // recorded (the next reload sends it again).
         let mut next = applied("b2.example:51820");
         next.keep_resolved(&earlier);
         let u = earlier.union(&next);
-        assert!(!u.endpoints.contains_key(B));
-        assert!(!u.resolved_endpoints.contains_key(B));
-        assert!(u.resolved_endpoints.contains_key(C));
+        assert!(!u.endpoints.contains_key(&k(B)));
+        assert!(!u.resolved_endpoints.contains_key(&k(B)));
+        assert!(u.resolved_endpoints.contains_key(&k(C)));
     }
 
     #[test]
     fn a_record_whose_namespace_leaves_run_netns_is_refused() {
         let mut good = applied("b.example:51820");
-        good.socket_namespace = Some("ns-a".into());
-        good.interface_namespace = Some("init".into());
-        parse(ron::ser::to_string(&good).unwrap().as_bytes()).unwrap();
+        good.socket_namespace = Netns::Named("ns-a".into());
+        good.interface_namespace = Netns::Init;
+        parse(&to_bytes(&good).unwrap()).unwrap();
         for bad in ["../../dev/null", "/tmp/fifo", "..", ""] {
             let mut rec = applied("b.example:51820");
-            rec.interface_namespace = Some(bad.into());
-            let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
+            rec.interface_namespace = Netns::Named(bad.into());
+            let e = parse(&to_bytes(&rec).unwrap()).unwrap_err();
             assert_eq!(
                 e,
                 format!("is not one wg-exec wrote: interface_namespace: {bad:?} is not a namespace name")
             );
             let mut rec = applied("b.example:51820");
-            rec.socket_namespace = Some(bad.into());
-            let e = parse(ron::ser::to_string(&rec).unwrap().as_bytes()).unwrap_err();
+            rec.socket_namespace = Netns::Named(bad.into());
+            let e = parse(&to_bytes(&rec).unwrap()).unwrap_err();
             assert!(e.contains("socket_namespace"), "{e}");
         }
     }

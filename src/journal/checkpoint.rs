@@ -2,58 +2,48 @@
 //! a step that leaves something beyond the link (the link, its move, a key file) reaches the
 //! disk before the step runs; everything else rides along with the next write.
 
-use super::{ns_name, JournalFile, PolicyRecord, Record, Status, What};
+use super::{JournalFile, Record, Status, What};
 use crate::executor::Watch;
+use wg_exec_steps::policy::PolicyObject;
 use wg_exec_steps::{Kernel, KernelError, Step, StepError, Trace};
 
+/// The journal's record of a step's trace: the trace itself, with what only the journal learns
+/// around the step.
 fn what_of(trace: Trace, kernel: &mut dyn Kernel) -> What {
     match trace {
         Trace::None => What::Nothing,
         Trace::Link { name, ns } => What::Link {
             name,
-            netns: ns_name(&ns),
+            netns: ns,
             userspace_pids: Vec::new(),
         },
-        Trace::Move { name, from, to } => What::Move {
-            name,
-            from: ns_name(&from),
-            to: ns_name(&to),
-        },
+        Trace::Move { name, from, to } => What::Move { name, from, to },
         Trace::KeyFile { path } => What::KeyFile {
             existed: kernel.file_exists(&path).unwrap_or(true),
             path,
         },
-        Trace::Addresses { ns, addrs } => What::Addresses {
-            netns: ns_name(&ns),
-            addrs: addrs.iter().map(|a| a.to_string()).collect(),
-        },
+        Trace::Addresses { ns, addrs } => What::Addresses { netns: ns, addrs },
         Trace::Routes { ns, table, count } => What::Routes {
-            netns: ns_name(&ns),
+            netns: ns,
             table,
             count,
         },
-        Trace::Policy { ns, objects } => What::Policy {
-            netns: ns_name(&ns),
-            objects: objects.iter().map(PolicyRecord::of).collect(),
-        },
+        Trace::Policy { ns, objects } => What::Policy { netns: ns, objects },
         // The value before the step, read now: if the step's write happens and wg-exec dies
         // before the next journal write, down still knows what to put back. An unreadable
         // value is recorded as "1", which down leaves alone.
         Trace::Sysctl { ns, path } => What::Policy {
-            objects: vec![PolicyRecord::Sysctl {
+            objects: vec![PolicyObject::Sysctl {
                 old: kernel.sysctl_get(&ns, &path).unwrap_or_else(|_| "1".into()),
                 path,
             }],
-            netns: ns_name(&ns),
+            netns: ns,
         },
         // The backend the step will choose (it asks the same question when it runs).
         Trace::Dns { name, ns } => What::Dns {
             name,
-            netns: ns_name(&ns),
-            backend: kernel
-                .dns_available()
-                .map(|b| b.name().to_string())
-                .unwrap_or_default(),
+            netns: ns,
+            backend: kernel.dns_available(),
         },
     }
 }
@@ -183,7 +173,7 @@ mod tests {
             on_disk.records[0].what,
             What::Link {
                 name: "wg0".into(),
-                netns: Some("a".into()),
+                netns: Netns::Named("a".into()),
                 userspace_pids: Vec::new()
             }
         );

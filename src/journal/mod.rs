@@ -14,10 +14,11 @@ pub mod vet;
 pub use lifecycle::State;
 
 use crate::state::{Access, StateDir, StateError};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use wg_exec_steps::PolicyObject;
-use wg_exec_steps::{Netns, NftTable, PolicyRule};
+use wg_exec_steps::{DnsBackend, Netns};
 
 /// The format version this wg-exec writes and reads. A journal of another version is unusable:
 /// `down` sets it aside and follows the configuration.
@@ -48,33 +49,23 @@ pub enum Status {
     Undone,
 }
 
-/// A network namespace as the journal writes it: none = the one wg-exec runs in.
-pub type NsName = Option<String>;
-
-pub fn ns_name(ns: &Netns) -> NsName {
-    match ns {
-        Netns::Current => None,
-        Netns::Init => Some("init".into()),
-        Netns::Named(n) => Some(n.clone()),
-    }
-}
-
-pub fn ns_of(name: &NsName) -> Netns {
-    Netns::from_option(name.as_deref())
-}
-
+/// What one step left on the machine, as the journal keeps it: the step's own [`Trace`] in the
+/// steps crate's vocabulary ([`Netns`], [`IpNet`], [`PolicyObject`], [`DnsBackend`]), plus what
+/// only the journal learns around the step (the userspace processes serving a link, whether a
+/// key file was there before, the DNS backend chosen, a sysctl's value before). The variants and
+/// fields keep the names journals have always had, so a journal written before stays readable.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum What {
     Link {
         name: String,
-        netns: NsName,
+        netns: Netns,
         /// The userspace processes serving it, so that down stops exactly those.
         userspace_pids: Vec<i32>,
     },
     Move {
         name: String,
-        from: NsName,
-        to: NsName,
+        from: Netns,
+        to: Netns,
     },
     KeyFile {
         path: PathBuf,
@@ -82,117 +73,53 @@ pub enum What {
         existed: bool,
     },
     Addresses {
-        netns: NsName,
-        addrs: Vec<String>,
+        netns: Netns,
+        addrs: Vec<IpNet>,
     },
     /// How many routes through the link, in which table (they go with the link).
     Routes {
-        netns: NsName,
+        netns: Netns,
         table: u32,
         count: usize,
     },
-    /// A full tunnel's rules, unreachable route, firewall tables and sysctl: they outlive the
-    /// link, and down removes exactly these (a rule by all its fields, priority included).
+    /// A full tunnel's rules, unreachable route, firewall tables and sysctl (with its value
+    /// before): they outlive the link, and down removes exactly these (a rule by all its
+    /// fields, priority included).
     Policy {
-        netns: NsName,
-        objects: Vec<PolicyRecord>,
+        netns: Netns,
+        objects: Vec<PolicyObject>,
     },
     /// DNS settings of the link: a resolvconf entry outlives it.
     Dns {
         name: String,
-        netns: NsName,
-        /// "systemd-resolved" or "resolvconf", as chosen when the step was about to run;
-        /// empty when neither was available.
-        backend: String,
+        netns: Netns,
+        /// The backend chosen when the step was about to run; None when neither was available.
+        /// Written by its name ("systemd-resolved", "resolvconf", "" for none).
+        #[serde(with = "backend_name")]
+        backend: Option<DnsBackend>,
     },
     /// Hooks, keys, peers, up: nothing that outlives the link.
     Nothing,
 }
 
-/// One object of a full tunnel, as the journal writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PolicyRecord {
-    Rule {
-        v6: bool,
-        priority: u32,
-        table: u32,
-        fwmark: Option<u32>,
-        invert: bool,
-        suppress_prefixlength: Option<u32>,
-    },
-    Unreachable {
-        dst: String,
-        table: u32,
-    },
-    Nft {
-        family: String,
-        name: String,
-    },
-    /// The value before up: put back on down when it is still what up set.
-    Sysctl {
-        path: String,
-        old: String,
-    },
-}
+/// A DNS backend by the name journals have always written ("" for none): a name the steps
+/// crate does not know is not a journal wg-exec wrote.
+mod backend_name {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use wg_exec_steps::DnsBackend;
 
-impl PolicyRecord {
-    pub fn of(o: &PolicyObject) -> PolicyRecord {
-        match o {
-            PolicyObject::Rule(r) => PolicyRecord::Rule {
-                v6: r.v6,
-                priority: r.priority,
-                table: r.table,
-                fwmark: r.fwmark,
-                invert: r.invert,
-                suppress_prefixlength: r.suppress_prefixlength,
-            },
-            PolicyObject::Unreachable { dst, table } => PolicyRecord::Unreachable {
-                dst: dst.to_string(),
-                table: *table,
-            },
-            PolicyObject::Nft(t) => PolicyRecord::Nft {
-                family: t.family.clone(),
-                name: t.name.clone(),
-            },
-            PolicyObject::Sysctl { path, old } => PolicyRecord::Sysctl {
-                path: path.clone(),
-                old: old.clone(),
-            },
-        }
+    pub fn serialize<S: Serializer>(b: &Option<DnsBackend>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(b.map_or("", |b| b.name()))
     }
 
-    /// Back to the object; None for a record that does not parse (an edited journal).
-    pub fn object(&self) -> Option<PolicyObject> {
-        Some(match self {
-            PolicyRecord::Rule {
-                v6,
-                priority,
-                table,
-                fwmark,
-                invert,
-                suppress_prefixlength,
-            } => PolicyObject::Rule(PolicyRule {
-                v6: *v6,
-                priority: *priority,
-                table: *table,
-                fwmark: *fwmark,
-                invert: *invert,
-                suppress_prefixlength: *suppress_prefixlength,
-                other: false,
-            }),
-            PolicyRecord::Unreachable { dst, table } => PolicyObject::Unreachable {
-                dst: dst.parse().ok()?,
-                table: *table,
-            },
-            PolicyRecord::Nft { family, name } => PolicyObject::Nft(NftTable {
-                family: family.clone(),
-                name: name.clone(),
-            }),
-            PolicyRecord::Sysctl { path, old } => PolicyObject::Sysctl {
-                path: path.clone(),
-                old: old.clone(),
-            },
-        })
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DnsBackend>, D::Error> {
+        let name = String::deserialize(d)?;
+        match name.as_str() {
+            "" => Ok(None),
+            other => DnsBackend::from_name(other)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("{other:?} is no DNS backend"))),
+        }
     }
 }
 
@@ -277,7 +204,7 @@ impl Journal {
     /// Where the link was moved from and to, if it may have been.
     pub fn moved(&self) -> Option<(Netns, Netns)> {
         self.live().find_map(|r| match &r.what {
-            What::Move { from, to, .. } => Some((ns_of(from), ns_of(to))),
+            What::Move { from, to, .. } => Some((from.clone(), to.clone())),
             _ => None,
         })
     }
@@ -286,28 +213,21 @@ impl Journal {
     pub fn policy(&self) -> Vec<(Netns, Vec<PolicyObject>)> {
         self.live()
             .filter_map(|r| match &r.what {
-                What::Policy { netns, objects } => Some((
-                    ns_of(netns),
-                    objects.iter().filter_map(PolicyRecord::object).collect(),
-                )),
+                What::Policy { netns, objects } => Some((netns.clone(), objects.clone())),
                 _ => None,
             })
             .collect()
     }
 
     /// The links whose DNS settings it set (or was about to): name, namespace, backend.
-    pub fn dns(&self) -> Vec<(String, Netns, Option<wg_exec_steps::DnsBackend>)> {
+    pub fn dns(&self) -> Vec<(String, Netns, Option<DnsBackend>)> {
         self.live()
             .filter_map(|r| match &r.what {
                 What::Dns {
                     name,
                     netns,
                     backend,
-                } => Some((
-                    name.clone(),
-                    ns_of(netns),
-                    wg_exec_steps::DnsBackend::from_name(backend),
-                )),
+                } => Some((name.clone(), netns.clone(), *backend)),
                 _ => None,
             })
             .collect()
@@ -330,7 +250,7 @@ impl Journal {
         self.live()
             .filter_map(|r| match &r.what {
                 What::Link { name, netns, .. } => {
-                    let created = ns_of(netns);
+                    let created = netns.clone();
                     let now = match &moved {
                         Some((_, to)) => to.clone(),
                         None => created.clone(),
@@ -398,10 +318,12 @@ pub fn load(path: &Path) -> Result<Option<Journal>, Unusable> {
             if let Ok(Some((dir, file))) = StateDir::of_file(path, Access::Change) {
                 let _ = dir.remove(&file);
                 if let Some(name) = file.strip_suffix(".ron") {
-                    for p in [
+                    let records = [
                         applied::path_for(dir.path(), name),
                         applied::next_path_for(dir.path(), name),
-                    ] {
+                    ];
+                    let legacy = records.iter().filter_map(|p| applied::legacy_path(p));
+                    for p in records.clone().into_iter().chain(legacy) {
                         if let Some(f) = p.file_name().and_then(|f| f.to_str()) {
                             let _ = dir.remove(f);
                         }
@@ -490,7 +412,22 @@ pub fn parse(text: &str) -> Result<Journal, String> {
             ))
         }
     }
-    ron::from_str(text).map_err(|e| format!("not a journal of version {VERSION}: {e}"))
+    ron_options()
+        .from_str(text)
+        .map_err(|e| format!("not a journal of version {VERSION}: {e}"))
+}
+
+/// How journals are written and read: RON, with a full tunnel's rule and firewall table written
+/// inside their object (`Rule(v6: false, …)`, as journals have always had them) rather than
+/// wrapped once more (`Rule((v6: false, …))`).
+fn ron_options() -> ron::Options {
+    ron::Options::default()
+        .with_default_extension(ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES)
+}
+
+/// The text of a journal, as [`JournalFile::save`] writes it and [`parse`] reads it.
+pub fn to_text(journal: &Journal) -> Result<String, ron::Error> {
+    ron_options().to_string_pretty(journal, ron::ser::PrettyConfig::default())
 }
 
 /// Renames an unusable journal to IFACE.ron.unusable-UNIXTIME (never deleted: it is kept for
@@ -534,8 +471,7 @@ impl JournalFile {
     /// after a power loss the links it describes are gone, and the boot id drops it.)
     pub fn save(&mut self) -> std::io::Result<()> {
         self.journal.pid = std::process::id();
-        let text = ron::ser::to_string_pretty(&self.journal, ron::ser::PrettyConfig::default())
-            .map_err(std::io::Error::other)?;
+        let text = to_text(&self.journal).map_err(std::io::Error::other)?;
         let (dir, name) = open_for_change(&self.path)?;
         dir.write_atomic(&name, text.as_bytes())
     }
@@ -577,7 +513,7 @@ mod tests {
                     status: Status::Done,
                     what: What::Link {
                         name: "wg0".into(),
-                        netns: Some("a".into()),
+                        netns: Netns::Named("a".into()),
                         userspace_pids: vec![42],
                     },
                 },
@@ -586,8 +522,8 @@ mod tests {
                     status: Status::Done,
                     what: What::Move {
                         name: "wg0".into(),
-                        from: Some("a".into()),
-                        to: None,
+                        from: Netns::Named("a".into()),
+                        to: Netns::Current,
                     },
                 },
             ],
@@ -613,7 +549,7 @@ mod tests {
 
     #[test]
     fn truncated_edited_and_other_versions_are_unusable_with_a_reason() {
-        let text = ron::ser::to_string_pretty(&sample(), Default::default()).unwrap();
+        let text = to_text(&sample()).unwrap();
         let truncated = &text[..text.len() / 2];
         let err = parse(truncated).unwrap_err();
         assert!(err.starts_with("not a journal"), "{err}");
@@ -641,7 +577,10 @@ mod tests {
             let text = format!("Journal(version: 2, interface: \"wg0\", records: {deep}");
             assert!(parse(&text).is_err());
             let text = format!("(version: 1, addresses: {deep}");
-            assert!(applied::parse(text.as_bytes()).is_err());
+            assert!(applied::legacy::parse(text.as_bytes()).is_err());
+            let json = format!("{{\"version\": 2, \"addresses\": {}", "[".repeat(200_000));
+            assert!(applied::parse(json.as_bytes()).is_err());
+            crate::fuzzing::journal_and_record(json.as_bytes());
             crate::fuzzing::journal_and_record(text.as_bytes());
         }
     }

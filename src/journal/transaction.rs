@@ -269,7 +269,7 @@ pub fn with_endpoints(
         return None;
     }
     let mut kept = target.clone();
-    for key in pending.iter().map(|k| k.to_base64()) {
+    for key in pending.iter().map(applied::PublicKey::of) {
         match recorded.endpoints.get(&key) {
             Some(old) => kept.endpoints.insert(key.clone(), old.clone()),
             None => kept.endpoints.remove(&key),
@@ -356,8 +356,16 @@ pub fn reload(
     let name = &cfg.name;
     let dir = dir_of(&jfile.path).to_path_buf();
     let next = applied::next_path_for(&dir, name);
-    if let Err(e) = applied::save(&next, target) {
-        return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
+    // A change the record does not hold (a keepalive, a preshared key, allowed IPs, the MTU the
+    // device lost…) writes no record: a killed reload is finished from the record as it is.
+    let mut written = jfile.journal.state.reload_interrupted() || recorded != target;
+    if written {
+        if let Err(e) = applied::save(&next, target) {
+            return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
+        }
+    } else if let Err(e) = applied::remove(&next) {
+        // A next record left by an earlier failure must not be joined if this one is killed.
+        return Outcome::Refused(format!("cannot remove {}: {e}", next.display()));
     }
     jfile.journal.state = State::Reloading;
     if let Err(e) = jfile.save() {
@@ -381,12 +389,17 @@ pub fn reload(
             let pending: Vec<Key> = steps.iter().flat_map(|s| s.endpoints_pending()).collect();
             let set: Vec<_> = steps.iter().flat_map(|s| s.endpoints_set()).collect();
             if let Some(kept) = with_endpoints(target, recorded, &pending, set) {
-                if let Err(e) = applied::save(&next, &kept) {
-                    log::error!("cannot record the reload in {}: {e}", next.display());
+                if written || kept != *target {
+                    written = true;
+                    if let Err(e) = applied::save(&next, &kept) {
+                        log::error!("cannot record the reload in {}: {e}", next.display());
+                    }
                 }
             }
-            if let Err(e) = applied::promote(&next, &applied::path_for(&dir, name)) {
-                log::error!("cannot record the reload in {}: {e}", next.display());
+            if written {
+                if let Err(e) = applied::promote(&next, &applied::path_for(&dir, name)) {
+                    log::error!("cannot record the reload in {}: {e}", next.display());
+                }
             }
             jfile.journal.pre_shutdown = cfg.pre_shutdown.clone();
             jfile.journal.post_shutdown = cfg.post_shutdown.clone();

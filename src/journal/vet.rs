@@ -4,9 +4,12 @@
 //! a key wg-exec generated, or a namespace path that leaves /run/netns is refused as a whole
 //! (its hooks with it), never followed in part.
 
-use super::{Journal, NsName, PolicyRecord, What};
+use super::{Journal, What};
 use std::path::{Component, Path};
-use wg_exec_steps::policy::{nft_table_name, FWMARK_PRIORITY, SRC_VALID_MARK, SUPPRESS_PRIORITY};
+use wg_exec_steps::policy::{
+    nft_table_name, PolicyObject, FWMARK_PRIORITY, SRC_VALID_MARK, SUPPRESS_PRIORITY,
+};
+use wg_exec_steps::{Netns, NftTable, PolicyRule};
 
 /// The routing tables a full tunnel never uses: unspec, default, main, local.
 const RESERVED_TABLES: [u32; 4] = [0, 253, 254, 255];
@@ -27,11 +30,12 @@ pub fn vet(j: &Journal, iface: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A namespace name a record may hold: none, or one [`namespace_name`] accepts.
-pub fn netns(ns: &NsName) -> Result<(), String> {
-    match ns.as_deref() {
-        None => Ok(()),
-        Some(n) => namespace_name(n),
+/// A namespace a record may hold: the current one, init's, or a name [`namespace_name`]
+/// accepts.
+pub fn netns(ns: &Netns) -> Result<(), String> {
+    match ns {
+        Netns::Current | Netns::Init => Ok(()),
+        Netns::Named(n) => namespace_name(n),
     }
 }
 
@@ -89,32 +93,27 @@ fn record(
             netns(ns)?;
             objects.iter().try_for_each(|o| policy(o, iface, table))
         }
+        // The backend is typed: a name wg-exec does not know does not parse.
         What::Dns {
-            name,
-            netns: ns,
-            backend,
+            name, netns: ns, ..
         } => {
             link_name(name, iface)?;
-            netns(ns)?;
-            match backend.as_str() {
-                "" | "systemd-resolved" | "resolvconf" => Ok(()),
-                other => Err(format!("{other:?} is no DNS backend")),
-            }
+            netns(ns)
         }
         What::Nothing => Ok(()),
     }
 }
 
-fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), String> {
+fn policy(o: &PolicyObject, iface: &str, table: Option<u32>) -> Result<(), String> {
     match o {
-        PolicyRecord::Rule {
+        PolicyObject::Rule(PolicyRule {
             priority,
             table: t,
             fwmark,
             invert,
             suppress_prefixlength,
             ..
-        } => {
+        }) => {
             let suppress = *priority == SUPPRESS_PRIORITY
                 && *t == 254
                 && fwmark.is_none()
@@ -135,8 +134,8 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
                 )),
             }
         }
-        PolicyRecord::Unreachable { dst, table: t } => {
-            if dst != "::/0" && dst != "0.0.0.0/0" {
+        PolicyObject::Unreachable { dst, table: t } => {
+            if dst.prefix_len() != 0 || dst.addr() != dst.network() {
                 return Err(format!(
                     "the unreachable route {dst} is not a default route"
                 ));
@@ -148,7 +147,7 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
             }
             Ok(())
         }
-        PolicyRecord::Nft { family, name } => {
+        PolicyObject::Nft(NftTable { family, name }) => {
             let mine = nft_table_name(iface);
             match (family.as_str(), name == &mine) {
                 ("ip" | "ip6", true) => Ok(()),
@@ -157,7 +156,7 @@ fn policy(o: &PolicyRecord, iface: &str, table: Option<u32>) -> Result<(), Strin
                 )),
             }
         }
-        PolicyRecord::Sysctl { path, old } => {
+        PolicyObject::Sysctl { path, old } => {
             if path != SRC_VALID_MARK {
                 return Err(format!(
                     "the sysctl {path:?} is not {SRC_VALID_MARK}, the one wg-exec sets"
@@ -340,46 +339,48 @@ mod tests {
         let j = journal(vec![
             What::Link {
                 name: "wg0".into(),
-                netns: Some("a".into()),
+                netns: Netns::Named("a".into()),
                 userspace_pids: vec![4242],
             },
             What::Move {
                 name: "wg0".into(),
-                from: Some("a".into()),
-                to: Some("init".into()),
+                from: Netns::Named("a".into()),
+                to: Netns::Init,
             },
             What::KeyFile {
                 path: "/nonexistent/wg0.key".into(),
                 existed: false,
             },
             What::Policy {
-                netns: None,
+                netns: Netns::Current,
                 objects: vec![
-                    PolicyRecord::Rule {
+                    PolicyObject::Rule(PolicyRule {
                         v6: false,
                         priority: SUPPRESS_PRIORITY,
                         table: 254,
                         fwmark: None,
                         invert: false,
                         suppress_prefixlength: Some(0),
-                    },
-                    PolicyRecord::Rule {
+                        other: false,
+                    }),
+                    PolicyObject::Rule(PolicyRule {
                         v6: false,
                         priority: FWMARK_PRIORITY,
                         table: 51820,
                         fwmark: Some(51820),
                         invert: true,
                         suppress_prefixlength: None,
-                    },
-                    PolicyRecord::Unreachable {
-                        dst: "::/0".into(),
+                        other: false,
+                    }),
+                    PolicyObject::Unreachable {
+                        dst: "::/0".parse().unwrap(),
                         table: 51820,
                     },
-                    PolicyRecord::Nft {
+                    PolicyObject::Nft(NftTable {
                         family: "ip".into(),
                         name: nft_table_name("wg0"),
-                    },
-                    PolicyRecord::Sysctl {
+                    }),
+                    PolicyObject::Sysctl {
                         path: SRC_VALID_MARK.into(),
                         old: "0".into(),
                     },
@@ -387,8 +388,8 @@ mod tests {
             },
             What::Dns {
                 name: "wg0".into(),
-                netns: None,
-                backend: "resolvconf".into(),
+                netns: Netns::Current,
+                backend: Some(wg_exec_steps::DnsBackend::Resolvconf),
             },
         ]);
         vet(&j, "wg0").unwrap();
@@ -401,16 +402,16 @@ mod tests {
             "it is the journal of `wg0`, not of `wg1`"
         );
         let e = refused(What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Sysctl {
+            netns: Netns::Current,
+            objects: vec![PolicyObject::Sysctl {
                 path: "../../../etc/passwd".into(),
                 old: "0".into(),
             }],
         });
         assert!(e.contains("is not net/ipv4/conf/all/src_valid_mark"), "{e}");
         let e = refused(What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Sysctl {
+            netns: Netns::Current,
+            objects: vec![PolicyObject::Sysctl {
                 path: SRC_VALID_MARK.into(),
                 old: "PWNED".into(),
             }],
@@ -418,20 +419,20 @@ mod tests {
         assert!(e.contains("\"PWNED\" is not a value"), "{e}");
         let e = refused(What::Link {
             name: "eth0".into(),
-            netns: None,
+            netns: Netns::Current,
             userspace_pids: Vec::new(),
         });
         assert_eq!(e, "record 1 (s): it names the link `eth0`, not `wg0`");
         assert!(refused(What::Link {
             name: "wg0".into(),
-            netns: None,
+            netns: Netns::Current,
             userspace_pids: vec![1],
         })
         .contains("1 is no userspace process"));
         assert!(refused(What::Move {
             name: "wg0".into(),
-            from: Some("../../proc/1/ns/net".into()),
-            to: None,
+            from: Netns::Named("../../proc/1/ns/net".into()),
+            to: Netns::Current,
         })
         .contains("is not a namespace name"));
         assert!(refused(What::KeyFile {
@@ -440,45 +441,76 @@ mod tests {
         })
         .contains("without `.` or `..`"));
         assert!(refused(What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Rule {
+            netns: Netns::Current,
+            objects: vec![PolicyObject::Rule(PolicyRule {
                 v6: false,
                 priority: 32766,
                 table: 254,
                 fwmark: None,
                 invert: false,
                 suppress_prefixlength: None,
-            }],
+                other: false,
+            })],
         })
         .contains("not one of a full tunnel's"));
         assert!(refused(What::Policy {
-            netns: None,
-            objects: vec![PolicyRecord::Nft {
+            netns: Netns::Current,
+            objects: vec![PolicyObject::Nft(NftTable {
                 family: "inet".into(),
                 name: "filter".into(),
-            }],
+            })],
         })
         .contains("is not wg-exec-wg0"));
-        assert!(refused(What::Dns {
+        // A backend wg-exec does not know is not even a journal.
+        let text = super::super::to_text(&journal(vec![What::Dns {
             name: "wg0".into(),
-            netns: None,
-            backend: "/bin/sh".into(),
-        })
-        .contains("no DNS backend"));
+            netns: Netns::Current,
+            backend: None,
+        }]))
+        .unwrap();
+        let e = super::super::parse(&text.replace("backend: \"\"", "backend: \"/bin/sh\""))
+            .unwrap_err();
+        assert!(e.contains("\"/bin/sh\" is no DNS backend"), "{e}");
+        // Nor is an unreachable route that is no network, or one that is no default route.
+        let unreachable = |dst: &str| {
+            let text = super::super::to_text(&journal(vec![What::Policy {
+                netns: Netns::Current,
+                objects: vec![PolicyObject::Unreachable {
+                    dst: "::/0".parse().unwrap(),
+                    table: 51820,
+                }],
+            }]))
+            .unwrap();
+            let text = text.replace("dst: \"::/0\"", &format!("dst: \"{dst}\""));
+            super::super::parse(&text).map(|j| vet(&j, "wg0"))
+        };
+        assert!(unreachable("/etc/passwd").is_err());
+        assert!(unreachable("::/0").unwrap().is_ok());
+        assert!(unreachable("0.0.0.0/0").unwrap().is_ok());
+        let e = unreachable("192.0.2.0/24").unwrap().unwrap_err();
+        assert!(
+            e.contains("the unreachable route 192.0.2.0/24 is not a default route"),
+            "{e}"
+        );
+        let e = unreachable("192.0.2.1/0").unwrap().unwrap_err();
+        assert!(e.contains("is not a default route"), "{e}");
     }
 
     #[test]
     fn a_mark_rule_of_another_table_than_the_full_tunnels_is_refused() {
-        let mark = |table| PolicyRecord::Rule {
-            v6: false,
-            priority: FWMARK_PRIORITY,
-            table,
-            fwmark: Some(table),
-            invert: true,
-            suppress_prefixlength: None,
+        let mark = |table| {
+            PolicyObject::Rule(PolicyRule {
+                v6: false,
+                priority: FWMARK_PRIORITY,
+                table,
+                fwmark: Some(table),
+                invert: true,
+                suppress_prefixlength: None,
+                other: false,
+            })
         };
         let policy = |objects| What::Policy {
-            netns: None,
+            netns: Netns::Current,
             objects,
         };
         // Both families' rules in the one table pass.

@@ -5,7 +5,7 @@
 //! interface's lock. It talks to `dyn Kernel` only, so the fake kernel tests it.
 
 use super::{decide, Why};
-use crate::journal::applied::{self, Applied, Refresh};
+use crate::journal::applied::{self, Applied, PublicKey, Refresh};
 use crate::lock;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -47,15 +47,6 @@ struct Seen {
     at: Instant,
 }
 
-pub fn endpoint_of(s: &str) -> Option<Endpoint> {
-    let (host, port) = s.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Some(Endpoint {
-        host: host.to_string(),
-        port: port.parse().ok()?,
-    })
-}
-
 /// The peers a refresh follows and what it knows of them.
 pub struct Refresher {
     name: String,
@@ -64,7 +55,7 @@ pub struct Refresher {
     tracked: Vec<Tracked>,
     seen: BTreeMap<String, Seen>,
     last_read: Option<Instant>,
-    overrides: Option<BTreeMap<String, Refresh>>,
+    overrides: Option<BTreeMap<PublicKey, Refresh>>,
     dir: std::path::PathBuf,
 }
 
@@ -75,7 +66,7 @@ impl Refresher {
         name: &str,
         link_ns: Netns,
         sock_ns: Netns,
-        overrides: Option<BTreeMap<String, Refresh>>,
+        overrides: Option<BTreeMap<PublicKey, Refresh>>,
         dir: PathBuf,
     ) -> Refresher {
         Refresher {
@@ -120,7 +111,7 @@ impl Refresher {
     /// Follows the record: peers known by name, with their endpoints and periods.
     pub fn follow(&mut self, rec: &Applied) {
         let mut next = Vec::new();
-        for (key, ep) in &rec.endpoints {
+        for (key, endpoint) in &rec.endpoints {
             let Some(refresh) = self
                 .overrides
                 .as_ref()
@@ -129,10 +120,9 @@ impl Refresher {
             else {
                 continue;
             };
-            let (Some(endpoint), Ok(k)) = (endpoint_of(ep), Key::from_base64(key, false)) else {
-                continue;
-            };
-            let name = rec.names.get(key).cloned().unwrap_or_else(|| key.clone());
+            let endpoint = endpoint.clone();
+            let k = key.key();
+            let name = rec.name(key).unwrap_or_else(|| key.to_string());
             let recorded = rec.resolved_endpoints.get(key).copied();
             match self.tracked.iter().position(|t| t.key == k) {
                 Some(i) => {
@@ -392,12 +382,7 @@ impl Refresher {
             .into_iter()
             .filter(|(i, _, _, _)| {
                 let t = &self.tracked[*i];
-                let named = rec
-                    .endpoints
-                    .get(&t.key.to_base64())
-                    .and_then(|e| endpoint_of(e))
-                    .as_ref()
-                    == Some(&t.endpoint);
+                let named = rec.endpoints.get(&PublicKey::of(&t.key)) == Some(&t.endpoint);
                 if !named {
                     log::info!(
                         "peer {}: its endpoint is no longer {} (a reload changed it); not pushed",
@@ -426,13 +411,8 @@ impl Refresher {
         };
         let mut differs = false;
         for t in self.tracked.iter().filter(|t| t.unsaved) {
-            let key = t.key.to_base64();
-            let same_name = rec
-                .endpoints
-                .get(&key)
-                .and_then(|e| endpoint_of(e))
-                .as_ref()
-                == Some(&t.endpoint);
+            let key = PublicKey::of(&t.key);
+            let same_name = rec.endpoints.get(&key) == Some(&t.endpoint);
             if let (true, Some(b)) = (same_name, t.baseline) {
                 if rec.resolved_endpoints.get(&key) != Some(&b) {
                     rec.resolved_endpoints.insert(key, b);
@@ -496,21 +476,6 @@ fn update(p: &LivePeer, endpoint: SocketAddr) -> PeerUpdate {
 mod tests {
     use super::*;
 
-    #[test]
-    fn endpoints_read_back_from_the_record() {
-        assert_eq!(
-            endpoint_of("demo.wireguard.io:12913"),
-            Some(Endpoint {
-                host: "demo.wireguard.io".into(),
-                port: 12913
-            })
-        );
-        assert_eq!(
-            endpoint_of("[2001:db8::1]:51820").unwrap().host,
-            "2001:db8::1"
-        );
-    }
-
     mod on_the_fake {
         use super::*;
         use crate::config::{self, RouteTables};
@@ -518,6 +483,10 @@ mod tests {
         use wg_exec_steps::fake::{FakeKernel, FakeLink};
 
         const B: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+        fn b() -> PublicKey {
+            PublicKey::of(&Key::from_base64(B, false).unwrap())
+        }
 
         fn a(s: &str) -> SocketAddr {
             s.parse().unwrap()
@@ -540,8 +509,7 @@ mod tests {
                     config::parse("wg0", Path::new("wg0.ron"), &text, &RouteTables::builtin())
                         .unwrap();
                 let mut rec = Applied::of(&cfg);
-                rec.resolved_endpoints
-                    .insert(B.into(), a("203.0.113.2:51820"));
+                rec.resolved_endpoints.insert(b(), a("203.0.113.2:51820"));
                 let dir = tempfile::tempdir().unwrap();
                 applied::save(&applied::path_for(dir.path(), "wg0"), &rec).unwrap();
                 let mut kernel = FakeKernel::new();
@@ -622,7 +590,7 @@ mod tests {
                     .unwrap()
                     .unwrap()
                     .resolved_endpoints
-                    .get(B)
+                    .get(&b())
                     .copied()
             }
 
@@ -694,8 +662,14 @@ mod tests {
             // A reload gives B another name after this refresh read the record.
             let path = applied::path_for(w.dir.path(), "wg0");
             let mut rec = applied::load(&path).unwrap().unwrap();
-            rec.endpoints.insert(B.into(), "b2.example:51820".into());
-            rec.resolved_endpoints.remove(B);
+            rec.endpoints.insert(
+                b(),
+                Endpoint {
+                    host: "b2.example".into(),
+                    port: 51820,
+                },
+            );
+            rec.resolved_endpoints.remove(&b());
             applied::save(&path, &rec).unwrap();
             assert_eq!(
                 w.once(),

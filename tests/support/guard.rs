@@ -17,7 +17,7 @@ pub fn journal_path(iface: &str) -> String {
     format!("{STATE_DIR}/{iface}.ron")
 }
 
-/// The records of what was applied to an interface (`IFACE.applied.ron`, the next one, and any
+/// The records of what was applied to an interface (`IFACE.applied.json`, the next one, and any
 /// other `IFACE.applied*`) in the default state directory.
 pub fn applied_files(iface: &str) -> Vec<PathBuf> {
     let prefix = format!("{iface}.applied");
@@ -37,7 +37,7 @@ pub fn applied_files(iface: &str) -> Vec<PathBuf> {
 
 /// The next record of what was applied, written by a reload before its rename.
 pub fn next_record(iface: &str) -> PathBuf {
-    Path::new(STATE_DIR).join(format!("{iface}.applied-next.ron"))
+    Path::new(STATE_DIR).join(format!("{iface}.applied-next.json"))
 }
 
 impl Drop for SocketGuard {

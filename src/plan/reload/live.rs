@@ -3,8 +3,7 @@
 
 use crate::config::derived::{self, interface_ns};
 use crate::config::Config;
-use crate::journal::applied::{backend_name, Applied};
-use crate::journal::ns_name;
+use crate::journal::applied::{backend_name, Applied, Dns, FullTunnelShape};
 use ipnet::IpNet;
 use wg_exec_steps::{Kernel, KernelError, LinkState, LiveDevice, Route};
 
@@ -37,15 +36,18 @@ pub fn read_live(
 /// The options that cannot change on a live interface, each with how it changed.
 pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
     let mut out = Vec::new();
-    let shown = |n: &Option<String>| n.clone().unwrap_or_else(|| "none".into());
-    if cfg.socket_namespace != recorded.socket_namespace {
+    let shown = |n: &wg_exec_steps::Netns| {
+        Option::<String>::from(n.clone()).unwrap_or_else(|| "none".into())
+    };
+    let socket = derived::socket_ns(cfg);
+    if socket != recorded.socket_namespace {
         out.push(format!(
             "socket_namespace ({} -> {})",
             shown(&recorded.socket_namespace),
-            shown(&cfg.socket_namespace)
+            shown(&socket)
         ));
     }
-    let iface = ns_name(&interface_ns(cfg));
+    let iface = interface_ns(cfg);
     if iface != recorded.interface_namespace {
         out.push(format!(
             "interface_namespace ({} -> {})",
@@ -53,9 +55,12 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
             shown(&iface)
         ));
     }
-    let shape = crate::journal::applied::full_tunnel_shape(cfg);
+    let shape = FullTunnelShape::of(cfg);
     if shape != recorded.full_tunnel {
-        let shown = |s: &Option<String>| s.clone().unwrap_or_else(|| "no full tunnel".into());
+        let shown = |s: &Option<FullTunnelShape>| {
+            s.as_ref()
+                .map_or_else(|| "no full tunnel".into(), |s| s.to_string())
+        };
         out.push(format!(
             "the full tunnel ({} -> {})",
             shown(&recorded.full_tunnel),
@@ -64,21 +69,21 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
     }
     // DNS settings are set once, by up (a reload that changed them would have to undo and
     // redo them through the backend; down and up do).
-    let dns = cfg.dns.entries();
+    let dns = Dns::of(&cfg.dns);
     if dns != recorded.dns {
         out.push(format!(
             "dns ([{}] -> [{}])",
-            recorded.dns.join(", "),
-            dns.join(", ")
+            recorded.dns.entries().join(", "),
+            dns.entries().join(", ")
         ));
     }
     let (backend, implementation) = backend_name(&cfg.backend);
-    if backend != recorded.backend {
-        out.push(format!("backend ({} -> {backend})", recorded.backend));
-    } else if implementation != recorded.userspace_implementation {
+    let (was, was_implementation) = backend_name(&recorded.backend);
+    if backend != was {
+        out.push(format!("backend ({was} -> {backend})"));
+    } else if implementation != was_implementation {
         out.push(format!(
-            "userspace_implementation ({} -> {implementation})",
-            recorded.userspace_implementation
+            "userspace_implementation ({was_implementation} -> {implementation})"
         ));
     }
     out

@@ -21,7 +21,7 @@
 use super::Plan;
 use crate::config::derived::{self, interface_ns, socket_ns};
 use crate::config::Config;
-use crate::journal::applied::Applied;
+use crate::journal::applied::{Applied, PublicKey};
 use ipnet::IpNet;
 use live::readdressed_v6;
 use std::collections::{BTreeSet, HashSet};
@@ -33,7 +33,9 @@ use wg_exec_steps::KeyRotate;
 use wg_exec_steps::Mtu;
 use wg_exec_steps::Routes;
 use wg_exec_steps::RoutesRemove;
-use wg_exec_steps::{Kernel, KernelError, Key, LiveDevice, Netns, Route, SecretSource, Step};
+use wg_exec_steps::{
+    Endpoint, Kernel, KernelError, Key, LiveDevice, Netns, Route, SecretSource, Step,
+};
 
 mod live;
 mod peers;
@@ -66,24 +68,20 @@ pub struct ReloadPlan {
 
 /// The addresses wg-exec added.
 fn recorded_addresses(recorded: &Applied) -> BTreeSet<IpNet> {
-    recorded
-        .addresses
-        .iter()
-        .filter_map(|a| a.parse().ok())
-        .collect()
+    recorded.addresses.iter().copied().collect()
 }
 
 /// The endpoint a peer was configured with, as recorded.
-fn recorded_endpoint<'r>(recorded: &'r Applied, key: &Key) -> Option<&'r String> {
+fn recorded_endpoint<'r>(recorded: &'r Applied, key: &Key) -> Option<&'r Endpoint> {
     match recorded.endpoints.is_empty() {
         true => None,
-        false => recorded.endpoints.get(&key.to_base64()),
+        false => recorded.endpoints.get(&PublicKey::of(key)),
     }
 }
 
 /// Whether a peer was in a configuration wg-exec applied.
 fn recorded_peer(recorded: &Applied, key: &Key) -> bool {
-    recorded.names.contains_key(&key.to_base64())
+    recorded.names.contains_key(&PublicKey::of(key))
 }
 
 /// The routes wg-exec added.

@@ -117,7 +117,6 @@ impl Reload<'_> {
             .collect();
         let mut out = Peers::default();
         let mut found = 0;
-        let mut shown = String::new();
         for p in &cfg.peers {
             let Some(old) = on_device.get(&p.public_key).copied() else {
                 out.new.push(peer_plan(p));
@@ -143,12 +142,7 @@ impl Reload<'_> {
                 &p.endpoint,
                 recorded_endpoint(self.recorded, &p.public_key),
             ) {
-                (Some(now), Some(before)) => {
-                    use std::fmt::Write;
-                    shown.clear();
-                    let _ = write!(shown, "{now}");
-                    shown != *before
-                }
+                (Some(now), Some(before)) => now != before,
                 // A new endpoint for a peer that had none, or a peer wg-exec did not record.
                 (Some(_), None) => true,
                 (None, Some(before)) => {
