@@ -588,3 +588,29 @@ fn mtu_auto_is_wg_quicks_rule_in_any_table() {
         .0;
     assert!(c.auto_mtu, "a .conf without MTU");
 }
+
+#[test]
+fn up_records_the_table_its_step_chose_and_a_reload_keeps_it() {
+    use wg_exec::journal::{applied, transaction};
+    let c = cfg("\"0.0.0.0/0\", \"::/0\"", "");
+    let mut k = kernel();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = transaction::up(
+        &wg_exec::journal::path_for(dir.path(), "wg0"),
+        &c,
+        &mut plan::up(&c),
+        &mut k,
+        &AtomicBool::new(false),
+        wg_exec::faults::Faults::default(),
+    );
+    assert_eq!(outcome, wg_exec::outcome::Outcome::Done);
+    // 51820 has another route: the step chose 51821, and that is what the record says.
+    let record = applied::load(&applied::path_for(dir.path(), "wg0"))
+        .unwrap()
+        .expect("the record of what was applied");
+    assert_eq!(record.full_tunnel_table, Some(51821));
+    assert_eq!(
+        transaction::reload_target(&c, &record).full_tunnel_table,
+        Some(51821)
+    );
+}
