@@ -7,30 +7,19 @@ use std::time::{Duration, Instant};
 use wg_exec::config::{self, RouteTables};
 use wg_exec::{executor, plan};
 
-fn config_text(n: u32) -> String {
-    let mut text = String::from(
-        "Interface(\n    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],\n    private_key_file: \"/etc/wg-exec/keys/wg0.key\",\n    listen_port: 51820,\n    mtu: 1420,\n    peers: [\n",
-    );
-    for i in 0..n {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_be_bytes());
-        b[31] = 0x5a;
-        let key = wg_exec_steps::Key::from_bytes(b, false).to_base64();
-        text.push_str(&format!(
-            "        Peer(public_key: \"{key}\", allowed_ips: [\"198.{}.{}.{}/32\", \"2001:db8:4::{i:x}/128\"], endpoint: \"198.51.100.{}:51820\"),\n",
-            18 + (i >> 16),
-            (i >> 8) & 255,
-            i & 255,
-            i % 250 + 1
-        ));
-    }
-    text.push_str("    ],\n)\n");
-    text
-}
+#[path = "support/mod.rs"]
+mod support;
 
 fn main() {
     let n = 10_000;
-    let text = config_text(n);
+    let text = support::config_text(
+        n,
+        &format!(
+            "{}    private_key_file: \"/etc/wg-exec/keys/wg0.key\",\n",
+            support::INTERFACE
+        ),
+        0,
+    );
     let runs = 30;
     let mut times: Vec<Duration> = Vec::with_capacity(runs);
     for _ in 0..runs {

@@ -3,52 +3,26 @@
 //! save it (temporary file, fsync, rename). A plain harness: median and minimum of several runs.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 use wg_exec::config::{self, RouteTables};
 use wg_exec::journal::applied::{self, Applied};
 
-fn config_text(n: u32) -> String {
-    let mut text = String::from(
-        "Interface(\n    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],\n    private_key_file: \"/etc/wg-exec/keys/wg0.key\",\n    listen_port: 51820,\n    mtu: 1420,\n    dns: [\"192.0.2.53\", \"corp.example\", \"~.\"],\n    peers: [\n",
-    );
-    for i in 0..n {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_be_bytes());
-        b[31] = 0x5a;
-        let key = wg_exec_steps::Key::from_bytes(b, false).to_base64();
-        text.push_str(&format!(
-            "        Peer(public_key: \"{key}\", allowed_ips: [\"198.{}.{}.{}/32\", \"2001:db8:4::{i:x}/128\"], endpoint: \"198.51.100.{}:51820\"),\n",
-            18 + (i >> 16),
-            (i >> 8) & 255,
-            i & 255,
-            i % 250 + 1
-        ));
-    }
-    text.push_str("    ],\n)\n");
-    text
-}
-
-fn time(runs: usize, mut f: impl FnMut()) -> (f64, f64) {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            f();
-            started.elapsed()
-        })
-        .collect();
-    times.sort();
-    (
-        times[runs / 2].as_secs_f64() * 1e3,
-        times[0].as_secs_f64() * 1e3,
-    )
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::time;
 
 fn main() {
     let n = 10_000;
     let (cfg, _) = config::parse(
         "wg0",
         Path::new("/etc/wg-exec/wg0.ron"),
-        &config_text(n),
+        &support::config_text(
+            n,
+            &format!(
+                "{}    private_key_file: \"/etc/wg-exec/keys/wg0.key\",\n    dns: [\"192.0.2.53\", \"corp.example\", \"~.\"],\n",
+                support::INTERFACE
+            ),
+            0,
+        ),
         &RouteTables::builtin(),
     )
     .expect("valid");

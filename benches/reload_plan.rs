@@ -14,30 +14,16 @@ use wg_exec::plan::reload;
 use wg_exec_steps::fake::FakeKernel;
 use wg_exec_steps::Netns;
 
+#[path = "support/mod.rs"]
+mod support;
+
 /// N peers as scripts/bench makes them, the last `changed` with a keepalive of 25.
 fn config_text(n: u32, changed: u32) -> String {
-    let mut text = String::from(
-        "Interface(\n    ips: [\"192.0.2.1/24\", \"2001:db8:1::1/64\"],\n    private_key_file: \"/keys/wg0.key\",\n    listen_port: 51820,\n    mtu: 1420,\n    backend: Kernel,\n    peers: [\n",
+    let interface = format!(
+        "{}    private_key_file: \"/keys/wg0.key\",\n    backend: Kernel,\n",
+        support::INTERFACE
     );
-    for i in 0..n {
-        let mut b = [0u8; 32];
-        b[..4].copy_from_slice(&i.to_be_bytes());
-        b[31] = 0x5a;
-        let key = wg_exec_steps::Key::from_bytes(b, false).to_base64();
-        let keepalive = match i >= n - changed {
-            true => ", persistent_keepalive: 25",
-            false => "",
-        };
-        text.push_str(&format!(
-            "        Peer(public_key: \"{key}\", allowed_ips: [\"198.{}.{}.{}/32\", \"2001:db8:4::{i:x}/128\"], endpoint: \"198.51.100.{}:51820\"{keepalive}),\n",
-            18 + (i >> 16),
-            (i >> 8) & 255,
-            i & 255,
-            i % 250 + 1
-        ));
-    }
-    text.push_str("    ],\n)\n");
-    text
+    support::config_text(n, &interface, changed)
 }
 
 fn parse(text: &str) -> Config {
