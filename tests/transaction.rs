@@ -225,7 +225,15 @@ fn a_reload_renames_its_record_over_the_last_and_a_rolled_back_one_keeps_the_las
     let dir = tempfile::tempdir().unwrap();
     let mut k = up_in(dir.path());
     let before = record_in(dir.path()).unwrap();
-    let edited = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
+    // A keepalive (not in the record) and an allowed IP, whose route the record holds.
+    let edited = parse(
+        &RICH
+            .replace("persistent_keepalive: 25", "persistent_keepalive: 10")
+            .replace(
+                "allowed_ips: [\"203.0.113.7/32\"]",
+                "allowed_ips: [\"203.0.113.7/32\", \"203.0.113.99/32\"]",
+            ),
+    );
 
     // Failing: the interface, the record and the journal's state stay; no next record.
     let copy = |k: &FakeKernel| {
@@ -269,9 +277,83 @@ fn a_reload_renames_its_record_over_the_last_and_a_rolled_back_one_keeps_the_las
     );
     want.resolved_endpoints
         .insert(pk(FIRST), "198.51.100.1:51820".parse().unwrap());
-    assert_eq!(record_in(dir.path()), Some(want));
+    assert_eq!(record_in(dir.path()), Some(want.clone()));
+    assert!(want
+        .routes
+        .contains(&"203.0.113.99/32".parse::<ipnet::IpNet>().unwrap()));
     let j = journal_in(dir.path());
     assert_eq!((j.state, j.reload_step), (State::Running, None));
+
+    // A change the record does not hold (only a keepalive): the record file is left as it is.
+    use std::os::unix::fs::MetadataExt;
+    let file = applied::path_for(dir.path(), "wg0");
+    let inode = std::fs::metadata(&file).unwrap().ino();
+    let keepalive = parse(
+        &RICH
+            .replace("persistent_keepalive: 25", "persistent_keepalive: 5")
+            .replace(
+                "allowed_ips: [\"203.0.113.7/32\"]",
+                "allowed_ips: [\"203.0.113.7/32\", \"203.0.113.99/32\"]",
+            ),
+    );
+    assert_eq!(reload_in(dir.path(), &mut k, &keepalive), Outcome::Done);
+    assert_eq!(std::fs::metadata(&file).unwrap().ino(), inode);
+    assert_eq!(record_in(dir.path()), Some(want));
+    assert!(!next_in(dir.path()));
+}
+
+#[test]
+fn a_reload_killed_twice_still_counts_what_the_first_added_as_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = up_in(dir.path());
+    let first = record_in(dir.path()).unwrap();
+    let ns = Netns::Named("tunnel".into());
+    let x: ipnet::IpNet = "198.18.77.1/24".parse().unwrap();
+    // Reload 1 adds address X and is killed after its last change: the journal says a reload
+    // runs, its next record is on disk.
+    let one = parse(&RICH.replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"198.18.77.1/24\""));
+    let t1 = transaction::reload_target(&one, &first);
+    applied::save(&applied::next_path_for(dir.path(), "wg0"), &t1).unwrap();
+    let mut jfile = JournalFile {
+        path: journal::path_for(dir.path(), "wg0"),
+        journal: journal_in(dir.path()),
+    };
+    jfile.set_state(State::Reloading).unwrap();
+    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
+    let mut steps = reload::plan(&one, &first, &live, &mut k).unwrap().steps;
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    // Reload 2 goes back (and changes a keepalive); it writes its next record as `reload` does,
+    // then is killed after its first step, before the step that removes X.
+    let two = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
+    let joined = transaction::recorded(dir.path(), "wg0", &journal_in(dir.path())).unwrap();
+    assert!(joined.addresses.contains(&x), "reload 2 counts X as ours");
+    let t2 = transaction::reload_target(&two, &joined);
+    let running = transaction::running_record(&joined, &t2, true);
+    applied::save(&applied::next_path_for(dir.path(), "wg0"), &running).unwrap();
+    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
+    let mut steps = reload::plan(&two, &joined, &live, &mut k).unwrap().steps;
+    assert!(steps.len() > 1, "a step before the address goes");
+    executor::up(
+        &mut steps[..1],
+        &mut k,
+        &AtomicBool::new(false),
+        &mut NoWatch,
+    )
+    .unwrap();
+    // Reload 3 still knows X is wg-exec's: it removes it, and records what the device has.
+    let joined = transaction::recorded(dir.path(), "wg0", &journal_in(dir.path())).unwrap();
+    assert!(joined.addresses.contains(&x), "reload 3 counts X as ours");
+    assert_eq!(reload_in(dir.path(), &mut k, &two), Outcome::Done);
+    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
+    assert!(!live.addrs.contains(&x), "X is gone: {:?}", live.addrs);
+    let record = record_in(dir.path()).unwrap();
+    assert!(!record.addresses.contains(&x));
+    assert!(
+        record.earlier_routes.is_empty(),
+        "a promoted record has no union"
+    );
+    assert!(!next_in(dir.path()));
+    assert_eq!(journal_in(dir.path()).state, State::Running);
 }
 
 #[test]
@@ -370,4 +452,51 @@ fn endpoints_a_reload_records_table() {
     let got = transaction::with_endpoints(&target, &bare, &[key(FIRST)], vec![]).unwrap();
     assert_eq!(got.endpoints.get(&pk(FIRST)), None);
     assert_eq!(got.resolved_endpoints.get(&pk(FIRST)), None);
+}
+
+#[test]
+fn a_rolled_back_reload_that_finishes_a_killed_one_leaves_it_unfinished() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = up_in(dir.path());
+    let first = record_in(dir.path()).unwrap();
+    let ns = Netns::Named("tunnel".into());
+    let x: ipnet::IpNet = "198.18.77.1/24".parse().unwrap();
+    // Reload 1 adds address X and is killed after its last change.
+    let one = parse(&RICH.replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"198.18.77.1/24\""));
+    let t1 = transaction::reload_target(&one, &first);
+    applied::save(&applied::next_path_for(dir.path(), "wg0"), &t1).unwrap();
+    let mut jfile = JournalFile {
+        path: journal::path_for(dir.path(), "wg0"),
+        journal: journal_in(dir.path()),
+    };
+    jfile.set_state(State::Reloading).unwrap();
+    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
+    let mut steps = reload::plan(&one, &first, &live, &mut k).unwrap().steps;
+    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    // Reload 2 (back, and a keepalive) fails at its first call and is rolled back: the device is
+    // as reload 1 left it, so the journal still says a reload is unfinished and X stays ours.
+    let two = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
+    let mut probe = fresh_kernel();
+    probe.state = k.state.clone();
+    let joined = transaction::recorded(dir.path(), "wg0", &journal_in(dir.path())).unwrap();
+    let live = reload::read_live(&mut probe, &ns, "wg0").unwrap().unwrap();
+    reload::plan(&two, &joined, &live, &mut probe).unwrap();
+    let mut failing = fresh_kernel();
+    failing.state = k.state.clone();
+    failing.fail_call(
+        probe.calls.len() + 1,
+        KernelError::from_errno(16, Some("injected")),
+    );
+    let outcome = reload_in(dir.path(), &mut failing, &two);
+    assert!(matches!(outcome, Outcome::RolledBack(_)), "{outcome:?}");
+    assert_eq!(failing.state, k.state);
+    assert_eq!(journal_in(dir.path()).state, State::Reloading);
+    let joined = transaction::recorded(dir.path(), "wg0", &journal_in(dir.path())).unwrap();
+    assert!(joined.addresses.contains(&x), "X is still counted as ours");
+    // The next reload converges and closes it.
+    assert_eq!(reload_in(dir.path(), &mut k, &two), Outcome::Done);
+    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
+    assert!(!live.addrs.contains(&x));
+    assert_eq!(journal_in(dir.path()).state, State::Running);
+    assert!(!next_in(dir.path()));
 }

@@ -200,9 +200,11 @@ pub struct Applied {
     pub full_tunnel_table: Option<u32>,
     /// The `dns` entries.
     pub dns: Dns,
-    /// In a union (never written): the routes of the earlier record, in its table and with its
-    /// metric, which a killed reload may not have removed yet.
-    #[serde(skip)]
+    /// In a union: the routes of the earlier record, in its table and with its metric, which a
+    /// killed reload may not have removed yet. Written only in the next record of a reload that
+    /// finishes a killed one (so that a second kill forgets nothing); a record wg-exec promotes
+    /// has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_routes: Vec<wg_exec_steps::Route>,
 }
 
@@ -331,8 +333,10 @@ impl Applied {
                     .map(|dst| wg_exec_steps::Route::new(*dst, self.table, self.metric)),
             );
         }
+        let mut seen: std::collections::HashSet<wg_exec_steps::Route> =
+            out.iter().cloned().collect();
         for r in &self.earlier_routes {
-            if !out.contains(r) {
+            if seen.insert(r.clone()) {
                 out.push(r.clone());
             }
         }

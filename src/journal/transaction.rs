@@ -283,6 +283,17 @@ pub fn with_endpoints(
     Some(kept)
 }
 
+/// The next record a reload writes before its first step, what a kill leaves for the next
+/// reload to join: the target; finishing a killed reload, the target joined with what that one
+/// may have left (`recorded` is the record and its next record joined), so that a second kill
+/// does not forget the addresses and routes the first one added.
+pub fn running_record(recorded: &Applied, target: &Applied, interrupted: bool) -> Applied {
+    match interrupted {
+        true => recorded.union(target),
+        false => target.clone(),
+    }
+}
+
 /// A reload with nothing for the kernel: the records may still change (hooks, periods,
 /// endpoint spellings), and a reload killed after its last change is closed.
 pub fn reload_nothing(
@@ -358,9 +369,10 @@ pub fn reload(
     let next = applied::next_path_for(&dir, name);
     // A change the record does not hold (a keepalive, a preshared key, allowed IPs, the MTU the
     // device lost…) writes no record: a killed reload is finished from the record as it is.
-    let mut written = jfile.journal.state.reload_interrupted() || recorded != target;
+    let interrupted = jfile.journal.state.reload_interrupted();
+    let written = interrupted || recorded != target;
     if written {
-        if let Err(e) = applied::save(&next, target) {
+        if let Err(e) = applied::save(&next, &running_record(recorded, target, interrupted)) {
             return Outcome::Refused(format!("cannot write {}: {e}", next.display()));
         }
     } else if let Err(e) = applied::remove(&next) {
@@ -388,15 +400,17 @@ pub fn reload(
         Ok(()) => {
             let pending: Vec<Key> = steps.iter().flat_map(|s| s.endpoints_pending()).collect();
             let set: Vec<_> = steps.iter().flat_map(|s| s.endpoints_set()).collect();
-            if let Some(kept) = with_endpoints(target, recorded, &pending, set) {
-                if written || kept != *target {
-                    written = true;
-                    if let Err(e) = applied::save(&next, &kept) {
-                        log::error!("cannot record the reload in {}: {e}", next.display());
-                    }
+            let kept = with_endpoints(target, recorded, &pending, set);
+            let last = kept.as_ref().unwrap_or(target);
+            // The next record on disk is `last` already unless endpoints changed it, or it is
+            // the union written while finishing a killed reload.
+            let next_is_last = written && !interrupted && kept.is_none();
+            if (written || last != recorded) && !next_is_last {
+                if let Err(e) = applied::save(&next, last) {
+                    log::error!("cannot record the reload in {}: {e}", next.display());
                 }
             }
-            if written {
+            if written || last != recorded {
                 if let Err(e) = applied::promote(&next, &applied::path_for(&dir, name)) {
                     log::error!("cannot record the reload in {}: {e}", next.display());
                 }
@@ -408,6 +422,13 @@ pub fn reload(
             }
             log::info!("{name} reloaded");
             Outcome::Done
+        }
+        // Rolled back after finishing part of a killed reload: the device is as that one left
+        // it, so the journal still says a reload is unfinished and the union stays the next
+        // record (the next reload converges and counts its addresses and routes as ours).
+        Err(e) if !e.incomplete() && interrupted => {
+            let _ = jfile.save();
+            Outcome::RolledBack(e.to_string())
         }
         Err(e) if !e.incomplete() => {
             let _ = applied::remove(&next);
