@@ -287,10 +287,14 @@ pub fn with_endpoints(
 /// reload to join: the target; finishing a killed reload, the target joined with what that one
 /// may have left (`recorded` is the record and its next record joined), so that a second kill
 /// does not forget the addresses and routes the first one added.
-pub fn running_record(recorded: &Applied, target: &Applied, interrupted: bool) -> Applied {
+pub fn running_record<'a>(
+    recorded: &Applied,
+    target: &'a Applied,
+    interrupted: bool,
+) -> std::borrow::Cow<'a, Applied> {
     match interrupted {
-        true => recorded.union(target),
-        false => target.clone(),
+        true => std::borrow::Cow::Owned(recorded.union(target)),
+        false => std::borrow::Cow::Borrowed(target),
     }
 }
 
