@@ -295,6 +295,24 @@ fn a_fault_at_every_call_of_recovery_is_reported_and_the_next_recovery_finishes(
     }
 }
 
+/// What up decides about the earlier run `j` left, recovering (when it must) with the
+/// journal's own down plan, as `wg-exec up` does.
+fn settle_from_journal(
+    path: &Path,
+    cfg: &wg_exec::config::Config,
+    j: &Journal,
+    k: &mut FakeKernel,
+) -> Result<(), Outcome> {
+    settle(
+        path,
+        cfg,
+        Some(j.clone()),
+        &mut plan::down_from_journal(j, false),
+        k,
+        &mut NoWatch,
+    )
+}
+
 /// The four cases before an up, decided with the fake kernel.
 #[test]
 fn before_an_up_the_four_cases_are_decided() {
@@ -307,14 +325,7 @@ fn before_an_up_the_four_cases_are_decided() {
     j.state = State::Running;
     let path = dir.path().join("wg0.ron");
     let before = k.state.clone();
-    match settle(
-        &path,
-        &cfg,
-        Some(j.clone()),
-        &mut plan::down_from_journal(&j, false),
-        &mut k,
-        &mut NoWatch,
-    ) {
+    match settle_from_journal(&path, &cfg, &j, &mut k) {
         Err(Outcome::Refused(m)) => assert!(m.contains("it is already up"), "{m}"),
         other => panic!("{other:?}"),
     }
@@ -324,15 +335,7 @@ fn before_an_up_the_four_cases_are_decided() {
     // 2. Up but its link gone (deleted by hand): start over, the journal dropped.
     k.state.links.clear();
     k.state.routes.clear();
-    settle(
-        &path,
-        &cfg,
-        Some(j.clone()),
-        &mut plan::down_from_journal(&j, false),
-        &mut k,
-        &mut NoWatch,
-    )
-    .unwrap();
+    settle_from_journal(&path, &cfg, &j, &mut k).unwrap();
     assert!(!path.exists());
 
     // 3. Unfinished: rolled back first, through the executor (a failure there is exit 3).
@@ -343,14 +346,7 @@ fn before_an_up_the_four_cases_are_decided() {
     failing.state = k.state.clone();
     failing.calls = k.calls.clone();
     failing.fail_call(k.calls.len() + 1, KernelError::from_errno(16, Some("busy")));
-    match settle(
-        &path,
-        &cfg,
-        Some(j.clone()),
-        &mut plan::down_from_journal(&j, false),
-        &mut failing,
-        &mut NoWatch,
-    ) {
+    match settle_from_journal(&path, &cfg, &j, &mut failing) {
         Err(Outcome::LeftBehind(lines)) => {
             assert!(
                 lines.last().unwrap().contains("nothing new was done"),
@@ -359,15 +355,7 @@ fn before_an_up_the_four_cases_are_decided() {
         }
         other => panic!("{other:?}"),
     }
-    settle(
-        &path,
-        &cfg,
-        Some(j.clone()),
-        &mut plan::down_from_journal(&j, false),
-        &mut k,
-        &mut NoWatch,
-    )
-    .unwrap();
+    settle_from_journal(&path, &cfg, &j, &mut k).unwrap();
     assert_eq!(k.state, fresh_kernel().state);
     assert!(!path.exists());
 

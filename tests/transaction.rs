@@ -306,22 +306,11 @@ fn a_reload_renames_its_record_over_the_last_and_a_rolled_back_one_keeps_the_las
 fn a_reload_killed_twice_still_counts_what_the_first_added_as_ours() {
     let dir = tempfile::tempdir().unwrap();
     let mut k = up_in(dir.path());
-    let first = record_in(dir.path()).unwrap();
     let ns = Netns::Named("tunnel".into());
     let x: ipnet::IpNet = "198.18.77.1/24".parse().unwrap();
-    // Reload 1 adds address X and is killed after its last change: the journal says a reload
-    // runs, its next record is on disk.
+    // Reload 1 adds address X and is killed after its last change.
     let one = parse(&RICH.replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"198.18.77.1/24\""));
-    let t1 = transaction::reload_target(&one, &first);
-    applied::save(&applied::next_path_for(dir.path(), "wg0"), &t1).unwrap();
-    let mut jfile = JournalFile {
-        path: journal::path_for(dir.path(), "wg0"),
-        journal: journal_in(dir.path()),
-    };
-    jfile.set_state(State::Reloading).unwrap();
-    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
-    let mut steps = reload::plan(&one, &first, &live, &mut k).unwrap().steps;
-    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    killed_reload(dir.path(), &mut k, &one);
     // Reload 2 goes back (and changes a keepalive); it writes its next record as `reload` does,
     // then is killed after its first step, before the step that removes X.
     let two = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
@@ -356,11 +345,29 @@ fn a_reload_killed_twice_still_counts_what_the_first_added_as_ours() {
     assert_eq!(journal_in(dir.path()).state, State::Running);
 }
 
+/// A reload to `cfg` killed after its last change: its next record on disk, the journal saying
+/// a reload runs, the device as `cfg` says. The record before it is returned.
+fn killed_reload(dir: &Path, k: &mut FakeKernel, cfg: &config::Config) -> Applied {
+    let before = record_in(dir).unwrap();
+    let target = transaction::reload_target(cfg, &before);
+    applied::save(&applied::next_path_for(dir, "wg0"), &target).unwrap();
+    let mut jfile = JournalFile {
+        path: journal::path_for(dir, "wg0"),
+        journal: journal_in(dir),
+    };
+    jfile.set_state(State::Reloading).unwrap();
+    let live = reload::read_live(k, &Netns::Named("tunnel".into()), "wg0")
+        .unwrap()
+        .unwrap();
+    let mut steps = reload::plan(cfg, &before, &live, k).unwrap().steps;
+    executor::up(&mut steps, k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    before
+}
+
 #[test]
 fn an_interrupted_reload_is_joined_then_closed() {
     let dir = tempfile::tempdir().unwrap();
     let mut k = up_in(dir.path());
-    let before = record_in(dir.path()).unwrap();
     // A reload that dropped a peer was killed after its last change: the journal says
     // reloading, the next record is on disk, the device is as the new configuration says.
     let edited = parse(
@@ -371,18 +378,8 @@ fn an_interrupted_reload_is_joined_then_closed() {
                 "allowed_ips: [\"203.0.113.7/32\", \"203.0.113.99/32\"]",
             ),
     );
+    let before = killed_reload(dir.path(), &mut k, &edited);
     let target = transaction::reload_target(&edited, &before);
-    applied::save(&applied::next_path_for(dir.path(), "wg0"), &target).unwrap();
-    let mut jfile = JournalFile {
-        path: journal::path_for(dir.path(), "wg0"),
-        journal: journal_in(dir.path()),
-    };
-    jfile.set_state(State::Reloading).unwrap();
-    let live = reload::read_live(&mut k, &Netns::Named("tunnel".into()), "wg0")
-        .unwrap()
-        .unwrap();
-    let mut steps = reload::plan(&edited, &before, &live, &mut k).unwrap().steps;
-    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
 
     // The next reload joins both records (the new route is wg-exec's either way) and, with
     // nothing left for the kernel, closes the interrupted one.
@@ -458,21 +455,11 @@ fn endpoints_a_reload_records_table() {
 fn a_rolled_back_reload_that_finishes_a_killed_one_leaves_it_unfinished() {
     let dir = tempfile::tempdir().unwrap();
     let mut k = up_in(dir.path());
-    let first = record_in(dir.path()).unwrap();
     let ns = Netns::Named("tunnel".into());
     let x: ipnet::IpNet = "198.18.77.1/24".parse().unwrap();
     // Reload 1 adds address X and is killed after its last change.
     let one = parse(&RICH.replace("\"192.0.2.1/24\"", "\"192.0.2.1/24\", \"198.18.77.1/24\""));
-    let t1 = transaction::reload_target(&one, &first);
-    applied::save(&applied::next_path_for(dir.path(), "wg0"), &t1).unwrap();
-    let mut jfile = JournalFile {
-        path: journal::path_for(dir.path(), "wg0"),
-        journal: journal_in(dir.path()),
-    };
-    jfile.set_state(State::Reloading).unwrap();
-    let live = reload::read_live(&mut k, &ns, "wg0").unwrap().unwrap();
-    let mut steps = reload::plan(&one, &first, &live, &mut k).unwrap().steps;
-    executor::up(&mut steps, &mut k, &AtomicBool::new(false), &mut NoWatch).unwrap();
+    killed_reload(dir.path(), &mut k, &one);
     // Reload 2 (back, and a keepalive) fails at its first call and is rolled back: the device is
     // as reload 1 left it, so the journal still says a reload is unfinished and X stays ours.
     let two = parse(&RICH.replace("persistent_keepalive: 25", "persistent_keepalive: 10"));
