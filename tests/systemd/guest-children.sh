@@ -40,6 +40,8 @@ case_children() { # label (root|non-root)
     check "$L: /run/wireguard and wgother.sock are as before after the stop" eq "$after" "$before"
     check "$L: nothing of wg0 left in /run/wireguard" test ! -e /run/wireguard/wg0.sock -a ! -L /run/wireguard/wg0.sock
     rm -f /run/wireguard/wgother.sock
-    wait_for 5 not pgrep -f -x 'wireguard-go wgother'
+    # wireguard-go ends when it notices its socket is gone; a survivor would be mistaken for
+    # the next case's daemon.
+    check "$L: wireguard-go wgother ended when its socket was removed" wait_for 10 not pgrep -f -x 'wireguard-go wgother'
     ip netns del vmother
 }

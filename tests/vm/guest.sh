@@ -393,7 +393,7 @@ check "$r: the plan updates p3 in place: endpoint and keepalive only, no remove"
 check "$r: the plan does not touch b" "! echo \"\$plan\" | grep -q '$PB'"
 hs_before=$(handshake_of "$PB"); xfer_before=$(transfer_of "$PB")
 echo "    b before: handshake $hs_before, transfer $xfer_before"
-in_ns a ping -i 0.02 -c 250 192.0.2.2 > /tmp/reload-ping.out 2>&1 &
+in_ns a ping -i 0.02 -c 500 192.0.2.2 > /tmp/reload-ping.out 2>&1 &
 ping_pid=$!
 sleep 1
 out=$(wgk -v reload wgk 2>&1); rc=$?
