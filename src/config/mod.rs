@@ -78,8 +78,9 @@ impl Peer {
 }
 
 /// The configuration's `dns`: entries that are addresses are servers, `~name` entries routing
-/// domains, the others search domains.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// domains, the others search domains. The record of what was applied holds it as it is
+/// (journal/applied).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dns {
     pub servers: Vec<std::net::IpAddr>,
     pub search: Vec<String>,

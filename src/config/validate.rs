@@ -164,7 +164,7 @@ impl RouteTables {
                 }
             }
         }
-        for (name, id) in [("default", 253), ("main", 254), ("local", 255)] {
+        for (name, id) in wg_exec_steps::route::NAMED_TABLES {
             names.insert(name.to_string(), id);
         }
         RouteTables { names }
@@ -575,7 +575,7 @@ pub fn validate_with(
                 .iter()
                 .any(|p| p.allowed_ips.iter().any(|n| n.prefix_len() == 0));
         if let Some(m @ 253..=255) = fwmark.filter(|_| full) {
-            let name = ["default", "main", "local"][(m - 253) as usize];
+            let name = wg_exec_steps::route::table_name(m);
             c.error(
                 "fwmark",
                 format!("{m} is table {name}: a full tunnel's fwmark is also its table, whose default route it replaces; choose another, or leave it unset for a free table"),

@@ -100,13 +100,13 @@ pub fn settle(
             // record.
             if outlives {
                 recover(&j, recovery, kernel, watch).map_err(|failures| {
-                    let mut lines: Vec<String> =
-                        failures.iter().map(|f| format!("recovery: {f}")).collect();
-                    lines.push(format!(
-                        "what the journal {} records could not be undone; nothing new was done",
-                        jpath.display()
-                    ));
-                    Outcome::LeftBehind(lines)
+                    recovery_failed(
+                        &failures,
+                        format!(
+                            "what the journal {} records could not be undone; nothing new was done",
+                            jpath.display()
+                        ),
+                    )
                 })?;
             }
             forget(jpath);
@@ -123,13 +123,13 @@ pub fn settle(
                 ),
             );
             let done = recover(&j, recovery, kernel, watch).map_err(|failures| {
-                let mut lines: Vec<String> =
-                    failures.iter().map(|f| format!("recovery: {f}")).collect();
-                lines.push(format!(
-                    "the unfinished transaction could not be rolled back; nothing new was done; the journal {} keeps it",
-                    jpath.display()
-                ));
-                Outcome::LeftBehind(lines)
+                recovery_failed(
+                    &failures,
+                    format!(
+                        "the unfinished transaction could not be rolled back; nothing new was done; the journal {} keeps it",
+                        jpath.display()
+                    ),
+                )
             })?;
             say(
                 "up",
@@ -150,6 +150,13 @@ pub fn settle(
 }
 
 /// Never adopt (or later delete) an interface wg-exec did not create.
+/// What a failed recovery left, each failure named, and `last` saying what that means.
+fn recovery_failed(failures: &[crate::executor::Failure], last: String) -> Outcome {
+    let mut lines: Vec<String> = failures.iter().map(|f| format!("recovery: {f}")).collect();
+    lines.push(last);
+    Outcome::LeftBehind(lines)
+}
+
 fn not_ours(jpath: &Path, cfg: &Config, kernel: &mut dyn Kernel) -> Result<(), Outcome> {
     let name = &cfg.name;
     let places: BTreeSet<Netns> = [derived::socket_ns(cfg), derived::interface_ns(cfg)].into();

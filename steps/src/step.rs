@@ -285,6 +285,15 @@ impl StepError {
         self.undo_failures.extend(undo);
         self
     }
+
+    /// A rollback's result from its failures: the first one, carrying the others.
+    pub fn first_of(errors: Vec<StepError>) -> Result<(), StepError> {
+        let mut it = errors.into_iter();
+        match it.next() {
+            None => Ok(()),
+            Some(e) => Err(e.with_undo(it.collect())),
+        }
+    }
 }
 
 /// "wg0 in netns tunnel", "wg0" for the current namespace.
@@ -293,6 +302,11 @@ pub fn object(name: &str, ns: &crate::Netns) -> String {
         crate::Netns::Current => name.to_string(),
         other => format!("{name} in {other}"),
     }
+}
+
+/// A count for messages: "1 peer", "2 peers".
+pub fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// A list of things for messages: "a, b and c".

@@ -81,38 +81,9 @@ impl std::fmt::Display for PrivateKey {
     }
 }
 
-/// The configuration's `dns`, as up applied it: servers, search domains, routing domains
-/// (without their `~`; "." for `~.`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dns {
-    pub servers: Vec<IpAddr>,
-    pub search: Vec<String>,
-    pub routing: Vec<String>,
-}
-
-impl Dns {
-    pub fn of(d: &crate::config::Dns) -> Dns {
-        Dns {
-            servers: d.servers.clone(),
-            search: d.search.clone(),
-            routing: d.routing.clone(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.servers.is_empty() && self.search.is_empty() && self.routing.is_empty()
-    }
-
-    /// As the configuration writes them, for messages: servers, search domains, `~` domains.
-    pub fn entries(&self) -> Vec<String> {
-        self.servers
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.search.iter().cloned())
-            .chain(self.routing.iter().map(|d| format!("~{d}")))
-            .collect()
-    }
-}
+/// The configuration's `dns` as up applied it, recorded as the configuration holds it (the same
+/// type: the record is not a second vocabulary).
+pub use crate::config::Dns;
 
 /// What of a full tunnel a reload cannot change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,7 +252,7 @@ impl Applied {
             resolved_endpoints: BTreeMap::new(),
             full_tunnel: FullTunnelShape::of(cfg),
             full_tunnel_table: None,
-            dns: Dns::of(&cfg.dns),
+            dns: cfg.dns.clone(),
             earlier_routes: Vec::new(),
         }
     }

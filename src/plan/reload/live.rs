@@ -3,7 +3,7 @@
 
 use crate::config::derived::{self, interface_ns};
 use crate::config::Config;
-use crate::journal::applied::{backend_name, Applied, Dns, FullTunnelShape};
+use crate::journal::applied::{backend_name, Applied, FullTunnelShape};
 use ipnet::IpNet;
 use wg_exec_steps::{Kernel, KernelError, LinkState, LiveDevice, Route};
 
@@ -69,8 +69,8 @@ pub fn not_live(cfg: &Config, recorded: &Applied) -> Vec<String> {
     }
     // DNS settings are set once, by up (a reload that changed them would have to undo and
     // redo them through the backend; down and up do).
-    let dns = Dns::of(&cfg.dns);
-    if dns != recorded.dns {
+    let dns = &cfg.dns;
+    if *dns != recorded.dns {
         out.push(format!(
             "dns ([{}] -> [{}])",
             recorded.dns.entries().join(", "),

@@ -74,14 +74,7 @@ impl Step for Addresses {
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let mut failures = self.remove_added(kernel);
-        match failures.len() {
-            0 => Ok(()),
-            _ => {
-                let first = failures.remove(0);
-                Err(first.with_undo(failures))
-            }
-        }
+        StepError::first_of(self.remove_added(kernel))
     }
 
     fn trace(&self) -> Trace {

@@ -73,13 +73,6 @@ impl Step for AddressesRemove {
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        let mut failures = self.restore(kernel);
-        match failures.len() {
-            0 => Ok(()),
-            _ => {
-                let first = failures.remove(0);
-                Err(first.with_undo(failures))
-            }
-        }
+        StepError::first_of(self.restore(kernel))
     }
 }

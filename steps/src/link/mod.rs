@@ -7,6 +7,7 @@ mod teardown;
 mod up;
 
 pub use add::LinkAdd;
+pub(crate) use mtu::restore as restore_mtu;
 pub use mtu::Mtu;
 pub use netns_move::NetnsMove;
 pub use teardown::Teardown;

@@ -4,6 +4,22 @@
 use crate::kernel::{Kernel, Netns};
 use crate::step::{object, Needs, Step, StepError, StepKind};
 
+/// Puts back the MTU a step replaced (`previous`, when it replaced one): the rollback of `Mtu`
+/// and of the full tunnel's `AutoMtu`.
+pub(crate) fn restore(
+    kernel: &mut dyn Kernel,
+    ns: &Netns,
+    name: &str,
+    previous: Option<u32>,
+) -> Result<(), StepError> {
+    if let Some(previous) = previous {
+        kernel.link_set_mtu(ns, name, previous).map_err(|e| {
+            StepError::new(format!("restore mtu {previous} on {}", object(name, ns)), e)
+        })?;
+    }
+    Ok(())
+}
+
 pub struct Mtu {
     pub name: String,
     pub ns: Netns,
@@ -57,13 +73,6 @@ impl Step for Mtu {
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        if let Some(previous) = self.previous.take() {
-            kernel
-                .link_set_mtu(&self.ns, &self.name, previous)
-                .map_err(|e| {
-                    StepError::new(format!("restore mtu {previous} on {}", self.describe()), e)
-                })?;
-        }
-        Ok(())
+        restore(kernel, &self.ns, &self.name, self.previous.take())
     }
 }

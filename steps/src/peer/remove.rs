@@ -3,7 +3,7 @@
 
 use crate::kernel::{Kernel, LivePeer, Netns, PeerSettings};
 use crate::secret::Key;
-use crate::step::{object, Needs, Step, StepError, StepKind};
+use crate::step::{counted, object, Needs, Step, StepError, StepKind};
 
 pub struct PeerRemove {
     pub name: String,
@@ -52,9 +52,8 @@ impl Step for PeerRemove {
 
     fn describe(&self) -> String {
         format!(
-            "{} peer{} of {}",
-            self.peers.len(),
-            if self.peers.len() == 1 { "" } else { "s" },
+            "{} of {}",
+            counted(self.peers.len(), "peer"),
             object(&self.name, &self.ns)
         )
     }

@@ -3,7 +3,7 @@
 
 use crate::kernel::{Endpoint, Kernel, Netns, PeerSettings, Resolve, Resolved, SecretSource};
 use crate::secret::Key;
-use crate::step::{object, Needs, Step, StepError, StepKind};
+use crate::step::{counted, object, Needs, Step, StepError, StepKind};
 use ipnet::IpNet;
 
 /// A peer as planned: secrets not yet read, endpoint not yet resolved.
@@ -166,9 +166,8 @@ impl Step for PeerSet {
 
     fn describe(&self) -> String {
         format!(
-            "{} peer{} of {}",
-            self.peers.len(),
-            if self.peers.len() == 1 { "" } else { "s" },
+            "{} of {}",
+            counted(self.peers.len(), "peer"),
             object(&self.name, &self.ns)
         )
     }

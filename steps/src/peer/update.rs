@@ -7,7 +7,7 @@ use super::set::{by_name, resolve_all, PeerPlan};
 use crate::kernel::{
     AllowedIpsChange, Kernel, KernelError, LivePeer, Netns, PeerSettings, PeerUpdate,
 };
-use crate::step::{object, Needs, Step, StepError, StepKind};
+use crate::step::{counted, object, Needs, Step, StepError, StepKind};
 use crate::Key;
 
 /// One peer's change: the peer as configured, as it was, and what differs.
@@ -186,11 +186,10 @@ impl Step for PeerUpdates {
     }
 
     fn describe(&self) -> String {
+        let noun = format!("{} peer", self.label);
         format!(
-            "{} {} peer{} of {}",
-            self.updates.len(),
-            self.label,
-            if self.updates.len() == 1 { "" } else { "s" },
+            "{} of {}",
+            counted(self.updates.len(), &noun),
             object(&self.name, &self.ns)
         )
     }

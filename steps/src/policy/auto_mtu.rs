@@ -112,14 +112,7 @@ impl Step for AutoMtu {
     }
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        if let Some(previous) = self.previous.take() {
-            kernel
-                .link_set_mtu(&self.ns, &self.name, previous)
-                .map_err(|e| {
-                    StepError::new(format!("restore mtu {previous} on {}", self.describe()), e)
-                })?;
-        }
-        Ok(())
+        crate::link::restore_mtu(kernel, &self.ns, &self.name, self.previous.take())
     }
 
     fn rollback_is_noop(&self) -> bool {

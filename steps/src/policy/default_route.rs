@@ -1,7 +1,7 @@
 //! A full tunnel's step 3: the `/0` routes in its table, and the unreachable `::/0` of leak
 //! protection.
 
-use super::undo::{first, undo};
+use super::undo::undo;
 use super::{table_of, v6_default, FullTunnel, PolicyObject, EAFNOSUPPORT};
 use crate::kernel::{Kernel, KernelError, Route};
 use crate::produced::Produced;
@@ -154,7 +154,7 @@ impl Step for DefaultRoutes {
         if let Some(t) = self.table {
             errors.extend(self.take_unreachable(kernel, t).err());
         }
-        first(errors)
+        StepError::first_of(errors)
     }
 
     fn rollback_is_noop(&self) -> bool {

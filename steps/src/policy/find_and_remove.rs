@@ -2,8 +2,11 @@
 //! removed.
 
 use super::firewall::nft_table_name;
-use super::undo::{first, undo_all};
-use super::{v6_default, PolicyObject, ENOENT, FWMARK_PRIORITY, RT_TABLE_MAIN, SUPPRESS_PRIORITY};
+use super::undo::undo_all;
+use super::{
+    fwmark_rule, v6_default, PolicyObject, ENOENT, FWMARK_PRIORITY, RT_TABLE_MAIN,
+    SUPPRESS_PRIORITY,
+};
 use crate::kernel::{Kernel, Netns, PolicyRule};
 use crate::step::{join_human, object, Needs, Step, StepError, StepKind};
 
@@ -77,15 +80,7 @@ impl FindAndRemovePolicy {
         for t in tables {
             let mut found = false;
             for v6 in [false, true] {
-                let mine = PolicyRule {
-                    v6,
-                    priority: FWMARK_PRIORITY,
-                    table: t,
-                    fwmark: Some(t),
-                    invert: true,
-                    suppress_prefixlength: None,
-                    other: false,
-                };
+                let mine = fwmark_rule(v6, t);
                 if !rules.contains(&mine) {
                     continue;
                 }
@@ -163,7 +158,7 @@ impl Step for FindAndRemovePolicy {
                 join_human(&names)
             );
         }
-        first(undo_all(kernel, &self.ns, &found))
+        StepError::first_of(undo_all(kernel, &self.ns, &found))
     }
 
     fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {

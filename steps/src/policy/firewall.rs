@@ -1,7 +1,7 @@
 //! A full tunnel's step 4: one nftables table per tunnelled family (anti-spoofing, the mark kept in
 //! conntrack).
 
-use super::undo::{first, undo_all};
+use super::undo::undo_all;
 use super::{table_of, FullTunnel, PolicyObject};
 use crate::kernel::{Kernel, NftTable};
 use crate::produced::Produced;
@@ -158,7 +158,7 @@ impl Step for Firewall {
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
         let objects: Vec<PolicyObject> = self.added.drain(..).map(PolicyObject::Nft).collect();
-        first(undo_all(kernel, &self.tunnel.ns, &objects))
+        StepError::first_of(undo_all(kernel, &self.tunnel.ns, &objects))
     }
 
     fn rollback_is_noop(&self) -> bool {

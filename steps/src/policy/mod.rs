@@ -133,17 +133,22 @@ pub fn rules(ft: &FullTunnel, t: u32) -> Vec<PolicyRule> {
             suppress_prefixlength: Some(0),
             other: false,
         });
-        out.push(PolicyRule {
-            v6,
-            priority: FWMARK_PRIORITY,
-            table: t,
-            fwmark: Some(t),
-            invert: true,
-            suppress_prefixlength: None,
-            other: false,
-        });
+        out.push(fwmark_rule(v6, t));
     }
     out
+}
+
+/// wg-quick's `not fwmark T table T` rule of a full tunnel with table `t`.
+pub(crate) fn fwmark_rule(v6: bool, t: u32) -> PolicyRule {
+    PolicyRule {
+        v6,
+        priority: FWMARK_PRIORITY,
+        table: t,
+        fwmark: Some(t),
+        invert: true,
+        suppress_prefixlength: None,
+        other: false,
+    }
 }
 
 /// One thing a full tunnel leaves beyond the link, as the journal records it and down undoes it.

@@ -1,6 +1,6 @@
 //! Down and recovery: what the journal says a full tunnel made, removed newest first.
 
-use super::undo::{first, undo_all};
+use super::undo::undo_all;
 use super::PolicyObject;
 use crate::kernel::{Kernel, Netns};
 use crate::step::{join_human, Needs, Step, StepError, StepKind};
@@ -55,7 +55,7 @@ impl Step for RemovePolicy {
     }
 
     fn apply(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
-        first(undo_all(kernel, &self.ns, &self.objects))
+        StepError::first_of(undo_all(kernel, &self.ns, &self.objects))
     }
 
     fn rollback(&mut self, _kernel: &mut dyn Kernel) -> Result<(), StepError> {

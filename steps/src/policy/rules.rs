@@ -1,7 +1,7 @@
 //! A full tunnel's step 2: the suppress rule and the fwmark rule of each family, at fixed
 //! priorities.
 
-use super::undo::{first, undo_all};
+use super::undo::undo_all;
 use super::{
     rules, table_of, FullTunnel, PolicyObject, EAFNOSUPPORT, EEXIST, FWMARK_PRIORITY,
     SUPPRESS_PRIORITY,
@@ -120,7 +120,7 @@ impl Step for PolicyRules {
 
     fn rollback(&mut self, kernel: &mut dyn Kernel) -> Result<(), StepError> {
         let objects: Vec<PolicyObject> = self.added.drain(..).map(PolicyObject::Rule).collect();
-        first(undo_all(kernel, &self.tunnel.ns, &objects))
+        StepError::first_of(undo_all(kernel, &self.tunnel.ns, &objects))
     }
 
     fn rollback_is_noop(&self) -> bool {

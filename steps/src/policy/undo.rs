@@ -119,11 +119,3 @@ pub(super) fn undo_all(
     }
     failures
 }
-
-pub(super) fn first(errors: Vec<StepError>) -> Result<(), StepError> {
-    let mut it = errors.into_iter();
-    match it.next() {
-        None => Ok(()),
-        Some(e) => Err(e.with_undo(it.collect())),
-    }
-}

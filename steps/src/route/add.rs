@@ -70,12 +70,7 @@ impl Step for Routes {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{} route{} via {}",
-            self.routes.len(),
-            if self.routes.len() == 1 { "" } else { "s" },
-            object(&self.name, &self.ns)
-        )
+        super::describe(&self.routes, &self.name, &self.ns)
     }
 
     fn print(&self) -> Vec<String> {

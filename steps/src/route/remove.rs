@@ -2,7 +2,7 @@
 //! is another route), removed after the new ones are in place.
 
 use crate::kernel::{Kernel, Netns, Route};
-use crate::step::{join_human, object, Needs, Step, StepError, StepKind};
+use crate::step::{join_human, Needs, Step, StepError, StepKind};
 
 pub struct RoutesRemove {
     pub name: String,
@@ -32,24 +32,14 @@ impl Step for RoutesRemove {
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{} route{} via {}",
-            self.routes.len(),
-            if self.routes.len() == 1 { "" } else { "s" },
-            object(&self.name, &self.ns)
-        )
+        super::describe(&self.routes, &self.name, &self.ns)
     }
 
     fn print(&self) -> Vec<String> {
         self.routes
             .iter()
             .map(|r| {
-                let table = match r.table {
-                    253 => "default".to_string(),
-                    254 => "main".to_string(),
-                    255 => "local".to_string(),
-                    t => t.to_string(),
-                };
+                let table = super::table_name(r.table);
                 let mut line = format!(
                     "{} route del {} dev {} table {table}",
                     self.ns.ip_prefix(),
