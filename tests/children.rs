@@ -230,3 +230,69 @@ fn a_userspace_program_that_never_serves_leaves_nothing() {
 fn a_userspace_program_that_never_returns_leaves_nothing() {
     hostile_program_leaves_nothing(true);
 }
+
+/// boringtun-cli's shape (daemonize forks twice): the program's middle process forks the
+/// server and exits on its own time, after the program itself has exited and the socket
+/// serves. Here the middle lingers 2 s, so wg-exec looks while the server is its grandchild:
+/// `up` must know it as the daemon it started (CI once saw boringtun-cli's middle process
+/// still alive, and `up` refused the socket as served by a stranger), and `down` must end it.
+#[test]
+fn a_daemon_forked_by_a_lingering_middle_process_is_known_and_ended() {
+    let test = "daemon forked by a middle process";
+    if !real_environment(test) {
+        return;
+    }
+    let h = Host::new("m");
+    let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
+    let (key, public) = keys.private("a");
+    let pid_file = keys.dir.path().join("server.pid");
+    let wireguard_go = which("wireguard-go").unwrap();
+    let program = keys.write(
+        "double-fork",
+        &format!(
+            "#!/bin/sh\nset -e\n\
+             ( {wg} -f \"$1\" </dev/null >/dev/null 2>&1 & echo $! > {pid}; sleep 2 ) </dev/null >/dev/null 2>&1 &\n\
+             i=0; while [ ! -S /var/run/wireguard/$1.sock ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\n",
+            wg = wireguard_go.display(),
+            pid = pid_file.display()
+        ),
+    );
+    must(&format!("chmod 0755 {}", program.display()));
+    let config = keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], &key)
+            .with(format!(
+                "listen_port: 51820, backend: Userspace, userspace_implementation: \"{}\"",
+                program.display()
+            ))
+            .render(),
+    );
+    let out = h.op("up", &config);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{test}: up: {log}");
+    let server = std::fs::read_to_string(&pid_file).unwrap();
+    let server = server.trim();
+    // The middle process is still there: the server was a grandchild when wg-exec looked.
+    let parent = must(&format!("ps -o ppid= -p {server}"));
+    assert_ne!(
+        parent.trim(),
+        "1",
+        "{test}: the middle process has already exited"
+    );
+    let dump = wg_dump_in(&ns.name, name, None);
+    assert_eq!(
+        (dump[0][1].as_str(), dump[0][2].as_str()),
+        (public.as_str(), "51820"),
+        "{test}: the device's public key and port"
+    );
+    let out = h.op("down", &config);
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{test}: down: {log}");
+    assert!(!ns.has_link(name), "{test}: link {name} left: {log}");
+    assert!(!socket_exists(name), "{test}: socket left: {log}");
+    let alive = std::fs::read_to_string(format!("/proc/{server}/stat"))
+        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
+        .unwrap_or(false);
+    assert!(!alive, "{test}: the server {server} still runs: {log}");
+    h.assert_as_before(test);
+}

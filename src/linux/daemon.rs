@@ -78,9 +78,9 @@ pub fn start_userspace(
         cmd.arg("--disable-connected-udp");
     }
     // As a child subreaper for the duration of the start, wg-exec inherits the daemon that the
-    // program forks before exiting, and finds its pid in its own children list instead of
+    // program forks before exiting, and finds its pid among its own descendants instead of
     // scanning /proc. (It is reparented to init again when wg-exec exits.)
-    let subreaper = set_child_subreaper(true);
+    let subreaper = Subreaper::on();
     let spawned = {
         // The child inherits the namespace of the thread that forks it.
         let _inside = match target {
@@ -93,18 +93,15 @@ pub fn start_userspace(
     let deadline = Instant::now() + START_LIMIT;
     let starter = spawned.as_ref().map(|c| c.id() as i32).ok();
     let status = spawned.map(|mut child| wait_until(&mut child, deadline));
-    let daemons = match subreaper {
-        true => {
-            let daemons = children();
-            set_child_subreaper(false);
-            // The program itself first: wireguard-go listens on the socket before it forks its
-            // daemon and exits, so the socket's SO_PEERCRED names it, not the daemon.
-            daemons.map(|d| starter.into_iter().chain(d).collect::<Vec<i32>>())
-        }
+    // What it left running, collected while wg-exec is still their subreaper (an orphan is
+    // reparented here, not to init). The program itself first: wireguard-go listens on the
+    // socket before it forks its daemon and exits, so the socket's SO_PEERCRED names it.
+    let left = || match subreaper.0 {
+        true => descendants().map(|d| starter.into_iter().chain(d).collect::<Vec<i32>>()),
         false => None,
     };
     let ended = |error: KernelError| {
-        let pids = daemons.clone().unwrap_or_default();
+        let pids = left().unwrap_or_default();
         end(&pids);
         FailedStart { error, pids }
     };
@@ -134,7 +131,11 @@ pub fn start_userspace(
     }
     while Instant::now() < deadline {
         if super::uapi::ready(socket) {
-            return Ok(daemons);
+            // Only now: boringtun-cli (daemonize) forks twice, and its starter exits once the
+            // grandchild serves the socket, while the middle process may still be between its
+            // fork and its exit. The server exists now, as a descendant through it or (once it
+            // exits) as a child of wg-exec.
+            return Ok(left());
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -286,6 +287,24 @@ pub fn check_socket(name: &str, socket: &Path, known: &[i32], remove_stale: bool
     }
 }
 
+/// wg-exec as a child subreaper while this lives (whether it could be made one), on every
+/// return path of a start.
+struct Subreaper(bool);
+
+impl Subreaper {
+    fn on() -> Self {
+        Subreaper(set_child_subreaper(true))
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        if self.0 {
+            set_child_subreaper(false);
+        }
+    }
+}
+
 fn set_child_subreaper(on: bool) -> bool {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and touches only this process.
     unsafe {
@@ -299,16 +318,68 @@ fn set_child_subreaper(on: bool) -> bool {
     }
 }
 
-/// This thread's living children (/proc/thread-self/children), None where the kernel does not
-/// provide the list.
-fn children() -> Option<Vec<i32>> {
-    let text = std::fs::read_to_string("/proc/thread-self/children").ok()?;
-    Some(
-        text.split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .filter(|p| !exited(*p))
-            .collect(),
-    )
+/// The living children of `pid`, of all its threads (/proc/PID/task/TID/children; an orphan
+/// is reparented to one thread of its subreaper, not necessarily the one that forked). None
+/// where the kernel does not provide the lists.
+fn children(pid: &str) -> Option<Vec<i32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut found = Vec::new();
+    for task in tasks.flatten() {
+        let path = task.path().join("children");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => found.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            ),
+            // The thread ended meanwhile.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    Some(found)
+}
+
+/// This process's living descendants (at most 64 levels deep, at most 4096 of them), read
+/// until two walks agree: a walk that runs while a middle process exits may miss its child,
+/// which is reparented to wg-exec (the subreaper) at that moment, and the next walk finds it
+/// there. None where the kernel does not provide the children lists.
+fn descendants() -> Option<Vec<i32>> {
+    let walk = || -> Option<Vec<i32>> {
+        let mut found = Vec::new();
+        let mut level = vec!["self".to_string()];
+        for _ in 0..64 {
+            let mut next = Vec::new();
+            for pid in &level {
+                // A process that exited meanwhile has no children left to list.
+                let Some(kids) = children(pid) else {
+                    if pid == "self" {
+                        return None;
+                    }
+                    continue;
+                };
+                next.extend(kids.into_iter().filter(|k| !found.contains(k)));
+            }
+            if next.is_empty() || found.len() + next.len() > 4096 {
+                break;
+            }
+            found.extend(&next);
+            level = next.iter().map(i32::to_string).collect();
+        }
+        found.retain(|p| !exited(*p));
+        found.sort_unstable();
+        Some(found)
+    };
+    let mut last = walk()?;
+    for _ in 0..100 {
+        let now = walk()?;
+        if now == last {
+            return Some(now);
+        }
+        last = now;
+    }
+    Some(last)
 }
 
 /// Whether a command line (NUL-separated) names the interface among its arguments
@@ -576,5 +647,62 @@ mod tests {
         );
         drop(listener);
         std::fs::remove_file(&p).unwrap();
+    }
+
+    /// boringtun-cli's shape (daemonize): a middle process forks the server and exits. The
+    /// server is a descendant while the middle process lives, and wg-exec's own child once it
+    /// has exited (reparented to the subreaper, not to init).
+    #[test]
+    fn a_daemon_forked_by_a_middle_process_is_found_before_and_after_it_exits() {
+        use std::io::BufRead;
+        let subreaper = Subreaper::on();
+        assert!(subreaper.0, "PR_SET_CHILD_SUBREAPER failed");
+        let mut middle = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "sleep 30 </dev/null >/dev/null 2>&1 & echo $!; sleep 0.5",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(middle.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let server: i32 = line.trim().parse().unwrap();
+        let through_middle = descendants().unwrap();
+        middle.wait().unwrap();
+        let after = descendants().unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{server}/stat")).unwrap();
+        let parent: i32 = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(server), None);
+        drop(subreaper);
+        assert!(
+            through_middle.contains(&(middle.id() as i32)) && through_middle.contains(&server),
+            "middle {} and server {server} among {through_middle:?}",
+            middle.id()
+        );
+        assert_eq!(
+            parent,
+            std::process::id() as i32,
+            "reparented to the subreaper"
+        );
+        assert!(after.contains(&server), "server {server} among {after:?}");
+        assert!(
+            !after.contains(&(middle.id() as i32)),
+            "the reaped middle process is gone: {after:?}"
+        );
     }
 }
