@@ -5,6 +5,7 @@
 use super::child::{command, mask, Grant};
 use super::netns::Entered;
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -17,6 +18,82 @@ pub struct FailedStart {
     pub pids: Vec<i32>,
 }
 
+/// What a userspace start left running, when it can be known cheaply.
+pub struct Started {
+    /// The program's pid and its living descendants: one of them serves the socket (its
+    /// SO_PEERCRED). Recorded in the journal; the program's own pid is reaped already, so it is
+    /// never signalled.
+    pub known: Vec<i32>,
+    /// The descendants, held by pidfds: what is ended when the start is undone.
+    pub held: Held,
+}
+
+/// Processes held by pidfds (pidfd_open(2)): signalled and waited for as the processes they
+/// were when they were found, never by a pid number that another process may have taken
+/// since (a daemon that exits on its own when its link is deleted is reaped by init, and its
+/// pid is free again). Where the kernel has no pidfds, the pid numbers themselves.
+#[derive(Default)]
+pub struct Held(Vec<(i32, Option<std::os::fd::OwnedFd>)>);
+
+impl Held {
+    /// Those of `pids` that are still there.
+    pub fn of(pids: &[i32]) -> Held {
+        use rustix::process::{pidfd_open, Pid, PidfdFlags};
+        Held(
+            pids.iter()
+                .filter_map(|&p| {
+                    let pid = Pid::from_raw(p)?;
+                    match pidfd_open(pid, PidfdFlags::empty()) {
+                        Ok(fd) => Some((p, Some(fd))),
+                        Err(rustix::io::Errno::SRCH) => None,
+                        Err(_) => (!exited(p)).then_some((p, None)),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    pub fn pids(&self) -> Vec<i32> {
+        self.0.iter().map(|(p, _)| *p).collect()
+    }
+
+    /// SIGKILL to each, then a wait until they have exited (a zombie counts as exited) or
+    /// `within` has passed; returns those still running.
+    fn kill(&self, within: Duration) -> Vec<i32> {
+        use nix::sys::signal::{kill, Signal};
+        for (p, fd) in &self.0 {
+            match fd {
+                Some(fd) => {
+                    let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+                }
+                None => {
+                    let _ = kill(nix::unistd::Pid::from_raw(*p), Signal::SIGKILL);
+                }
+            }
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let left: Vec<i32> = self
+                .0
+                .iter()
+                .filter(|(p, fd)| match fd {
+                    // A pidfd is readable once its process has exited.
+                    Some(fd) => {
+                        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                        !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+                    }
+                    None => !exited(*p),
+                })
+                .map(|(p, _)| *p)
+                .collect();
+            if left.is_empty() || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// How long the program may take to exit (wireguard-go forks its daemon and exits in 12-33 ms)
 /// and then to serve its socket.
 const START_LIMIT: Duration = Duration::from_secs(10);
@@ -24,14 +101,14 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 /// Starts a userspace implementation for `name` in the namespace `target` (None: the current
 /// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of
 /// what it left running (wireguard-go forks a daemon and exits), when they can be known
-/// cheaply. On failure every process it left is killed (and reaped) before returning.
+/// cheaply. On failure every process it left is killed before returning.
 pub fn start_userspace(
     program: &str,
     name: &str,
     target: Option<&File>,
     home: &File,
     socket: &Path,
-) -> Result<Option<Vec<i32>>, FailedStart> {
+) -> Result<Option<Started>, FailedStart> {
     let fail = |error: KernelError| FailedStart {
         error,
         pids: Vec::new(),
@@ -97,13 +174,19 @@ pub fn start_userspace(
     // reparented here, not to init). The program itself first: wireguard-go listens on the
     // socket before it forks its daemon and exits, so the socket's SO_PEERCRED names it.
     let left = || match subreaper.0 {
-        true => descendants().map(|d| starter.into_iter().chain(d).collect::<Vec<i32>>()),
+        true => descendants().map(|d| Started {
+            known: starter.into_iter().chain(d.iter().copied()).collect(),
+            held: Held::of(&d),
+        }),
         false => None,
     };
     let ended = |error: KernelError| {
-        let pids = left().unwrap_or_default();
-        end(&pids);
-        FailedStart { error, pids }
+        let held = left().map(|s| s.held).unwrap_or_default();
+        end(&held);
+        FailedStart {
+            error,
+            pids: held.pids(),
+        }
     };
     let status = status.map_err(fail)?;
     // Its own words (wireguard-go prints a banner) go to the debug log, or into the error.
@@ -174,15 +257,9 @@ fn read_said(file: &File) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// SIGKILL to `pids` (processes a failed start left running, just collected as this process's
-/// children, so not reused), and a wait until they are gone.
-fn end(pids: &[i32]) {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
-    for p in pids {
-        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
-    }
-    let left = wait_exited(pids, Duration::from_secs(5));
+/// SIGKILL to what a failed start left running, and a wait until it is gone.
+fn end(held: &Held) {
+    let left = held.kill(Duration::from_secs(5));
     if !left.is_empty() {
         log::error!("processes {left:?} left by a failed userspace start do not exit");
     }
@@ -473,29 +550,13 @@ fn exited(pid: i32) -> bool {
     }
 }
 
-fn wait_exited(pids: &[i32], within: Duration) -> Vec<i32> {
-    let deadline = Instant::now() + within;
-    loop {
-        let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// After its link was deleted: removes the UAPI socket and ends `pids` (checked to be the
-/// processes serving it just before the link went) with SIGKILL at once. With its link and its
-/// socket gone, nothing is left for it to clean up, and SIGTERM would only cost the 20-50 ms a
-/// Go program takes to shut down. Returns only when they are gone.
-pub fn stop_userspace(socket: &Path, pids: &[i32]) -> Result<(), KernelError> {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
+/// After its link was deleted: removes the UAPI socket and ends `held` (checked to be the
+/// processes serving it, and held, before the link went) with SIGKILL at once. With its link
+/// and its socket gone, nothing is left for it to clean up, and SIGTERM would only cost the
+/// 20-50 ms a Go program takes to shut down. Returns only when they are gone.
+pub fn stop_userspace(socket: &Path, held: &Held) -> Result<(), KernelError> {
     let _ = std::fs::remove_file(socket);
-    for p in pids {
-        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
-    }
-    match wait_exited(pids, Duration::from_secs(5)).as_slice() {
+    match held.kill(Duration::from_secs(5)).as_slice() {
         [] => Ok(()),
         left => Err(KernelError::new(format!(
             "the userspace WireGuard (pid {left:?}) for {} does not exit, even after SIGKILL",
@@ -647,6 +708,24 @@ mod tests {
         );
         drop(listener);
         std::fs::remove_file(&p).unwrap();
+    }
+
+    #[test]
+    fn held_processes_are_ended_and_a_gone_one_is_left_out() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut running = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let gone_pid = gone.id() as i32;
+        gone.wait().unwrap();
+        let pid = running.id() as i32;
+        let held = Held::of(&[pid, gone_pid]);
+        assert_eq!(held.pids(), vec![pid], "a reaped process is not held");
+        assert!(held.0[0].1.is_some(), "held by a pidfd");
+        assert_eq!(held.kill(Duration::from_secs(5)), Vec::<i32>::new());
+        assert_eq!(running.wait().unwrap().signal(), Some(libc::SIGKILL));
     }
 
     /// boringtun-cli's shape (daemonize): a middle process forks the server and exits. The

@@ -59,15 +59,18 @@ impl Links for LinuxKernel {
             },
             false => None,
         };
+        // Held before the link goes: the daemon may exit on its own then, and its pid be taken.
+        let holders = holders.map(|pids| daemon::Held::of(&pids));
         let started = std::time::Instant::now();
         let result = rtnl::del_link(self.route(ns)?, index);
         self.forget(ns, name);
         result?;
         let deleted = started.elapsed();
-        if let Some(pids) = holders {
-            daemon::stop_userspace(&socket, &pids)?;
+        if let Some(held) = holders {
+            daemon::stop_userspace(&socket, &held)?;
             log::debug!(
-                "{name}: link deleted in {deleted:.1?}, its userspace process {pids:?} gone after {:.1?}",
+                "{name}: link deleted in {deleted:.1?}, its userspace process {:?} gone after {:.1?}",
+                held.pids(),
                 started.elapsed()
             );
         }
@@ -160,26 +163,27 @@ impl LinuxKernel {
         };
         let socket = uapi::socket_path(name);
         let socket_before = file_identity(&socket);
-        let pids =
+        let started =
             match daemon::start_userspace(program, name, target.as_ref(), &self.home, &socket) {
-                Ok(pids) => pids,
+                Ok(started) => started,
                 Err(failed) => {
                     let left = self.undo_userspace_start(ns, name, &socket, socket_before);
                     return Err(with_undone(failed.error, &failed.pids, left));
                 }
             };
-        if let Some(pids) = &pids {
-            self.started.insert(name.to_string(), pids.clone());
+        if let Some(s) = &started {
+            self.started.insert(name.to_string(), s.known.clone());
         }
         if rtnl::get_link(self.route(ns)?, name)?.is_none() {
             // It serves the socket but made no link here: stop it.
             let error = KernelError::new(format!(
                 "{program} started but created no link {name} in {ns}"
             ));
-            let pids = self.started.remove(name).unwrap_or_default();
-            daemon::stop_userspace(&socket, &pids)?;
+            self.started.remove(name);
+            let held = started.map(|s| s.held).unwrap_or_default();
+            daemon::stop_userspace(&socket, &held)?;
             let left = self.undo_userspace_start(ns, name, &socket, socket_before);
-            return Err(with_undone(error, &pids, left));
+            return Err(with_undone(error, &held.pids(), left));
         }
         Ok(())
     }
