@@ -78,8 +78,9 @@ fn with_index(index: u32) -> Writer {
 pub fn resolved_set(index: u32, settings: &DnsSettings) -> Result<(), KernelError> {
     let mut bus = Bus::system().map_err(kernel_error)?;
     // resolved learns of a new link from rtnetlink, a moment after it exists: "Link N not
-    // known" (NoSuchLink) is retried for up to 2 s.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    // known" (NoSuchLink) is retried for up to 10 s (a busy or emulated machine; the wait is
+    // only spent while resolved does not know the link).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let mut result = set_and_verify(&mut bus, index, settings);
     while matches!(&result, Err(e) if e.message.contains("NoSuchLink"))
         && std::time::Instant::now() < deadline
