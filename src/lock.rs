@@ -98,3 +98,24 @@ pub fn acquire_in(
         }
     }
 }
+
+/// The pid of the wg-exec working on `iface` now (holding its lock); None when none is, or when
+/// the lock cannot be looked at. It holds the lock shared for an instant, waits for nothing and
+/// writes nothing: for status, which only reads.
+pub fn holder(dir: &Path, iface: &str) -> Option<String> {
+    let handle = StateDir::open(dir, Access::Read).ok()??;
+    let file = handle.peek_lock(&format!("{iface}.lock"))?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_) => None,
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut holder = String::new();
+            let _ = (&mut file).take(32).read_to_string(&mut holder);
+            let holder = holder.trim();
+            Some(match holder.is_empty() {
+                true => "?".to_string(),
+                false => holder.to_string(),
+            })
+        }
+        Err(_) => None,
+    }
+}

@@ -396,6 +396,22 @@ impl StateDir {
         Ok(file)
     }
 
+    /// Opens the existing lock file `name` to look at it (read only, never following a link,
+    /// never creating it); None when there is none, or it is not a regular file.
+    pub fn peek_lock(&self, name: &str) -> Option<File> {
+        let fd = openat(
+            self.raw(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+            Mode::empty(),
+        )
+        .ok()?;
+        let file = File::from(fd);
+        let st = fstat(&file).ok()?;
+        (SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG)
+            .then_some(file)
+    }
+
     /// Whether `file` is still the file named `name` here.
     pub fn is_current(&self, file: &impl AsFd, name: &str) -> bool {
         match (
@@ -406,6 +422,28 @@ impl StateDir {
             _ => false,
         }
     }
+}
+
+/// Which version of a state file is on disk. wg-exec replaces a state file by renaming a new
+/// file over it, so the inode tells a new version even when the modification time does not
+/// (two writes within one tick of the file system's clock). None: there is no such file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    dev: u64,
+    ino: u64,
+    mtime: (i64, i64),
+    len: u64,
+}
+
+pub fn version(path: &Path) -> Option<Version> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(Version {
+        dev: m.dev(),
+        ino: m.ino(),
+        mtime: (m.mtime(), m.mtime_nsec()),
+        len: m.len(),
+    })
 }
 
 fn warn(why: &str) {

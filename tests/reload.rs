@@ -1777,6 +1777,89 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
     }
 }
 
+/// Status takes no lock, so it reads while no other wg-exec holds the interface's: what a
+/// reload has half done is not drift. The test holds the lock, as a reload would, and changes
+/// the MTU meanwhile: a status started then waits, and reports in sync once the MTU is back and
+/// the lock is free. A lock that stays held past its wait is "cannot tell" (4), never drift.
+#[test]
+fn status_waits_while_another_wg_exec_works_and_never_calls_that_drift() {
+    use std::io::Write;
+    let test = "status and a held lock";
+    if !real_environment(test) {
+        return;
+    }
+    let h = Host::new("w");
+    let (a, keys, ia) = (&h.ns, &h.keys, &h.ia);
+    let mut spec = Spec::new(&["198.18.0.1/24"], &keys.private("a"));
+    spec.peers = vec![P::new("p", &fake_key(12, 0), &["198.51.100.0/24"])];
+    let cfg = keys.dir.path().join("a.ron");
+    spec.write(&cfg);
+    ok(wg_exec_in(a, "", "up", ia, &cfg));
+    let status_cmd = || {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &a.name,
+                wg_exec_bin(),
+                "status",
+                ia,
+                "--config",
+            ])
+            .arg(&cfg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mtu = must(&format!("{} cat /sys/class/net/{ia}/mtu", h.inside()));
+    let mtu = mtu.trim();
+    let lock_path = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.lock"));
+    let hold = || {
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&lock_path)
+            .unwrap();
+        write!(file, "{}", std::process::id()).unwrap();
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .unwrap()
+    };
+    // Work in progress: the lock held, the MTU changed.
+    let held = hold();
+    must(&format!("{} ip link set {ia} mtu 1280", h.inside()));
+    let mut status = status_cmd();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        status.try_wait().unwrap().is_none(),
+        "{test}: status read while the lock was held"
+    );
+    // The work done: the MTU back, the lock free.
+    must(&format!("{} ip link set {ia} mtu {mtu}", h.inside()));
+    drop(held);
+    let out = status.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{test}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Held for good: cannot tell, naming the holder.
+    let held = hold();
+    let out = status_cmd().wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{test}: {err}");
+    assert!(
+        err.contains(&format!("another wg-exec (pid {})", std::process::id())),
+        "{test}: {err}"
+    );
+    drop(held);
+    ok(wg_exec_in(a, "", "down", ia, &cfg));
+}
+
 #[test]
 fn status_that_cannot_tell_exits_4_never_1() {
     let test = "status cannot tell";

@@ -24,15 +24,12 @@ use crate::journal;
 use crate::journal::applied::{self, PublicKey, Refresh};
 use crate::outcome::Outcome;
 use crate::refresh::Refresher;
+use crate::state;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use wg_exec_steps::Needs;
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
 
 /// Periods from `--config`, by public key, when one is given.
 fn periods_from(iface: &str, file: &Path) -> Result<BTreeMap<PublicKey, Refresh>, Outcome> {
@@ -94,7 +91,7 @@ pub fn run(a: &RefreshArgs) -> Outcome {
     journal::recovery::expect_userspace(&journal, &mut kernel);
     let mut r = Refresher::new(name, link_ns, sock_ns, overrides, dir.clone());
     r.follow(&recorded);
-    let mut applied_at = modified(&apath);
+    let mut applied_at = state::version(&apath);
     log::info!(
         "{name}: refreshing {} peer endpoint{} known by name",
         r.len(),
@@ -116,7 +113,7 @@ pub fn run(a: &RefreshArgs) -> Outcome {
             }
         }
         // Peers added or removed by a reload.
-        let now_at = modified(&apath);
+        let now_at = state::version(&apath);
         if now_at != applied_at {
             applied_at = now_at;
             if let Ok(Some(rec)) = applied::load(&apath) {

@@ -1,17 +1,26 @@
 //! `wg-exec status IFACE`: the frame of the status wing ([`crate::status`]): loads the journal,
 //! the record and the configuration, reads the live interface, and prints the model with its
-//! drift. Never shows a secret; takes no lock (it only reads).
+//! drift. Never shows a secret; takes no lock (it only reads), and reads while no other
+//! wg-exec holds it.
 
 use super::{load, Session};
 use crate::cli::StatusArgs;
 use crate::config;
 use crate::config::derived::{interface_ns, socket_ns};
 use crate::journal::{self, applied};
+use crate::lock;
 use crate::outcome::Outcome;
 use crate::plan::reload;
 use crate::state;
 use crate::status::{self, drift, render};
+use std::path::Path;
+use std::time::{Duration, Instant};
 use wg_exec_steps::Needs;
+
+/// How long status waits for another wg-exec working on the interface to finish.
+const BUSY_WAIT: Duration = Duration::from_secs(10);
+/// How many times status reads again when the interface changed while it read.
+const READS: usize = 3;
 
 pub fn run(a: &StatusArgs) -> Outcome {
     let name = a.iface.as_str();
@@ -20,27 +29,75 @@ pub fn run(a: &StatusArgs) -> Outcome {
     }
     let dir = journal::state_dir();
     let jpath = journal::path_for(&dir, name);
+    let apath = applied::path_for(&dir, name);
+    // It takes no lock, so it reads a consistent picture another way: never while another
+    // wg-exec holds the interface's lock (a reload half done is not drift), and again when the
+    // journal or the record was replaced while it read.
+    let versions = || (state::version(&jpath), state::version(&apath));
+    for _ in 0..READS {
+        let waited_for = Instant::now() + BUSY_WAIT;
+        while let Some(pid) = lock::holder(&dir, name) {
+            if Instant::now() >= waited_for {
+                return Outcome::Unknown(format!(
+                    "another wg-exec (pid {pid}) has been working on {name} for over {} s; status cannot tell until it finishes",
+                    BUSY_WAIT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let before = versions();
+        let read = read(a, name, &dir, &jpath);
+        if versions() != before || lock::holder(&dir, name).is_some() {
+            log::debug!("{name} changed while status read it: reading again");
+            continue;
+        }
+        let status = match read {
+            Ok(status) => status,
+            Err(o) => return o,
+        };
+        match a.json {
+            true => println!(
+                "{}",
+                serde_json::to_string_pretty(&status).expect("plain data serializes")
+            ),
+            false => print!("{}", render::text(&status)),
+        }
+        return match status.drift.is_empty() {
+            true => Outcome::Done,
+            false => Outcome::Drifted(status.drift),
+        };
+    }
+    Outcome::Unknown(format!(
+        "{name} changed each of the {READS} times status read it; try again"
+    ))
+}
+
+/// One reading: the journal, the record, the configuration and the live interface, and the
+/// drift between them.
+fn read(a: &StatusArgs, name: &str, dir: &Path, jpath: &Path) -> Result<status::Status, Outcome> {
     // Status only reads: an untrusted state directory is read with a warning, but the
     // configuration file its journal names is not followed.
-    let trusted = state::StateDir::open(&dir, state::Access::Change).is_ok();
-    let journal = match journal::peek_read_only(&jpath) {
+    let trusted = state::StateDir::open(dir, state::Access::Change).is_ok();
+    let journal = match journal::peek_read_only(jpath) {
         Ok(Some(j)) if j.is_up() => j,
-        Ok(Some(_)) => return Outcome::NotUp("an up did not finish; it is not up".into()),
+        Ok(Some(_)) => return Err(Outcome::NotUp("an up did not finish; it is not up".into())),
         Ok(None) => {
-            return Outcome::NotUp(format!("it is not up (no journal {})", jpath.display()))
+            return Err(Outcome::NotUp(format!(
+                "it is not up (no journal {})",
+                jpath.display()
+            )))
         }
-        Err(u) => return Outcome::Unknown(format!("{u}")),
+        Err(u) => return Err(Outcome::Unknown(format!("{u}"))),
     };
-    let recorded = match applied::load_read_only(&applied::path_for(&dir, name)) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            return Outcome::Unknown(format!(
+    let apath = applied::path_for(dir, name);
+    let recorded = applied::load_read_only(&apath)
+        .map_err(Outcome::Unknown)?
+        .ok_or_else(|| {
+            Outcome::Unknown(format!(
                 "there is no record of what up applied ({})",
-                applied::path_for(&dir, name).display()
+                apath.display()
             ))
-        }
-        Err(e) => return Outcome::Unknown(e),
-    };
+        })?;
     // The configuration, when it loads; its problems are shown as drift, not as a failure.
     let file = a
         .config
@@ -54,45 +111,24 @@ pub fn run(a: &StatusArgs) -> Outcome {
         needs.add(Needs::namespaces([&socket_ns(c), &interface_ns(c)]));
     }
     // Status only reads: a session without the lock.
-    let session = match Session::open_unlocked(name) {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-    let (mut kernel, _) = match session.kernel_for(&needs) {
-        Ok(k) => k,
-        Err(o) => return o,
-    };
+    let session = Session::open_unlocked(name)?;
+    let (mut kernel, _) = session.kernel_for(&needs)?;
     // Read-only: a stale socket is reported, never removed.
     kernel.set_read_only();
     // The backend and the daemon the journal recorded: only that daemon's socket is used.
     journal::recovery::expect_userspace(&journal, &mut kernel);
-    let live = match reload::read_live(&mut kernel, &link_ns, name) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            return Outcome::NotUp(format!(
+    let live = reload::read_live(&mut kernel, &link_ns, name)
+        .map_err(|e| Outcome::Unknown(format!("cannot read {name} in {link_ns}: {e}")))?
+        .ok_or_else(|| {
+            Outcome::NotUp(format!(
                 "the journal says it is up, but there is no link {name} in {link_ns} (deleted by hand?)"
             ))
-        }
-        Err(e) => return Outcome::Unknown(format!("cannot read {name} in {link_ns}: {e}")),
-    };
+        })?;
     let reload = cfg
         .as_ref()
         .map(|c| drift::Reload::of(c, &recorded, &live, &mut kernel));
     let cfg_reload = cfg.as_ref().zip(reload.as_ref());
-    let d = match drift::all(&journal, &recorded, &live, cfg_reload, &mut kernel) {
-        Ok(d) => d,
-        Err(e) => return Outcome::Unknown(e),
-    };
-    let status = status::Status::of(&journal, &recorded, &live, d);
-    match a.json {
-        true => println!(
-            "{}",
-            serde_json::to_string_pretty(&status).expect("plain data serializes")
-        ),
-        false => print!("{}", render::text(&status)),
-    }
-    match status.drift.is_empty() {
-        true => Outcome::Done,
-        false => Outcome::Drifted(status.drift),
-    }
+    let d = drift::all(&journal, &recorded, &live, cfg_reload, &mut kernel)
+        .map_err(Outcome::Unknown)?;
+    Ok(status::Status::of(&journal, &recorded, &live, d))
 }

@@ -299,6 +299,7 @@ impl Refresher {
                     // A reload may have changed an endpoint since the record was followed
                     // (DNS takes seconds): push only where the record still names the name.
                     let pushes = self.still_recorded(pushes);
+                    let pushes = self.as_now(pushes, kernel);
                     if !pushes.is_empty() {
                         self.push(&pushes, kernel);
                     }
@@ -355,6 +356,34 @@ impl Refresher {
                 }
             }
         }
+    }
+
+    /// The pushes rebuilt from the device as it is now (the caller holds the lock): an
+    /// implementation that re-adds a peer to change its endpoint (boringtun) is sent the peer's
+    /// other settings as they are, not as they were read before the lock, which a reload may
+    /// have changed since. A peer gone meanwhile is not pushed; a failed read defers them all.
+    fn as_now(
+        &mut self,
+        pushes: Vec<(usize, PeerUpdate, Option<SocketAddr>, Why)>,
+        kernel: &mut dyn Kernel,
+    ) -> Vec<(usize, PeerUpdate, Option<SocketAddr>, Why)> {
+        if pushes.is_empty() {
+            return pushes;
+        }
+        if let Err(e) = self.read(kernel) {
+            log::warn!("{e}; the endpoints are pushed on the next pass");
+            for (i, _, _, _) in &pushes {
+                self.tracked[*i].due = Instant::now() + Duration::from_secs(1);
+            }
+            return Vec::new();
+        }
+        pushes
+            .into_iter()
+            .filter_map(|(i, u, old, why)| {
+                let s = self.seen.get(&self.tracked[i].key.to_base64())?;
+                Some((i, update(&s.peer, u.peer.endpoint?), old, why))
+            })
+            .collect()
     }
 
     /// The pushes whose peer's endpoint is, in the record as it is on disk now (the caller
@@ -653,6 +682,60 @@ mod tests {
             drop(held);
             assert_eq!(w.once(), 1);
             assert_eq!(w.baseline_on_disk(), Some(a("203.0.113.3:51820")));
+        }
+
+        #[test]
+        fn a_push_carries_the_peers_settings_as_they_are_under_the_lock() {
+            let mut w = World::new();
+            w.name_moves("203.0.113.3");
+            // What the pass read before it took the lock.
+            w.r.read(&mut w.kernel).unwrap();
+            let key = Key::from_base64(B, false).unwrap();
+            let read = w.r.seen[&key.to_base64()].peer.clone();
+            let pushes = vec![(
+                0,
+                update(&read, a("203.0.113.3:51820")),
+                None,
+                Why::DnsChanged,
+            )];
+            // A reload then gives B an allowed IP and a keepalive.
+            let net: ipnet::IpNet = "198.51.100.0/24".parse().unwrap();
+            {
+                let link = w
+                    .kernel
+                    .state
+                    .links
+                    .get_mut(&(Netns::Current, "wg0".to_string()))
+                    .unwrap();
+                let p = link.peers.get_mut(&key).unwrap();
+                p.allowed_ips = vec![net];
+                p.persistent_keepalive = Some(25);
+            }
+            let now = w.r.as_now(pushes, &mut w.kernel);
+            assert_eq!(now.len(), 1);
+            let peer = &now[0].1.peer;
+            assert_eq!(
+                peer.allowed_ips,
+                vec![net],
+                "the reload's allowed IPs are kept"
+            );
+            assert_eq!(peer.persistent_keepalive, Some(25));
+            assert_eq!(peer.endpoint, Some(a("203.0.113.3:51820")));
+            // A peer a reload removed is not pushed back.
+            w.kernel
+                .state
+                .links
+                .get_mut(&(Netns::Current, "wg0".to_string()))
+                .unwrap()
+                .peers
+                .clear();
+            let pushes = vec![(
+                0,
+                update(&read, a("203.0.113.3:51820")),
+                None,
+                Why::DnsChanged,
+            )];
+            assert!(w.r.as_now(pushes, &mut w.kernel).is_empty());
         }
 
         #[test]
