@@ -6,7 +6,9 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use support::conf::Conf;
+use support::keys::Keys;
 use support::*;
 
 const NET_ADMIN: u64 = 1 << 12;
@@ -173,22 +175,14 @@ fn hostile_program_leaves_nothing(foreground: bool) {
             pid_file.display()
         ),
     };
-    let program = keys.write(
-        "stand-in",
+    let config = stand_in(
+        keys,
+        &key,
         &format!(
-            "#!/bin/sh\nset -e\nip tuntap add dev \"$1\" mode tun\nmkdir -p /var/run/wireguard\n\
-             /usr/bin/python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' /var/run/wireguard/$1.sock\n{last}\n"
+            "ip tuntap add dev \"$1\" mode tun\nmkdir -p /var/run/wireguard\n\
+             /usr/bin/python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' /var/run/wireguard/$1.sock\n{last}"
         ),
-    );
-    must(&format!("chmod 0755 {}", program.display()));
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with(format!(
-                "backend: Userspace, userspace_implementation: \"{}\"",
-                program.display()
-            ))
-            .render(),
+        "",
     );
     let state = keys.dir.path().join("state");
     let started = std::time::Instant::now();
@@ -215,10 +209,30 @@ fn hostile_program_leaves_nothing(foreground: bool) {
     assert!(!socket_exists(name), "{test}: socket file left: {log}");
     let pid = std::fs::read_to_string(&pid_file).unwrap();
     let pid = pid.trim();
-    let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    assert!(!running(pid), "{test}: its process {pid} still runs: {log}");
+}
+
+/// Writes a stand-in userspace program (`sh -e`, `body` after the shebang) and a configuration
+/// with `fields` that starts it; returns the configuration's path.
+fn stand_in(keys: &Keys, key: &Path, body: &str, fields: &str) -> PathBuf {
+    let program = keys.write("stand-in", &format!("#!/bin/sh\nset -e\n{body}\n"));
+    must(&format!("chmod 0755 {}", program.display()));
+    keys.write(
+        "c.ron",
+        &Conf::new(&["192.0.2.1/24"], key)
+            .with(format!(
+                "{fields}backend: Userspace, userspace_implementation: \"{}\"",
+                program.display()
+            ))
+            .render(),
+    )
+}
+
+/// Whether process `pid` is there and not a zombie.
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
-        .unwrap_or(false);
-    assert!(!alive, "{test}: its process {pid} still runs: {log}");
+        .unwrap_or(false)
 }
 
 #[test]
@@ -245,38 +259,33 @@ fn a_daemon_forked_by_a_lingering_middle_process_is_known_and_ended() {
     let h = Host::new("m");
     let (ns, keys, name) = (&h.ns, &h.keys, &h.ia);
     let (key, public) = keys.private("a");
-    let pid_file = keys.dir.path().join("server.pid");
-    let wireguard_go = which("wireguard-go").unwrap();
-    let program = keys.write(
-        "double-fork",
-        &format!(
-            "#!/bin/sh\nset -e\n\
-             ( {wg} -f \"$1\" </dev/null >/dev/null 2>&1 & echo $! > {pid}; sleep 2 ) </dev/null >/dev/null 2>&1 &\n\
-             i=0; while [ ! -S /var/run/wireguard/$1.sock ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done\n",
-            wg = wireguard_go.display(),
-            pid = pid_file.display()
-        ),
+    let (server_pid, middle_pid) = (
+        keys.dir.path().join("server.pid"),
+        keys.dir.path().join("middle.pid"),
     );
-    must(&format!("chmod 0755 {}", program.display()));
-    let config = keys.write(
-        "c.ron",
-        &Conf::new(&["192.0.2.1/24"], &key)
-            .with(format!(
-                "listen_port: 51820, backend: Userspace, userspace_implementation: \"{}\"",
-                program.display()
-            ))
-            .render(),
+    let wireguard_go = which("wireguard-go").unwrap();
+    let config = stand_in(
+        keys,
+        &key,
+        &format!(
+            "( sh -c 'echo $PPID' > {middle}; {wg} -f \"$1\" </dev/null >/dev/null 2>&1 & echo $! > {server}; sleep 2 ) </dev/null >/dev/null 2>&1 &\n\
+             i=0; while [ ! -S /var/run/wireguard/$1.sock ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done",
+            wg = wireguard_go.display(),
+            server = server_pid.display(),
+            middle = middle_pid.display()
+        ),
+        "listen_port: 51820, ",
     );
     let out = h.op("up", &config);
     let log = text(&out.stderr);
     assert!(out.status.success(), "{test}: up: {log}");
-    let server = std::fs::read_to_string(&pid_file).unwrap();
-    let server = server.trim();
+    let read = |f: &Path| std::fs::read_to_string(f).unwrap().trim().to_string();
+    let (server, middle) = (read(&server_pid), read(&middle_pid));
     // The middle process is still there: the server was a grandchild when wg-exec looked.
     let parent = must(&format!("ps -o ppid= -p {server}"));
-    assert_ne!(
+    assert_eq!(
         parent.trim(),
-        "1",
+        middle,
         "{test}: the middle process has already exited"
     );
     let dump = wg_dump_in(&ns.name, name, None);
@@ -290,9 +299,9 @@ fn a_daemon_forked_by_a_lingering_middle_process_is_known_and_ended() {
     assert!(out.status.success(), "{test}: down: {log}");
     assert!(!ns.has_link(name), "{test}: link {name} left: {log}");
     assert!(!socket_exists(name), "{test}: socket left: {log}");
-    let alive = std::fs::read_to_string(format!("/proc/{server}/stat"))
-        .map(|s| !s.rsplit_once(')').unwrap().1.trim_start().starts_with('Z'))
-        .unwrap_or(false);
-    assert!(!alive, "{test}: the server {server} still runs: {log}");
+    assert!(
+        !running(&server),
+        "{test}: the server {server} still runs: {log}"
+    );
     h.assert_as_before(test);
 }
