@@ -74,10 +74,7 @@ pub fn acquire_in(
             }
             Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
                 file = f;
-                let mut holder = String::new();
-                let _ = file.rewind();
-                let _ = (&mut file).take(32).read_to_string(&mut holder);
-                let holder = holder.trim();
+                let holder = named_pid(&file);
                 if Instant::now() >= deadline {
                     return Err(format!(
                         "another wg-exec (pid {holder}) is working on {iface} and did not finish within {} s (lock {}); use --wait SECONDS to wait longer",
@@ -99,23 +96,101 @@ pub fn acquire_in(
     }
 }
 
-/// The pid of the wg-exec working on `iface` now (holding its lock); None when none is, or when
-/// the lock cannot be looked at. It holds the lock shared for an instant, waits for nothing and
-/// writes nothing: for status, which only reads.
-pub fn holder(dir: &Path, iface: &str) -> Option<String> {
-    let handle = StateDir::open(dir, Access::Read).ok()??;
-    let file = handle.peek_lock(&format!("{iface}.lock"))?;
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        Ok(_) => None,
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-            let mut holder = String::new();
-            let _ = (&mut file).take(32).read_to_string(&mut holder);
-            let holder = holder.trim();
-            Some(match holder.is_empty() {
-                true => "?".to_string(),
-                false => holder.to_string(),
-            })
-        }
-        Err(_) => None,
+/// The pid a lock file names (what its holder wrote), "?" when it names none: a file's text is
+/// never shown as it is.
+fn named_pid(file: &File) -> String {
+    let mut text = String::new();
+    let mut file = file;
+    let _ = file.rewind();
+    let _ = file.take(32).read_to_string(&mut text);
+    match text.trim().parse::<u32>() {
+        Ok(pid) => pid.to_string(),
+        Err(_) => "?".to_string(),
+    }
+}
+
+/// The pid of the wg-exec working on `iface` now (holding its lock in `dir`); None when none
+/// is, or when the lock cannot be looked at. It takes no lock, not even for an instant (an
+/// acquirer that does not wait would take that instant for a holder): the lock file's
+/// device and inode are looked up among the kernel's flocks in /proc/locks.
+pub fn holder_in(dir: &StateDir, iface: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let file = dir.peek_lock(&format!("{iface}.lock"))?;
+    let meta = file.metadata().ok()?;
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(meta.dev()),
+        nix::sys::stat::minor(meta.dev()),
+        meta.ino()
+    );
+    let mut locks = String::new();
+    // /proc/locks has a line per lock in the system: bounded, as everything read.
+    File::open("/proc/locks")
+        .ok()?
+        .take(64 << 20)
+        .read_to_string(&mut locks)
+        .ok()?;
+    held_in(&locks, &id).then(|| named_pid(&file))
+}
+
+/// Whether /proc/locks (`locks`) shows a granted exclusive flock on the file `id`
+/// (MAJOR:MINOR:INODE, as the kernel writes it). A waiter's line ("-> FLOCK ...") is not one.
+fn held_in(locks: &str, id: &str) -> bool {
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        matches!(f.as_slice(), [_, "FLOCK", _, "WRITE", _, file, ..] if *file == id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_is_seen_held_only_while_it_is_and_takes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let handle = StateDir::open(dir.path(), Access::Change).unwrap().unwrap();
+        assert_eq!(holder_in(&handle, "wg0"), None, "no lock file");
+        let never = AtomicBool::new(false);
+        let held = acquire_in(&handle, "wg0", Duration::ZERO, &never).unwrap();
+        assert_eq!(
+            holder_in(&handle, "wg0"),
+            Some(std::process::id().to_string())
+        );
+        // Looking took nothing: an acquirer that does not wait is refused by the holder only.
+        assert!(acquire_in(&handle, "wg0", Duration::ZERO, &never).is_err());
+        drop(held);
+        assert_eq!(holder_in(&handle, "wg0"), None, "released");
+        // A stale lock file (a killed holder) is no holder; its text is never shown as it is.
+        std::fs::write(dir.path().join("wg0.lock"), "\x1b[2Jhello").unwrap();
+        assert_eq!(holder_in(&handle, "wg0"), None);
+        let file = handle.open_lock("wg0.lock").unwrap();
+        let locked = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .unwrap();
+        assert_eq!(holder_in(&handle, "wg0"), Some("?".to_string()));
+        drop(locked);
+    }
+
+    #[test]
+    fn only_a_granted_exclusive_flock_on_that_file_counts() {
+        let locks = "1: FLOCK  ADVISORY  WRITE 411 00:19:1234 0 EOF\n\
+                     1: -> FLOCK  ADVISORY  WRITE 412 00:19:1234 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 99 00:19:5678 0 EOF\n\
+                     3: FLOCK  ADVISORY  READ 98 00:19:9999 0 EOF\n";
+        assert!(held_in(locks, "00:19:1234"));
+        assert!(!held_in(locks, "00:19:12345"));
+        assert!(
+            !held_in(locks, "00:19:5678"),
+            "a POSIX lock is not wg-exec's"
+        );
+        assert!(
+            !held_in(locks, "00:19:9999"),
+            "a shared flock is not wg-exec's"
+        );
+        assert!(!held_in(
+            "1: -> FLOCK  ADVISORY  WRITE 412 00:19:1 0 EOF",
+            "00:19:1"
+        ));
     }
 }

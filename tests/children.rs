@@ -247,7 +247,8 @@ fn a_userspace_program_that_never_returns_leaves_nothing() {
 
 /// boringtun-cli's shape (daemonize forks twice): the program's middle process forks the
 /// server and exits on its own time, after the program itself has exited and the socket
-/// serves. Here the middle lingers 2 s, so wg-exec looks while the server is its grandchild:
+/// serves. Here the middle lingers until the test has looked, so wg-exec looks while the
+/// server is its grandchild:
 /// `up` must know it as the daemon it started (CI once saw boringtun-cli's middle process
 /// still alive, and `up` refused the socket as served by a stranger), and `down` must end it.
 #[test]
@@ -263,16 +264,19 @@ fn a_daemon_forked_by_a_lingering_middle_process_is_known_and_ended() {
         keys.dir.path().join("server.pid"),
         keys.dir.path().join("middle.pid"),
     );
+    // The middle process exits once this file is there (or after 60 s).
+    let release = keys.dir.path().join("release");
     let wireguard_go = which("wireguard-go").unwrap();
     let config = stand_in(
         keys,
         &key,
         &format!(
-            "( sh -c 'echo $PPID' > {middle}; {wg} -f \"$1\" </dev/null >/dev/null 2>&1 & echo $! > {server}; sleep 2 ) </dev/null >/dev/null 2>&1 &\n\
+            "( sh -c 'echo $PPID' > {middle}; {wg} -f \"$1\" </dev/null >/dev/null 2>&1 & echo $! > {server}; j=0; while [ ! -e {release} ] && [ $j -lt 6000 ]; do sleep 0.01; j=$((j+1)); done ) </dev/null >/dev/null 2>&1 &\n\
              i=0; while [ ! -S /var/run/wireguard/$1.sock ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done",
             wg = wireguard_go.display(),
             server = server_pid.display(),
-            middle = middle_pid.display()
+            middle = middle_pid.display(),
+            release = release.display()
         ),
         "listen_port: 51820, ",
     );
@@ -288,6 +292,7 @@ fn a_daemon_forked_by_a_lingering_middle_process_is_known_and_ended() {
         middle,
         "{test}: the middle process has already exited"
     );
+    std::fs::write(&release, "").unwrap();
     let dump = wg_dump_in(&ns.name, name, None);
     assert_eq!(
         (dump[0][1].as_str(), dump[0][2].as_str()),

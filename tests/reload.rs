@@ -1778,12 +1778,12 @@ fn metric_0_and_ipv6_metric_1024_are_no_drift() {
 }
 
 /// Status takes no lock, so it reads while no other wg-exec holds the interface's: what a
-/// reload has half done is not drift. The test holds the lock, as a reload would, and changes
-/// the MTU meanwhile: a status started then waits, and reports in sync once the MTU is back and
-/// the lock is free. A lock that stays held past its wait is "cannot tell" (4), never drift.
+/// reload has half done is not drift. Another process holds the lock, as a reload would, and
+/// adds an address meanwhile: a status started then waits, and reports in sync once the
+/// address is gone again and the lock is free. A lock that stays held past the wait is "cannot tell" (4),
+/// never drift. A status run by the holder itself (a hook) reads at once.
 #[test]
 fn status_waits_while_another_wg_exec_works_and_never_calls_that_drift() {
-    use std::io::Write;
     let test = "status and a held lock";
     if !real_environment(test) {
         return;
@@ -1812,51 +1812,83 @@ fn status_waits_while_another_wg_exec_works_and_never_calls_that_drift() {
             .spawn()
             .unwrap()
     };
-    let mtu = must(&format!("{} cat /sys/class/net/{ia}/mtu", h.inside()));
-    let mtu = mtu.trim();
-    let lock_path = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.lock"));
-    let hold = || {
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&lock_path)
-            .unwrap();
-        write!(file, "{}", std::process::id()).unwrap();
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| e)
-            .unwrap()
+    let said = |out: &Output| format!("{}{}", text(&out.stdout), text(&out.stderr));
+    // The change in progress: an address added (drift), then taken away again.
+    let address = |verb: &str| {
+        must(&format!(
+            "{} ip address {verb} 198.18.1.99/32 dev {ia}",
+            h.inside()
+        ))
     };
-    // Work in progress: the lock held, the MTU changed.
-    let held = hold();
-    must(&format!("{} ip link set {ia} mtu 1280", h.inside()));
+    let lock = Path::new(&journal_path(ia)).with_file_name(format!("{ia}.lock"));
+    // Another process holds the lock and names itself in it, as wg-exec does.
+    let hold = || {
+        let mut holder = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec 9>>{0}; flock -x 9; echo $$ > {0}; echo held; exec sleep 600",
+                lock.display()
+            ))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "held");
+        holder
+    };
+    let release = |mut holder: Child| {
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+    };
+    // Work in progress: the lock held, an address added.
+    let holder = hold();
+    address("add");
     let mut status = status_cmd();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         status.try_wait().unwrap().is_none(),
         "{test}: status read while the lock was held"
     );
-    // The work done: the MTU back, the lock free.
-    must(&format!("{} ip link set {ia} mtu {mtu}", h.inside()));
-    drop(held);
+    // The work done: the address gone again, the lock free.
+    address("del");
+    release(holder);
     let out = status.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{test}: {}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{test}: {}", said(&out));
     // Held for good: cannot tell, naming the holder.
-    let held = hold();
+    let holder = hold();
     let out = status_cmd().wait_with_output().unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{test}: {err}");
+    assert_eq!(out.status.code(), Some(4), "{test}: {}", said(&out));
     assert!(
-        err.contains(&format!("another wg-exec (pid {})", std::process::id())),
-        "{test}: {err}"
+        said(&out).contains(&format!("another wg-exec (pid {})", holder.id())),
+        "{test}: {}",
+        said(&out)
     );
+    release(holder);
+    // Held by status's own ancestor (this test, as wg-exec for its hooks): read at once.
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&lock)
+        .unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    std::fs::write(&lock, std::process::id().to_string()).unwrap();
+    address("add");
+    let out = status_cmd().wait_with_output().unwrap();
+    address("del");
     drop(held);
+    assert_eq!(out.status.code(), Some(1), "{test}: {}", said(&out));
+    assert!(
+        said(&out).contains("198.18.1.99/32"),
+        "{test}: {}",
+        said(&out)
+    );
+    let out = status_cmd().wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{test}: {}", said(&out));
     ok(wg_exec_in(a, "", "down", ia, &cfg));
 }
 

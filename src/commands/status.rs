@@ -32,11 +32,22 @@ pub fn run(a: &StatusArgs) -> Outcome {
     let apath = applied::path_for(&dir, name);
     // It takes no lock, so it reads a consistent picture another way: never while another
     // wg-exec holds the interface's lock (a reload half done is not drift), and again when the
-    // journal or the record was replaced while it read.
+    // journal or the record was replaced while it read. A hook of the wg-exec that holds it
+    // (`post_up: wg-exec status ...`) reads at once, as it always did: waiting would be for
+    // itself.
+    let handle = state::StateDir::open(&dir, state::Access::Read)
+        .ok()
+        .flatten();
+    let busy = || {
+        handle
+            .as_ref()
+            .and_then(|h| lock::holder_in(h, name))
+            .filter(|pid| !ancestor(pid))
+    };
     let versions = || (state::version(&jpath), state::version(&apath));
+    let waited_for = Instant::now() + BUSY_WAIT;
     for _ in 0..READS {
-        let waited_for = Instant::now() + BUSY_WAIT;
-        while let Some(pid) = lock::holder(&dir, name) {
+        while let Some(pid) = busy() {
             if Instant::now() >= waited_for {
                 return Outcome::Unknown(format!(
                     "another wg-exec (pid {pid}) has been working on {name} for over {} s; status cannot tell until it finishes",
@@ -47,7 +58,7 @@ pub fn run(a: &StatusArgs) -> Outcome {
         }
         let before = versions();
         let read = read(a, name, &dir, &jpath);
-        if versions() != before || lock::holder(&dir, name).is_some() {
+        if versions() != before || busy().is_some() {
             log::debug!("{name} changed while status read it: reading again");
             continue;
         }
@@ -70,6 +81,31 @@ pub fn run(a: &StatusArgs) -> Outcome {
     Outcome::Unknown(format!(
         "{name} changed each of the {READS} times status read it; try again"
     ))
+}
+
+/// Whether `pid` (a lock's holder) is this process or one of its ancestors.
+fn ancestor(pid: &str) -> bool {
+    let Ok(wanted) = pid.parse::<i32>() else {
+        return false;
+    };
+    let mut at = std::process::id() as i32;
+    for _ in 0..64 {
+        if at == wanted {
+            return true;
+        }
+        // The parent pid: the field after the state, after the last ')' of the name.
+        let parent = std::fs::read_to_string(format!("/proc/{at}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+            });
+        match parent {
+            Some(p) if p > 0 => at = p,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// One reading: the journal, the record, the configuration and the live interface, and the

@@ -62,13 +62,12 @@ impl Held {
     fn kill(&self, within: Duration) -> Vec<i32> {
         use nix::sys::signal::{kill, Signal};
         for (p, fd) in &self.0 {
-            match fd {
-                Some(fd) => {
-                    let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
-                }
-                None => {
-                    let _ = kill(nix::unistd::Pid::from_raw(*p), Signal::SIGKILL);
-                }
+            let sent = fd.as_ref().is_some_and(|fd| {
+                rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL).is_ok()
+            });
+            // No pidfd, or a filter that refuses the signal through it while the process runs.
+            if !sent && !gone(fd.as_ref()) {
+                let _ = kill(nix::unistd::Pid::from_raw(*p), Signal::SIGKILL);
             }
         }
         let deadline = Instant::now() + within;
@@ -77,11 +76,7 @@ impl Held {
                 .0
                 .iter()
                 .filter(|(p, fd)| match fd {
-                    // A pidfd is readable once its process has exited.
-                    Some(fd) => {
-                        let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
-                        !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
-                    }
+                    Some(_) => !gone(fd.as_ref()),
                     None => !exited(*p),
                 })
                 .map(|(p, _)| *p)
@@ -99,9 +94,8 @@ impl Held {
 const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Starts a userspace implementation for `name` in the namespace `target` (None: the current
-/// one, which is never entered) and waits until it serves its UAPI socket. Returns the pids of
-/// what it left running (wireguard-go forks a daemon and exits), when they can be known
-/// cheaply. On failure every process it left is killed before returning.
+/// one, which is never entered) and waits until it serves its UAPI socket. Returns what it left
+/// running (wireguard-go forks a daemon and exits), when that can be known cheaply. On failure every process it left is killed before returning.
 pub fn start_userspace(
     program: &str,
     name: &str,
@@ -255,6 +249,29 @@ fn read_said(file: &File) -> String {
     let _ = file.rewind();
     let _ = file.take(64 * 1024).read_to_end(&mut bytes);
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Whether the process of a pidfd has exited (the pidfd is readable then; a zombie has).
+fn gone(fd: Option<&std::os::fd::OwnedFd>) -> bool {
+    let Some(fd) = fd else {
+        return false;
+    };
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Holds those of `pids` that serve `name`'s UAPI socket: each is held by a pidfd first and
+/// checked to serve it after, so the process held is the one checked (a pid number found to
+/// serve and then held could have been another's by then).
+pub fn hold_serving(name: &str, socket: &Path, pids: &[i32]) -> Held {
+    let mut held = Held::of(pids);
+    let serving = still_serving(name, socket, &held.pids());
+    held.0
+        .retain(|(p, fd)| serving.contains(p) && !gone(fd.as_ref()));
+    held
 }
 
 /// SIGKILL to what a failed start left running, and a wait until it is gone.
@@ -475,68 +492,68 @@ pub fn uapi_holders(name: &str, socket: &Path) -> Vec<i32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    // boringtun binds "/var/run/wireguard//NAME.sock": compare paths in one spelling.
-    let normal = |p: &str| {
-        let mut p = p.to_string();
-        while p.contains("//") {
-            p = p.replace("//", "/");
-        }
-        match p.strip_prefix("/var/run/") {
-            Some(rest) => format!("/run/{rest}"),
-            None => p,
-        }
-    };
     let wanted = normal(&socket.to_string_lossy());
-    let mut pids = Vec::new();
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        if !names(&cmdline, name) {
-            continue;
-        }
-        let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
-            continue;
-        };
-        let inodes: Vec<String> = unix
-            .lines()
-            .filter(|l| l.split_whitespace().nth(7).map(normal).as_deref() == Some(&*wanted))
-            .filter_map(|l| l.split_whitespace().nth(6).map(|i| format!("socket:[{i}]")))
-            .collect();
-        let holds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .map(|fds| {
-                fds.flatten().any(|fd| {
-                    std::fs::read_link(fd.path())
-                        .map(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
-                        .unwrap_or(false)
-                })
-            })
-            .unwrap_or(false);
-        if holds {
-            pids.push(pid);
-        }
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| serves(*pid, name, &wanted))
+        .collect()
+}
+
+/// A socket path in one spelling: boringtun binds "/var/run/wireguard//NAME.sock".
+fn normal(path: &str) -> String {
+    let mut p = path.to_string();
+    while p.contains("//") {
+        p = p.replace("//", "/");
     }
-    pids
+    match p.strip_prefix("/var/run/") {
+        Some(rest) => format!("/run/{rest}"),
+        None => p,
+    }
+}
+
+/// Whether process `pid` serves `name`'s UAPI socket (`wanted`, in [`normal`] spelling): an
+/// argument is the interface name and one of its descriptors is the listening socket bound to
+/// that path (found through /proc/PID/net/unix, which shows the socket's own network namespace).
+fn serves(pid: i32, name: &str, wanted: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    if !names(&cmdline, name) {
+        return false;
+    }
+    let Ok(unix) = std::fs::read_to_string(format!("/proc/{pid}/net/unix")) else {
+        return false;
+    };
+    let inodes: Vec<String> = unix
+        .lines()
+        .filter(|l| l.split_whitespace().nth(7).map(normal).as_deref() == Some(wanted))
+        .filter_map(|l| l.split_whitespace().nth(6).map(|i| format!("socket:[{i}]")))
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .map(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+                    .unwrap_or(false)
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// Those of `pids` that still serve `name`'s UAPI socket: running, `name` among their
-/// arguments, and holding the listening socket bound to `socket` (see [`uapi_holders`]). A
+/// arguments, and holding the listening socket bound to `socket` (see [`serves`]). A
 /// recorded pid may have been reused since by another program (wireguard-go's starter exits at
 /// once, and its pid is free again): a `tcpdump -i wg0` is never taken for the daemon.
 pub fn still_serving(name: &str, socket: &Path, pids: &[i32]) -> Vec<i32> {
-    let alive: Vec<i32> = pids.iter().copied().filter(|p| !exited(*p)).collect();
-    if alive.is_empty() {
-        return alive;
-    }
-    let holders = uapi_holders(name, socket);
-    alive.into_iter().filter(|p| holders.contains(p)).collect()
+    let wanted = normal(&socket.to_string_lossy());
+    pids.iter()
+        .copied()
+        .filter(|p| !exited(*p) && serves(*p, name, &wanted))
+        .collect()
 }
 
 /// Gone, or a zombie waiting for its parent.
@@ -736,11 +753,13 @@ mod tests {
         use std::io::BufRead;
         let subreaper = Subreaper::on();
         assert!(subreaper.0, "PR_SET_CHILD_SUBREAPER failed");
+        // The middle process exits when its input ends, after the first look.
         let mut middle = std::process::Command::new("sh")
             .args([
                 "-c",
-                "sleep 30 </dev/null >/dev/null 2>&1 & echo $!; sleep 0.5",
+                "sleep 30 </dev/null >/dev/null 2>&1 & echo $!; read _",
             ])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -750,6 +769,7 @@ mod tests {
             .unwrap();
         let server: i32 = line.trim().parse().unwrap();
         let through_middle = descendants().unwrap();
+        drop(middle.stdin.take());
         middle.wait().unwrap();
         let after = descendants().unwrap();
         let stat = std::fs::read_to_string(format!("/proc/{server}/stat")).unwrap();

@@ -278,7 +278,7 @@ impl Refresher {
                     p => Duration::from_secs(p),
                 };
         }
-        let pushed = pushes.len();
+        let mut pushed = 0;
         if !pushes.is_empty() || adopted || self.tracked.iter().any(|t| t.unsaved) {
             // The lock only for the moment of the write; busy: next time (never wait on up,
             // down or reload).
@@ -300,6 +300,7 @@ impl Refresher {
                     // (DNS takes seconds): push only where the record still names the name.
                     let pushes = self.still_recorded(pushes);
                     let pushes = self.as_now(pushes, kernel);
+                    pushed = pushes.len();
                     if !pushes.is_empty() {
                         self.push(&pushes, kernel);
                     }

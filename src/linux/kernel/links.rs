@@ -31,7 +31,8 @@ impl Links for LinuxKernel {
     fn link_del(&mut self, ns: &Netns, name: &str) -> Result<(), KernelError> {
         let index = self.index(ns, name)?;
         let socket = uapi::socket_path(name);
-        // Who serves a userspace device, found before its link goes: the processes this run
+        // Who serves a userspace device, found and held (pidfds) before its link goes (the
+        // daemon may exit on its own then, and its pid be taken): the processes this run
         // started or the journal recorded, if they still are what they were, else a /proc scan.
         // A process found by the scan is taken only in the link's namespace or the daemon's:
         // wireguard-go serving the same name in another namespace binds the same socket path.
@@ -39,10 +40,10 @@ impl Links for LinuxKernel {
             true => match self
                 .started
                 .get(name)
-                .map(|pids| daemon::still_serving(name, &socket, pids))
-                .filter(|pids| !pids.is_empty())
+                .map(|pids| daemon::hold_serving(name, &socket, pids))
+                .filter(|held| !held.pids().is_empty())
             {
-                Some(pids) => Some(pids),
+                Some(held) => Some(held),
                 None => {
                     let all = daemon::uapi_holders(name, &socket);
                     let ours = self.in_namespaces(name, ns, all.clone());
@@ -53,14 +54,12 @@ impl Links for LinuxKernel {
                         );
                         None
                     } else {
-                        Some(ours)
+                        Some(daemon::hold_serving(name, &socket, &ours))
                     }
                 }
             },
             false => None,
         };
-        // Held before the link goes: the daemon may exit on its own then, and its pid be taken.
-        let holders = holders.map(|pids| daemon::Held::of(&pids));
         let started = std::time::Instant::now();
         let result = rtnl::del_link(self.route(ns)?, index);
         self.forget(ns, name);

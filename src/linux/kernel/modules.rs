@@ -66,17 +66,19 @@ mod tests {
         assert!(live("wireguard", sys, Duration::ZERO).is_ok());
         let file = sys.join("initstate");
         std::fs::write(&file, "coming\n").unwrap();
+        // The flag is set before "live" is written: seen set, live() did not return early.
+        let flipped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flip = {
-            let file = file.clone();
+            let (file, flipped) = (file.clone(), flipped.clone());
             std::thread::spawn(move || {
                 std::thread::sleep(Duration::from_millis(100));
+                flipped.store(true, std::sync::atomic::Ordering::SeqCst);
                 std::fs::write(&file, "live\n").unwrap();
             })
         };
-        let started = Instant::now();
         live("wireguard", sys, Duration::from_secs(10)).unwrap();
         assert!(
-            started.elapsed() >= Duration::from_millis(100),
+            flipped.load(std::sync::atomic::Ordering::SeqCst),
             "returned while coming"
         );
         flip.join().unwrap();
