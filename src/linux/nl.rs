@@ -110,25 +110,14 @@ fn decode_error(flags: u16, body: &[u8]) -> (i32, Option<String>) {
 
 /// SO_RCVTIMEO, so that a lost reply is an error instead of a hang.
 fn set_recv_timeout(sock: &Socket, d: std::time::Duration) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let tv = libc::timeval {
-        tv_sec: d.as_secs() as libc::time_t,
-        tv_usec: d.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: a valid socket descriptor and a timeval of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    match rc {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
+    use nix::sys::time::{TimeVal, TimeValLike};
+    // At most a year: TimeVal asserts its range.
+    let micros = d
+        .min(std::time::Duration::from_secs(365 * 86_400))
+        .as_micros();
+    let tv = TimeVal::microseconds(micros as i64);
+    nix::sys::socket::setsockopt(sock, nix::sys::socket::sockopt::ReceiveTimeout, &tv)
+        .map_err(std::io::Error::from)
 }
 
 impl Conn {
