@@ -110,13 +110,25 @@ fn named_pid(file: &File) -> String {
 }
 
 /// The pid of the wg-exec working on `iface` now (holding its lock in `dir`); None when none
-/// is, or when the lock cannot be looked at. It takes no lock, not even for an instant (an
-/// acquirer that does not wait would take that instant for a holder): the lock file's
-/// device and inode are looked up among the kernel's flocks in /proc/locks.
+/// is, or when the lock cannot be looked at. See [`held`].
 pub fn holder_in(dir: &StateDir, iface: &str) -> Option<String> {
+    holder_of(&dir.open_existing(&format!("{iface}.lock"))?)
+}
+
+/// The pid of the process that holds the lock `file` now, as the file names it; None when
+/// none holds it. See [`held`].
+pub fn holder_of(file: &File) -> Option<String> {
+    held(file).then(|| named_pid(file))
+}
+
+/// Whether another process holds the lock `file` now. It takes no lock, not even for an
+/// instant (an acquirer that does not wait would take that instant for a holder): the file's
+/// device and inode are looked up among the kernel's flocks in /proc/locks.
+fn held(file: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
-    let file = dir.peek_lock(&format!("{iface}.lock"))?;
-    let meta = file.metadata().ok()?;
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
     let id = format!(
         "{:02x}:{:02x}:{}",
         nix::sys::stat::major(meta.dev()),
@@ -125,12 +137,15 @@ pub fn holder_in(dir: &StateDir, iface: &str) -> Option<String> {
     );
     let mut locks = String::new();
     // /proc/locks has a line per lock in the system: bounded, as everything read.
-    File::open("/proc/locks")
-        .ok()?
-        .take(64 << 20)
-        .read_to_string(&mut locks)
-        .ok()?;
-    held_in(&locks, &id).then(|| named_pid(&file))
+    match File::open("/proc/locks") {
+        Ok(f) => {
+            if f.take(64 << 20).read_to_string(&mut locks).is_err() {
+                return false;
+            }
+        }
+        Err(_) => return false,
+    }
+    held_in(&locks, &id)
 }
 
 /// Whether /proc/locks (`locks`) shows a granted exclusive flock on the file `id`

@@ -396,9 +396,9 @@ impl StateDir {
         Ok(file)
     }
 
-    /// Opens the existing lock file `name` to look at it (read only, never following a link,
-    /// never creating it); None when there is none, or it is not a regular file.
-    pub fn peek_lock(&self, name: &str) -> Option<File> {
+    /// Opens the existing file `name` to look at it (read only, never following a link or
+    /// blocking, never creating it); None when there is none, or it is not a regular file.
+    pub fn open_existing(&self, name: &str) -> Option<File> {
         let fd = openat(
             self.raw(),
             name,

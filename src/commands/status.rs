@@ -13,6 +13,8 @@ use crate::outcome::Outcome;
 use crate::plan::reload;
 use crate::state;
 use crate::status::{self, drift, render};
+use nix::sys::stat::{fstat, FileStat};
+use std::fs::File;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use wg_exec_steps::Needs;
@@ -31,23 +33,21 @@ pub fn run(a: &StatusArgs) -> Outcome {
     let jpath = journal::path_for(&dir, name);
     let apath = applied::path_for(&dir, name);
     // It takes no lock, so it reads a consistent picture another way: never while another
-    // wg-exec holds the interface's lock (a reload half done is not drift), and again when the
-    // journal or the record was replaced while it read. A hook of the wg-exec that holds it
-    // (`post_up: wg-exec status ...`) reads at once, as it always did: waiting would be for
-    // itself.
+    // wg-exec holds the interface's lock (a reload half done is not drift), and again when
+    // another wg-exec took the lock or replaced the journal or the record while it read. A hook
+    // of the wg-exec that holds it (`post_up: wg-exec status ...`) reads at once, as it always
+    // did: waiting would be for itself.
     let handle = state::StateDir::open(&dir, state::Access::Read)
         .ok()
         .flatten();
-    let busy = || {
-        handle
-            .as_ref()
-            .and_then(|h| lock::holder_in(h, name))
-            .filter(|pid| !ancestor(pid))
-    };
-    let versions = || (state::version(&jpath), state::version(&apath));
+    let busy = |h: &state::StateDir| lock::holder_in(h, name).filter(|pid| !ancestor(pid));
     let waited_for = Instant::now() + BUSY_WAIT;
     for _ in 0..READS {
-        while let Some(pid) = busy() {
+        let Some(h) = &handle else {
+            // No state directory (or none it can open): read says why.
+            break;
+        };
+        while let Some(pid) = busy(h) {
             if Instant::now() >= waited_for {
                 return Outcome::Unknown(format!(
                     "another wg-exec (pid {pid}) has been working on {name} for over {} s; status cannot tell until it finishes",
@@ -56,31 +56,94 @@ pub fn run(a: &StatusArgs) -> Outcome {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let before = versions();
+        let pinned = Pinned::of(h, name, [&jpath, &apath]);
         let read = read(a, name, &dir, &jpath);
-        if versions() != before || busy().is_some() {
+        if pinned.disturbed() {
+            // Reading again needs a lookup in the state directory, which root, its privileges
+            // given up for the read, cannot do in another user's.
+            if state::version(&jpath).is_none() {
+                return Outcome::Unknown(format!(
+                    "another wg-exec worked on {name} while status read it, and status cannot read {} again with the privileges it has left; run it again",
+                    dir.display()
+                ));
+            }
             log::debug!("{name} changed while status read it: reading again");
             continue;
         }
-        let status = match read {
-            Ok(status) => status,
-            Err(o) => return o,
-        };
-        match a.json {
-            true => println!(
-                "{}",
-                serde_json::to_string_pretty(&status).expect("plain data serializes")
-            ),
-            false => print!("{}", render::text(&status)),
-        }
-        return match status.drift.is_empty() {
-            true => Outcome::Done,
-            false => Outcome::Drifted(status.drift),
-        };
+        return show(a, read);
     }
-    Outcome::Unknown(format!(
-        "{name} changed each of the {READS} times status read it; try again"
-    ))
+    match handle {
+        None => show(a, read(a, name, &dir, &jpath)),
+        Some(_) => Outcome::Unknown(format!(
+            "{name} changed each of the {READS} times status read it; try again"
+        )),
+    }
+}
+
+/// Prints a reading; its outcome (in sync or drifted) or why there is none.
+fn show(a: &StatusArgs, read: Result<status::Status, Outcome>) -> Outcome {
+    let status = match read {
+        Ok(status) => status,
+        Err(o) => return o,
+    };
+    match a.json {
+        true => println!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("plain data serializes")
+        ),
+        false => print!("{}", render::text(&status)),
+    }
+    match status.drift.is_empty() {
+        true => Outcome::Done,
+        false => Outcome::Drifted(status.drift),
+    }
+}
+
+/// The state files as they were when a reading began, held open: whether another wg-exec took
+/// the lock or replaced the journal or the record meanwhile (every writer renames a new file
+/// over the old one, which is left with no link) is told from these descriptors, without
+/// looking a name up again (status gives up the privileges that a lookup in another user's
+/// state directory needs). A lock file made later belongs to an operation that replaces the
+/// journal before it changes anything.
+struct Pinned {
+    files: Vec<(File, Option<FileStat>)>,
+    lock: Option<File>,
+}
+
+impl Pinned {
+    /// `paths`: the journal's and the record's, in `dir`.
+    fn of(dir: &state::StateDir, name: &str, paths: [&Path; 2]) -> Pinned {
+        let files = paths
+            .iter()
+            .filter_map(|p| dir.open_existing(p.file_name()?.to_str()?))
+            .map(|f| {
+                let st = fstat(&f).ok();
+                (f, st)
+            })
+            .collect();
+        Pinned {
+            files,
+            lock: dir.open_existing(&format!("{name}.lock")),
+        }
+    }
+
+    fn disturbed(&self) -> bool {
+        let moved = |a: &FileStat, b: &FileStat| {
+            (a.st_nlink, a.st_size, a.st_mtime, a.st_mtime_nsec)
+                != (b.st_nlink, b.st_size, b.st_mtime, b.st_mtime_nsec)
+        };
+        self.files
+            .iter()
+            .any(|(f, before)| match (before, fstat(f)) {
+                (Some(b), Ok(now)) => moved(b, &now) || now.st_nlink == 0,
+                _ => true,
+            })
+            || self
+                .lock
+                .as_ref()
+                .and_then(lock::holder_of)
+                .is_some_and(|pid| !ancestor(&pid))
+    }
 }
 
 /// Whether `pid` (a lock's holder) is this process or one of its ancestors.
@@ -167,4 +230,58 @@ fn read(a: &StatusArgs, name: &str, dir: &Path, jpath: &Path) -> Result<status::
     let d = drift::all(&journal, &recorded, &live, cfg_reload, &mut kernel)
         .map_err(Outcome::Unknown)?;
     Ok(status::Status::of(&journal, &recorded, &live, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::BufRead;
+
+    #[test]
+    fn a_replaced_state_file_or_a_lock_taken_meanwhile_disturbs_a_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (jpath, apath) = (journal::path_for(d, "wg0"), applied::path_for(d, "wg0"));
+        std::fs::write(&jpath, "journal").unwrap();
+        std::fs::write(&apath, "record").unwrap();
+        let handle = state::StateDir::open(d, state::Access::Change)
+            .unwrap()
+            .unwrap();
+        let pinned = Pinned::of(&handle, "wg0", [&jpath, &apath]);
+        assert_eq!(pinned.files.len(), 2);
+        assert!(!pinned.disturbed(), "nothing happened");
+        // A writer renames a new record over the old one.
+        handle
+            .write_atomic("wg0.applied.json", b"record 2")
+            .unwrap();
+        assert!(pinned.disturbed(), "the record was replaced");
+        // Another process takes the lock (made after the pin: an operation's journal write
+        // would tell; made before it: the lock itself).
+        let pinned = Pinned::of(&handle, "wg0", [&jpath, &apath]);
+        let lock = d.join("wg0.lock");
+        std::fs::write(&lock, "").unwrap();
+        let pinned_lock = Pinned::of(&handle, "wg0", [&jpath, &apath]);
+        let mut holder = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec 9>>{0}; flock -x 9; echo $$ > {0}; echo held; exec sleep 60",
+                lock.display()
+            ))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let (before, after) = (pinned.disturbed(), pinned_lock.disturbed());
+        holder.kill().unwrap();
+        holder.wait().unwrap();
+        assert_eq!(line.trim(), "held");
+        assert!(
+            !before,
+            "no lock file when it was pinned, and no file replaced"
+        );
+        assert!(after, "the lock it pinned is held by another process");
+    }
 }
