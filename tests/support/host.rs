@@ -141,15 +141,16 @@ pub struct Wg {
 }
 
 impl Wg {
-    /// Its state directory is `DIR/unit/state` (made), the unit's /run/wireguard
+    /// Its state directory is `DIR/unit/state` (made, mode 0700), the unit's /run/wireguard
     /// `DIR/unit/wireguard`; `dir` is the test's own (a `Keys` directory). For a unit user,
     /// DIR and everything in it is then chowned to the user, as its unit's files are: make
     /// this after the files the runs read.
     pub fn new(who: Who, dir: &Path, ns: &str, ia: &str, cfg: &Path) -> Wg {
         let unit_dir = dir.join("unit");
         let (state, sockets) = (unit_dir.join("state"), unit_dir.join("wireguard"));
+        // The state directory as the shipped units make it (StateDirectoryMode=0700).
         must(&format!(
-            "mkdir -p {} {}",
+            "mkdir -p {0} {1} && chmod 0700 {0}",
             state.display(),
             sockets.display()
         ));

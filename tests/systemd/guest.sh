@@ -96,6 +96,12 @@ ping_peer() { # the peer host's tunnel address, through wg0; the first handshake
     done
     return 1
 }
+settled() { # public key: its latest handshake is over 6 s old, past WireGuard's REKEY_TIMEOUT (5 s),
+    # so that the retry of a lost first initiation cannot make a new handshake later (a check
+    # that a reload keeps the session would take that for the reload's doing)
+    local hs; hs=$(peer_field latest-handshakes "$1")
+    [ "${hs:-0}" -gt 0 ] && [ $(($(date +%s) - hs)) -ge 6 ]
+}
 peer_field() { # wg show field (latest-handshakes, endpoints, persistent-keepalive, transfer), public key
     wg show wg0 "$1" 2>/dev/null | awk -v k="$2" '$1 == k { $1 = ""; sub(/^ /, ""); print }'
 }
@@ -214,6 +220,7 @@ case_interface() { # label (root|non-root), backend (Auto|Userspace)
     check "$L: /var/lib/wg-exec is owned by the unit's user" \
         eq "$(stat -c %U /var/lib/wg-exec)" "$(test "$1" = root && echo root || echo wg-exec)"
     check "$L: ping 192.0.2.2 (the peer host) through the tunnel" ping_peer
+    check "$L: the peer's session is settled (latest handshake over 6 s old)" wait_for 15 settled "$PUB_PEER"
     hs0=$(peer_field latest-handshakes "$PUB_PEER")
     check "$L: a handshake with the peer" test "${hs0:-0}" -gt 0
     # The journal: wg-exec's own lines, filed by priority (<N> prefixes on a journal stderr).

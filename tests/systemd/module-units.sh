@@ -42,6 +42,7 @@ EOF
     check "$L: ping 192.0.2.2 through the tunnel" ping_peer
     check "$L: journalctl -u $M shows wg-exec's lines" wait_for 10 jq_unit $M "" "wg0 is up"
     # Reload in place: peer2 gains a keepalive, the peer keeps its session.
+    check "$L: the peer's session is settled (latest handshake over 6 s old)" wait_for 15 settled "$PUB_PEER"
     hs0=$(peer_field latest-handshakes "$PUB_PEER")
     BACKEND=Auto ENDPOINT=203.0.113.2:51820 KEEPALIVE2=17 HOOKS="" PEER_EXTRA="" write_config
     check "$L: systemctl reload $M" systemctl reload $M
