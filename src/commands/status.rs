@@ -41,12 +41,12 @@ pub fn run(a: &StatusArgs) -> Outcome {
         .ok()
         .flatten();
     let busy = |h: &state::StateDir| lock::holder_in(h, name).filter(|pid| !ancestor(pid));
+    let Some(h) = &handle else {
+        // No state directory (or none it can open): the reading says why.
+        return show(a, read(a, name, &dir, &jpath));
+    };
     let waited_for = Instant::now() + BUSY_WAIT;
     for _ in 0..READS {
-        let Some(h) = &handle else {
-            // No state directory (or none it can open): read says why.
-            break;
-        };
         while let Some(pid) = busy(h) {
             if Instant::now() >= waited_for {
                 return Outcome::Unknown(format!(
@@ -72,12 +72,9 @@ pub fn run(a: &StatusArgs) -> Outcome {
         }
         return show(a, read);
     }
-    match handle {
-        None => show(a, read(a, name, &dir, &jpath)),
-        Some(_) => Outcome::Unknown(format!(
-            "{name} changed each of the {READS} times status read it; try again"
-        )),
-    }
+    Outcome::Unknown(format!(
+        "{name} changed each of the {READS} times status read it; try again"
+    ))
 }
 
 /// Prints a reading; its outcome (in sync or drifted) or why there is none.
@@ -156,15 +153,8 @@ fn ancestor(pid: &str) -> bool {
         if at == wanted {
             return true;
         }
-        // The parent pid: the field after the state, after the last ')' of the name.
-        let parent = std::fs::read_to_string(format!("/proc/{at}/stat"))
-            .ok()
-            .and_then(|s| {
-                s.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
-            });
-        match parent {
-            Some(p) if p > 0 => at = p,
+        match crate::linux::daemon::state_and_parent(at) {
+            Some((_, parent)) if parent > 0 => at = parent,
             _ => return false,
         }
     }

@@ -66,7 +66,7 @@ impl Held {
                 rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL).is_ok()
             });
             // No pidfd, or a filter that refuses the signal through it while the process runs.
-            if !sent && !gone(fd.as_ref()) {
+            if !sent && alive(*p, fd.as_ref()) {
                 let _ = kill(nix::unistd::Pid::from_raw(*p), Signal::SIGKILL);
             }
         }
@@ -75,10 +75,7 @@ impl Held {
             let left: Vec<i32> = self
                 .0
                 .iter()
-                .filter(|(p, fd)| match fd {
-                    Some(_) => !gone(fd.as_ref()),
-                    None => !exited(*p),
-                })
+                .filter(|(p, fd)| alive(*p, fd.as_ref()))
                 .map(|(p, _)| *p)
                 .collect();
             if left.is_empty() || Instant::now() >= deadline {
@@ -95,7 +92,8 @@ const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// Starts a userspace implementation for `name` in the namespace `target` (None: the current
 /// one, which is never entered) and waits until it serves its UAPI socket. Returns what it left
-/// running (wireguard-go forks a daemon and exits), when that can be known cheaply. On failure every process it left is killed before returning.
+/// running (wireguard-go forks a daemon and exits), when that can be known cheaply. On failure
+/// every process it left is killed before returning.
 pub fn start_userspace(
     program: &str,
     name: &str,
@@ -251,26 +249,28 @@ fn read_said(file: &File) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Whether the process of a pidfd has exited (the pidfd is readable then; a zombie has).
-fn gone(fd: Option<&std::os::fd::OwnedFd>) -> bool {
+/// Whether a held process still runs: its pidfd is not readable yet (it is once the process
+/// has exited; a zombie's is), or, without a pidfd, /proc shows it running.
+fn alive(pid: i32, fd: Option<&std::os::fd::OwnedFd>) -> bool {
     let Some(fd) = fd else {
-        return false;
+        return !exited(pid);
     };
     let mut fds = [nix::poll::PollFd::new(
         fd.as_fd(),
         nix::poll::PollFlags::POLLIN,
     )];
-    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+    !matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
-/// Holds those of `pids` that serve `name`'s UAPI socket: each is held by a pidfd first and
-/// checked to serve it after, so the process held is the one checked (a pid number found to
-/// serve and then held could have been another's by then).
+/// Holds those of `pids` that still serve `name`'s UAPI socket (see [`serves`]): each is held
+/// by a pidfd first and checked after, so the process held is the one checked. A recorded pid
+/// may have been reused since by another program (wireguard-go's starter exits at once, and its
+/// pid is free again): a `tcpdump -i wg0` is never taken for the daemon.
 pub fn hold_serving(name: &str, socket: &Path, pids: &[i32]) -> Held {
+    let wanted = normal(&socket.to_string_lossy());
     let mut held = Held::of(pids);
-    let serving = still_serving(name, socket, &held.pids());
     held.0
-        .retain(|(p, fd)| serving.contains(p) && !gone(fd.as_ref()));
+        .retain(|(p, fd)| serves(*p, name, &wanted) && alive(*p, fd.as_ref()));
     held
 }
 
@@ -544,27 +544,18 @@ fn serves(pid: i32, name: &str, wanted: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Those of `pids` that still serve `name`'s UAPI socket: running, `name` among their
-/// arguments, and holding the listening socket bound to `socket` (see [`serves`]). A
-/// recorded pid may have been reused since by another program (wireguard-go's starter exits at
-/// once, and its pid is free again): a `tcpdump -i wg0` is never taken for the daemon.
-pub fn still_serving(name: &str, socket: &Path, pids: &[i32]) -> Vec<i32> {
-    let wanted = normal(&socket.to_string_lossy());
-    pids.iter()
-        .copied()
-        .filter(|p| !exited(*p) && serves(*p, name, &wanted))
-        .collect()
-}
-
 /// Gone, or a zombie waiting for its parent.
 fn exited(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(true),
-    }
+    state_and_parent(pid).is_none_or(|(state, _)| state == 'Z')
+}
+
+/// A process's state letter and parent pid, from /proc/PID/stat: the fields after the last ')'
+/// (the name before it may hold anything, parentheses and spaces too). None: no such process.
+pub fn state_and_parent(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
 }
 
 /// After its link was deleted: removes the UAPI socket and ends `held` (checked to be the
@@ -772,16 +763,7 @@ mod tests {
         drop(middle.stdin.take());
         middle.wait().unwrap();
         let after = descendants().unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{server}/stat")).unwrap();
-        let parent: i32 = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let (_, parent) = state_and_parent(server).unwrap();
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(server),
             nix::sys::signal::Signal::SIGKILL,

@@ -2,7 +2,7 @@
 //! userspace implementation's UAPI socket for keys and peers; setns to reach named namespaces.
 
 mod child;
-mod daemon;
+pub(crate) mod daemon;
 pub(crate) mod dbus;
 mod dns;
 mod genl;
